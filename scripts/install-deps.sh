@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install, by Debian package name, everything the build, the tests, the demo
+# and the benchmark need on a fresh Debian 12 machine. Safe to run again.
+set -eu
+PACKAGES="build-essential autoconf automake libtool pkg-config
+  corosync libcmap-dev libquorum-dev libqb-dev libcorosync-common-dev
+  libsam4 libsam-dev libcpputest-dev libsystemd-dev
+  iproute2 util-linux procps psmisc valgrind groff-base mandoc
+  clang libclang-rt-14-dev
+  debhelper dpkg-dev devscripts lintian fakeroot"
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+fi
+# Debian starts corosync when the package is installed; a running system
+# corosync is never needed (tests and the demo start private ones), so stop it
+# only if we can, and never fail because of it.
+if command -v corosync >/dev/null 2>&1 && [ -f /run/corosync.pid ] && [ -d /run/systemd/system ]; then
+    systemctl stop corosync >/dev/null 2>&1 || true
+fi
