@@ -1,0 +1,49 @@
+// channel.hpp - the socket between one instance and its supervisor.
+//
+// A SOCK_SEQPACKET pair created before fork. The instance end sends requests
+// and blocks for the reply; the supervisor end receives whole datagrams
+// (header, inline data, at most one descriptor) and answers. Every send uses
+// MSG_NOSIGNAL: a peer that has gone away must never kill us with SIGPIPE.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <corosync/corotypes.h>
+
+#include "fd.hpp"
+#include "wire.hpp"
+
+namespace sam {
+
+struct ChannelPair {
+    UniqueFd instance_end;
+    UniqueFd supervisor_end;
+};
+
+// Creates the pair (close-on-exec both ends). Returns false with errno set.
+[[nodiscard]] bool make_channel_pair(ChannelPair &out) noexcept;
+
+// Instance side: one request, then wait for its reply. Returns the status the
+// supervisor answered, or CS_ERR_LIBRARY if the channel is broken.
+[[nodiscard]] cs_error_t channel_call(int fd, const wire::RequestHeader &header, const void *data,
+                                      size_t data_len, int pass_fd) noexcept;
+
+// Supervisor side: one received datagram.
+struct Received {
+    enum class Kind { Message, Closed, Nothing, Error } kind = Kind::Nothing;
+    std::vector<unsigned char> bytes; // the datagram as received
+    UniqueFd fd;                      // a passed descriptor, if any
+    size_t fd_count = 0;              // how many arrived (extra ones are closed)
+    bool truncated = false;           // datagram or control data did not fit
+};
+
+// Non-blocking receive of one datagram on the supervisor end.
+[[nodiscard]] Received channel_receive(int fd, size_t max_len);
+
+// Supervisor side: answer the pending request. Returns false if the instance
+// end is gone (it then dies or has died; the pidfd tells).
+bool channel_reply(int fd, cs_error_t status) noexcept;
+
+} // namespace sam

@@ -1,0 +1,95 @@
+// corosync_link.hpp - the supervisor's thread that talks to corosync.
+//
+// cmap and quorum calls can block for seconds while corosync shuts down, so
+// none of them runs on the supervisor's loop: this thread owns the cmap
+// connection (CmapState) and the quorum connection (QuorumWatch), performs
+// the state writes the loop asks for, keeps `last_updated` fresh (coalesced:
+// at most four writes per poll period), reconnects with back-off when
+// corosync goes away and republishes every key. It reports back through an
+// eventfd: quorum changes and the result of writes the loop waits for.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <corosync/corotypes.h>
+
+#include "fd.hpp"
+#include "health.hpp"
+
+namespace sam {
+
+class CmapState;
+class QuorumWatch;
+
+class CorosyncLink {
+  public:
+    struct Event {
+        enum class Kind { Quorum, StateWritten } kind;
+        bool quorate = false;
+        cs_error_t error = CS_OK;
+    };
+    enum class Finish { DeleteKeys, MarkFailed };
+
+    // Takes over connections made before fork (either may be null).
+    static std::unique_ptr<CorosyncLink> start(std::unique_ptr<CmapState> cmap, std::shared_ptr<QuorumWatch> quorum,
+                                               uint64_t interval_ms);
+    ~CorosyncLink();
+    CorosyncLink(const CorosyncLink &) = delete;
+    CorosyncLink &operator=(const CorosyncLink &) = delete;
+
+    [[nodiscard]] int event_fd() const noexcept { return events_fd_.get(); }
+    [[nodiscard]] std::vector<Event> take_events();
+    [[nodiscard]] bool quorate() const noexcept { return quorate_.load(); }
+
+    // Asks for the state key to be written. When `awaited`, a StateWritten
+    // event reports the result. The state also decides what last_updated
+    // follows: the instance's heartbeats while "running", the supervisor's
+    // own clock while "waiting for quorum".
+    void publish_state(const char *state, bool awaited);
+    // The instance's page and the time of its last message, for last_updated.
+    void watch_instance(std::shared_ptr<HeartbeatPage> page);
+    void note_life(uint64_t at_ns) noexcept { life_ns_.store(at_ns, std::memory_order_relaxed); }
+    void set_healthy(bool healthy) noexcept { healthy_.store(healthy); }
+
+    // Final write, then the thread ends. Bounded by corosync's own IPC timeouts.
+    void finish(Finish how);
+    // In a freshly forked instance: the thread does not exist here. Close our
+    // descriptors and forget everything without touching corosync.
+    void abandon_in_child() noexcept;
+
+  private:
+    CorosyncLink() = default;
+    void run();
+    void post(Event e);
+
+    struct Command {
+        enum class Kind { State, Finish } kind;
+        const char *state = nullptr;
+        bool awaited = false;
+        Finish finish = Finish::DeleteKeys;
+    };
+
+    std::unique_ptr<CmapState> cmap_;
+    std::shared_ptr<QuorumWatch> quorum_;
+    uint64_t interval_ms_ = 0;
+
+    UniqueFd events_fd_;  // loop side: readable when events_ is not empty
+    UniqueFd wakeup_fd_;  // thread side: readable when commands_ is not empty
+    std::mutex m_;
+    std::deque<Command> commands_;
+    std::vector<Event> events_;
+    std::shared_ptr<HeartbeatPage> page_;
+    std::atomic<uint64_t> life_ns_{0};
+    std::atomic<bool> healthy_{false};
+    std::atomic<bool> quorate_{false};
+    std::thread thread_;
+};
+
+} // namespace sam

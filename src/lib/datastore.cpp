@@ -1,0 +1,83 @@
+// datastore.cpp - immutable data blobs and the sealed-memfd transfer.
+#include "datastore.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+namespace sam {
+
+std::shared_ptr<const DataBlob> DataBlob::copy_of(const void *data, size_t size) {
+    std::shared_ptr<DataBlob> b(new DataBlob());
+    b->heap_.assign(static_cast<const unsigned char *>(data), static_cast<const unsigned char *>(data) + size);
+    b->data_ = b->heap_.data();
+    b->size_ = size;
+    return b;
+}
+
+std::shared_ptr<const DataBlob> DataBlob::from_sealed_memfd(int fd, size_t size, cs_error_t &error) noexcept {
+    constexpr int kRequiredSeals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+    const int seals = ::fcntl(fd, F_GET_SEALS);
+    struct stat st {};
+    if (seals < 0 || (seals & kRequiredSeals) != kRequiredSeals || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size < 0 || static_cast<uint64_t>(st.st_size) != size || size == 0) {
+        error = CS_ERR_MESSAGE_ERROR;
+        return nullptr;
+    }
+    // Sealed: the contents can no longer change, so a private read-only
+    // mapping is as good as a copy, without copying.
+    void *addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (addr == MAP_FAILED) {
+        error = (errno == ENOMEM || errno == EAGAIN) ? CS_ERR_NO_MEMORY : CS_ERR_LIBRARY;
+        return nullptr;
+    }
+    Mapping m(addr, size);
+    try {
+        std::shared_ptr<DataBlob> b(new DataBlob());
+        b->data_ = static_cast<const unsigned char *>(addr);
+        b->size_ = size;
+        b->mapping_ = std::move(m);
+        return b;
+    } catch (...) {
+        error = CS_ERR_NO_MEMORY;
+        return nullptr;
+    }
+}
+
+UniqueFd make_sealed_memfd(const void *data, size_t size, cs_error_t &error) noexcept {
+    UniqueFd fd(::memfd_create("libsam-data", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd) {
+        error = (errno == EMFILE || errno == ENFILE) ? CS_ERR_NO_RESOURCES : CS_ERR_LIBRARY;
+        return UniqueFd();
+    }
+    const auto *p = static_cast<const unsigned char *>(data);
+    size_t done = 0;
+    while (done < size) {
+        const ssize_t n = retry_eintr([&] { return ::write(fd.get(), p + done, size - done); });
+        if (n <= 0) {
+            error = (n < 0 && (errno == ENOMEM || errno == ENOSPC || errno == EFBIG)) ? CS_ERR_NO_MEMORY
+                                                                                       : CS_ERR_LIBRARY;
+            return UniqueFd();
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+        error = CS_ERR_LIBRARY;
+        return UniqueFd();
+    }
+    return fd;
+}
+
+cs_error_t DataStore::restore(void *out, size_t out_size) const noexcept {
+    if (!blob_ || blob_->size() == 0)
+        return CS_OK;
+    if (out_size < blob_->size())
+        return CS_ERR_INVALID_PARAM;
+    std::memcpy(out, blob_->data(), blob_->size());
+    return CS_OK;
+}
+
+} // namespace sam

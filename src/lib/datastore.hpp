@@ -1,0 +1,62 @@
+// datastore.hpp - the user data kept by sam_data_store().
+//
+// The bytes live in the supervisor, as in upstream, and reach each new
+// instance through fork. A stored value is an immutable DataBlob: small ones
+// are heap copies, large ones are sealed memfds mapped read-only, so a
+// 64 MiB store is never copied through a socket and can never be changed
+// after the fact. Replacing the blob is a pointer swap: a store either
+// completes or leaves the previous data whole.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include <corosync/corotypes.h>
+
+#include "fd.hpp"
+
+namespace sam {
+
+class DataBlob {
+  public:
+    DataBlob(const DataBlob &) = delete;
+    DataBlob &operator=(const DataBlob &) = delete;
+
+    // Heap copy; throws std::bad_alloc.
+    static std::shared_ptr<const DataBlob> copy_of(const void *data, size_t size);
+
+    // Maps a memfd that must be sealed against writing, growing and shrinking
+    // and be exactly `size` bytes long. Returns nullptr with `error` set:
+    // CS_ERR_NO_MEMORY when it cannot be mapped, CS_ERR_MESSAGE_ERROR when the
+    // descriptor is not what the sender claimed.
+    static std::shared_ptr<const DataBlob> from_sealed_memfd(int fd, size_t size, cs_error_t &error) noexcept;
+
+    [[nodiscard]] const unsigned char *data() const noexcept { return data_; }
+    [[nodiscard]] size_t size() const noexcept { return size_; }
+
+  private:
+    DataBlob() = default;
+    std::vector<unsigned char> heap_;
+    Mapping mapping_;
+    const unsigned char *data_ = nullptr;
+    size_t size_ = 0;
+};
+
+// Writes `size` bytes into a new memfd and seals it. Returns an invalid fd with
+// `error` set (CS_ERR_NO_MEMORY when memory or tmpfs space ran out).
+[[nodiscard]] UniqueFd make_sealed_memfd(const void *data, size_t size, cs_error_t &error) noexcept;
+
+class DataStore {
+  public:
+    [[nodiscard]] size_t size() const noexcept { return blob_ ? blob_->size() : 0; }
+    // Copies the data out; see sam_data_restore() for the rules.
+    [[nodiscard]] cs_error_t restore(void *out, size_t out_size) const noexcept;
+    void replace(std::shared_ptr<const DataBlob> blob) noexcept { blob_ = std::move(blob); }
+    void clear() noexcept { blob_.reset(); }
+
+  private:
+    std::shared_ptr<const DataBlob> blob_;
+};
+
+} // namespace sam

@@ -1,0 +1,120 @@
+// health.hpp - the health-check fast path and the deadline logic.
+//
+// HeartbeatPage is one page of shared anonymous memory, created by the
+// supervisor before each fork. sam_hc_send() in the instance only stores the
+// current CLOCK_MONOTONIC time into it (no system call). The supervisor does
+// not poll it: it sleeps on a timerfd until the deadline and reads the page
+// then.
+//
+// HealthDeadline is the pure decision logic (no clock, no I/O) so it can be
+// unit tested: given the last sign of life and whether the warn signal was
+// already sent, when is the next deadline and what happens when it passes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+#include "fd.hpp"
+
+namespace sam {
+
+struct alignas(64) HeartbeatShared {
+    std::atomic<uint64_t> last_beat_ns; // written by the instance, read by the supervisor
+};
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "the heartbeat must be lock-free");
+
+class HeartbeatPage {
+  public:
+    // Maps a fresh shared page (inherited by the instance over fork).
+    [[nodiscard]] static std::optional<HeartbeatPage> create() noexcept;
+
+    HeartbeatPage() = default;
+    HeartbeatPage(HeartbeatPage &&) noexcept = default;
+    HeartbeatPage &operator=(HeartbeatPage &&) noexcept = default;
+
+    [[nodiscard]] bool valid() const noexcept { return map_.get() != nullptr; }
+
+    // Instance side: one store, no system call.
+    void beat(uint64_t now_ns) noexcept {
+        shared()->last_beat_ns.store(now_ns, std::memory_order_release);
+    }
+    // Supervisor side: what the instance last wrote (0 = never).
+    [[nodiscard]] uint64_t last_beat() const noexcept {
+        return shared()->last_beat_ns.load(std::memory_order_acquire);
+    }
+    void release() noexcept { map_.reset(); }
+
+  private:
+    explicit HeartbeatPage(Mapping m) noexcept : map_(std::move(m)) {}
+    HeartbeatShared *shared() const noexcept { return static_cast<HeartbeatShared *>(map_.get()); }
+    Mapping map_;
+};
+
+// What the supervisor must do when its health timer fires.
+enum class HealthVerdict { Wait, Warn, Kill, Corrupt };
+
+class HealthDeadline {
+  public:
+    // interval_ms == 0: nothing is ever timed.
+    explicit HealthDeadline(uint64_t interval_ms) noexcept : interval_ns_(ms_to_ns(interval_ms)) {}
+
+    [[nodiscard]] bool timed() const noexcept { return interval_ns_ != 0; }
+    [[nodiscard]] uint64_t interval_ns() const noexcept { return interval_ns_; }
+
+    // Health checking begins (sam_start): the start itself is a sign of life.
+    void start(uint64_t now_ns) noexcept {
+        running_ = true;
+        last_life_ns_ = now_ns;
+    }
+    void stop() noexcept { running_ = false; }
+    [[nodiscard]] bool running() const noexcept { return running_; }
+
+    // Any message from the instance, or a newer heartbeat stamp.
+    void life(uint64_t at_ns) noexcept {
+        if (at_ns > last_life_ns_)
+            last_life_ns_ = at_ns;
+    }
+    [[nodiscard]] uint64_t last_life() const noexcept { return last_life_ns_; }
+
+    // The warn signal was sent at `now_ns` (once per instance).
+    void warned(uint64_t now_ns) noexcept {
+        warned_ = true;
+        warned_at_ns_ = now_ns;
+    }
+    [[nodiscard]] bool was_warned() const noexcept { return warned_; }
+
+    // Absolute time of the next decision, or 0 when nothing is timed.
+    [[nodiscard]] uint64_t next_deadline() const noexcept {
+        if (!running_ || interval_ns_ == 0)
+            return 0;
+        uint64_t base = last_life_ns_;
+        if (warned_ && warned_at_ns_ > base)
+            base = warned_at_ns_;
+        return saturating_add(base, interval_ns_);
+    }
+
+    // Called when the timer fires, with the heartbeat stamp read from the page.
+    // A stamp from the future (beyond a small clock slack) means the instance
+    // scribbled on the page: that is a failure, never a reason to wait longer.
+    [[nodiscard]] HealthVerdict on_timer(uint64_t now_ns, uint64_t page_stamp_ns) noexcept {
+        if (page_stamp_ns > saturating_add(now_ns, kFutureSlackNs))
+            return HealthVerdict::Corrupt;
+        life(page_stamp_ns);
+        const uint64_t deadline = next_deadline();
+        if (deadline == 0 || now_ns < deadline)
+            return HealthVerdict::Wait;
+        return warned_ ? HealthVerdict::Kill : HealthVerdict::Warn;
+    }
+
+    static constexpr uint64_t kFutureSlackNs = 1000000; // 1 ms
+
+  private:
+    uint64_t interval_ns_;
+    bool running_ = false;
+    bool warned_ = false;
+    uint64_t last_life_ns_ = 0;
+    uint64_t warned_at_ns_ = 0;
+};
+
+} // namespace sam

@@ -1,0 +1,160 @@
+// instance.cpp - instance-side requests and the health-callback thread.
+#include "instance.hpp"
+
+#include <chrono>
+#include <new>
+#include <sys/prctl.h>
+
+#include "channel.hpp"
+#include "wire.hpp"
+
+namespace sam {
+
+namespace {
+
+cs_error_t call(Library &lib, wire::RequestType type, uint64_t arg = 0, uint64_t size = 0,
+                const void *data = nullptr, size_t data_len = 0, int pass_fd = -1) {
+    if (!lib.instance.channel)
+        return CS_ERR_LIBRARY;
+    return channel_call(lib.instance.channel.get(), wire::make_header(type, arg, size), data, data_len, pass_fd);
+}
+
+} // namespace
+
+bool instance_beat(Library &lib) noexcept {
+    if (lib.hot_state.load(std::memory_order_acquire) != ApiState::Started)
+        return false;
+    lib.instance.page->beat(monotonic_ns());
+    return true;
+}
+
+cs_error_t instance_start(Library &lib) {
+    const cs_error_t err = call(lib, wire::RequestType::Start);
+    if (err != CS_OK)
+        return err;
+    // The first beat before the state flips, so a beat is never older than the start.
+    lib.instance.page->beat(monotonic_ns());
+    lib.set_state(ApiState::Started);
+    if (lib.instance.callback_thread)
+        lib.instance.callback_thread->set_started(true);
+    return CS_OK;
+}
+
+cs_error_t instance_stop(Library &lib) {
+    const cs_error_t err = call(lib, wire::RequestType::Stop);
+    if (err != CS_OK)
+        return err;
+    lib.set_state(ApiState::Registered);
+    if (lib.instance.callback_thread)
+        lib.instance.callback_thread->set_started(false);
+    return CS_OK;
+}
+
+cs_error_t instance_data_store(Library &lib, const void *data, size_t size) {
+    if (data == nullptr || size == 0) {
+        const cs_error_t err = call(lib, wire::RequestType::DataDelete);
+        if (err == CS_OK)
+            lib.data.clear();
+        return err;
+    }
+    // Build our own copy first: if memory runs out, nothing has been sent and
+    // the supervisor's data is untouched.
+    if (size <= wire::kInlineDataMax) {
+        auto blob = DataBlob::copy_of(data, size); // may throw bad_alloc -> CS_ERR_NO_MEMORY
+        const cs_error_t err = call(lib, wire::RequestType::DataStoreInline, 0, size, data, size);
+        if (err == CS_OK)
+            lib.data.replace(std::move(blob));
+        return err;
+    }
+    cs_error_t err = CS_OK;
+    UniqueFd memfd = make_sealed_memfd(data, size, err);
+    if (!memfd)
+        return err;
+    auto blob = DataBlob::from_sealed_memfd(memfd.get(), size, err);
+    if (!blob)
+        return err;
+    err = call(lib, wire::RequestType::DataStoreMemfd, 0, size, nullptr, 0, memfd.get());
+    if (err == CS_OK)
+        lib.data.replace(std::move(blob));
+    return err;
+}
+
+cs_error_t instance_warn_signal_set(Library &lib, int sig) {
+    const cs_error_t err = call(lib, wire::RequestType::WarnSignalSet, static_cast<uint64_t>(sig));
+    if (err != CS_OK)
+        return err;
+    lib.warn_signal.store(sig);
+    // The signal we get if the supervisor dies follows the warn signal.
+    (void)::prctl(PR_SET_PDEATHSIG, sig);
+    return CS_OK;
+}
+
+cs_error_t instance_mark_failed(Library &lib) { return call(lib, wire::RequestType::MarkFailed); }
+
+HcCallbackThread::HcCallbackThread(Library &lib, uint64_t interval_ms, sam_hc_callback_t cb)
+    : lib_(lib), tick_ms_(interval_ms >= 4 ? interval_ms / 4 : 1), cb_(cb) {
+    thread_ = std::thread([this] { run(); });
+}
+
+HcCallbackThread::~HcCallbackThread() { shutdown(); }
+
+void HcCallbackThread::replace_callback(sam_hc_callback_t cb) {
+    std::lock_guard<std::mutex> g(m_);
+    cb_ = cb;
+}
+
+void HcCallbackThread::set_started(bool started) {
+    {
+        std::lock_guard<std::mutex> g(m_);
+        started_ = started;
+        if (started)
+            unhealthy_ = false;
+    }
+    cv_.notify_all();
+}
+
+void HcCallbackThread::shutdown() {
+    {
+        std::lock_guard<std::mutex> g(m_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (!thread_.joinable())
+        return;
+    if (thread_.get_id() == std::this_thread::get_id())
+        thread_.detach(); // sam_finalize() called from inside the callback
+    else
+        thread_.join();
+}
+
+void HcCallbackThread::run() {
+    std::unique_lock<std::mutex> lk(m_);
+    unsigned ticks = 0;
+    for (;;) {
+        cv_.wait(lk, [this] { return stopping_ || started_; });
+        if (stopping_)
+            return;
+        const auto tick = std::chrono::milliseconds(tick_ms_);
+        if (cv_.wait_for(lk, tick, [this] { return stopping_ || !started_; })) {
+            ticks = 0;
+            continue;
+        }
+        if (unhealthy_)
+            continue;
+        if (instance_beat(lib_))
+            ++ticks;
+        if (ticks < 4)
+            continue;
+        ticks = 0;
+        sam_hc_callback_t cb = cb_;
+        if (cb == nullptr)
+            continue;
+        lk.unlock(); // the callback may call sam_* functions
+        const int verdict = cb();
+        lk.lock();
+        if (verdict != 0)
+            unhealthy_ = true;
+    }
+}
+
+} // namespace sam

@@ -1,0 +1,697 @@
+// supervisor.cpp - the supervisor's event loop and its state x event handlers.
+#include "supervisor.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "channel.hpp"
+#include "cmap_state.hpp"
+#include "corosync_link.hpp"
+#include "log.hpp"
+
+namespace sam {
+
+namespace {
+
+enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink };
+
+constexpr const char *kStateStopped = "stopped";
+constexpr const char *kStateRunning = "running";
+constexpr const char *kStateWaiting = "waiting for quorum";
+
+// With no health interval, a quorum loss still ends in SIGKILL this long after
+// the warn signal.
+constexpr uint64_t kQuorumKillDefaultNs = 1000000000ULL;
+
+// Requests handled per wake-up, so a flooding instance cannot starve the loop.
+constexpr int kRequestsPerWakeup = 64;
+
+int open_pidfd(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+bool watch(int epoll_fd, int fd, uint64_t tag) noexcept {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    return ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+void unwatch(int epoll_fd, int fd) noexcept { (void)::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr); }
+
+const char *signal_name(int sig) noexcept {
+    const char *name = ::sigabbrev_np(sig);
+    return name != nullptr ? name : "?";
+}
+
+} // namespace
+
+Supervisor::Supervisor(Library &lib)
+    : lib_(lib), policy_(lib.policy), self_(::getpid()), deadline_(static_cast<uint64_t>(lib.interval_ms)),
+      backoff_(lib.backoff) {}
+
+Supervisor::~Supervisor() = default;
+
+bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
+    epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!epoll_ || !timer_)
+        return false;
+
+    // Stop signals enter the loop through a signalfd; they stay blocked in
+    // this thread so none is lost between fork() and the loop.
+    sigemptyset(&forwarded_);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+        sigaddset(&forwarded_, sig);
+    if (::pthread_sigmask(SIG_BLOCK, &forwarded_, &original_mask_) != 0)
+        return false;
+    mask_changed_ = true;
+    signals_.reset(::signalfd(-1, &forwarded_, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signals_)
+        return false;
+
+    // waitid() needs SIGCHLD at its default: an application that ignores it
+    // would have its children reaped by the kernel, exit status lost.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    if (::sigaction(SIGCHLD, &dfl, &original_sigchld_) != 0)
+        return false;
+
+    if (!watch(epoll_.get(), timer_.get(), kTimer) || !watch(epoll_.get(), signals_.get(), kSignal))
+        return false;
+
+    if (policy_.cmap() || policy_.quorum()) {
+        link_ = CorosyncLink::start(std::move(cmap), lib_.quorum, static_cast<uint64_t>(lib_.interval_ms));
+        if (!link_ || !watch(epoll_.get(), link_->event_fd(), kLink))
+            return false;
+        quorate_ = !policy_.quorum() || link_->quorate();
+    }
+    return true;
+}
+
+void Supervisor::undo_set_up() noexcept {
+    if (link_) {
+        link_->finish(CorosyncLink::Finish::DeleteKeys);
+        link_.reset();
+    }
+    if (mask_changed_)
+        (void)::pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
+    (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
+}
+
+cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cmap) {
+    instance_id_out_ = instance_id;
+    if (!set_up(std::move(cmap))) {
+        log_line(LOG_ERR, "supervisor set-up failed: %s", std::strerror(errno));
+        undo_set_up();
+        return CS_ERR_LIBRARY;
+    }
+    Outcome o = spawn_instance();
+    if (o == Outcome::Continue)
+        o = loop();
+    if (o == Outcome::BecameInstance)
+        return CS_OK;
+    undo_set_up();
+    return CS_ERR_LIBRARY;
+}
+
+Supervisor::Outcome Supervisor::spawn_instance() {
+    ChannelPair pair;
+    auto page = HeartbeatPage::create();
+    if (!make_channel_pair(pair) || !page) {
+        log_line(LOG_ERR, "cannot prepare instance %u: %s", lib_.last_instance_id + 1, std::strerror(errno));
+        return Outcome::Fatal;
+    }
+    auto shared_page = std::make_shared<HeartbeatPage>(std::move(*page));
+    const unsigned iid = ++lib_.last_instance_id;
+    if (link_) {
+        link_->set_healthy(false);
+        link_->publish_state(kStateStopped, false);
+    }
+
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        --lib_.last_instance_id;
+        log_line(LOG_ERR, "cannot fork instance %u: %s", iid, std::strerror(errno));
+        return Outcome::Fatal;
+    }
+    if (pid == 0) {
+        become_instance(pair, std::move(shared_page));
+        return Outcome::BecameInstance;
+    }
+
+    UniqueFd pidfd(open_pidfd(pid));
+    if (!pidfd || !watch(epoll_.get(), pidfd.get(), kPidfd) ||
+        !watch(epoll_.get(), pair.supervisor_end.get(), kChannel)) {
+        log_line(LOG_ERR, "cannot watch instance %u (pid %d): %s", iid, static_cast<int>(pid), std::strerror(errno));
+        ::kill(pid, SIGKILL);
+        (void)retry_eintr([&] { return ::waitpid(pid, nullptr, 0); });
+        return Outcome::Fatal;
+    }
+    child_ = pid;
+    pidfd_ = std::move(pidfd);
+    channel_ = std::move(pair.supervisor_end);
+    page_ = std::move(shared_page);
+    if (link_)
+        link_->watch_instance(page_);
+    deadline_ = HealthDeadline(static_cast<uint64_t>(lib_.interval_ms));
+    phase_ = Phase::Idle;
+    reply_pending_ = false;
+    killed_by_us_ = false;
+    kill_at_ns_ = 0;
+    restart_at_ns_ = 0;
+    spawned_at_ns_ = monotonic_ns();
+    log_line(LOG_INFO, "instance %u started as pid %d", iid, static_cast<int>(pid));
+    rearm_timer();
+    return Outcome::Continue;
+}
+
+// Runs in the new child, where only the forking thread exists. It touches
+// nothing another thread of the old process could have left half-updated
+// except the API mutex, which it re-creates.
+void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page) {
+    const int warn = lib_.warn_signal.load();
+    // If the supervisor dies, the instance hears about it at once.
+    (void)::prctl(PR_SET_PDEATHSIG, warn);
+    if (::getppid() != self_)
+        (void)::raise(warn);
+
+    epoll_.reset();
+    timer_.reset();
+    signals_.reset();
+    pidfd_.reset();
+    channel_.reset();
+    pair.supervisor_end.reset();
+    page_.reset();
+    if (link_) {
+        link_->abandon_in_child();
+        (void)link_.release(); // its thread lives only in the supervisor
+    }
+
+    new (&lib_.mu) std::mutex();
+    lib_.instance.channel = std::move(pair.instance_end);
+    lib_.instance.page = std::move(page);
+    lib_.instance.instance_id = lib_.last_instance_id;
+    lib_.set_state(ApiState::Registered);
+    if (instance_id_out_ != nullptr)
+        *instance_id_out_ = lib_.last_instance_id;
+
+    (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
+    (void)::pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
+}
+
+Supervisor::Outcome Supervisor::loop() {
+    for (;;) {
+        epoll_event events[8];
+        const int n = ::epoll_wait(epoll_.get(), events, 8, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            log_line(LOG_ERR, "event loop failed: %s", std::strerror(errno));
+            return Outcome::Fatal;
+        }
+        // Requests first, the instance's death last: a request that reached us
+        // before the instance died is still honoured.
+        bool died = false;
+        for (int i = 0; i < n; ++i) {
+            Outcome o = Outcome::Continue;
+            switch (events[i].data.u64) {
+            case kChannel:
+                o = on_channel();
+                break;
+            case kTimer:
+                o = on_timer();
+                break;
+            case kSignal:
+                o = on_signal();
+                break;
+            case kLink:
+                o = on_link();
+                break;
+            case kPidfd:
+                died = true;
+                break;
+            }
+            if (o != Outcome::Continue)
+                return o;
+        }
+        if (died && pidfd_) {
+            const Outcome o = on_instance_exit();
+            if (o != Outcome::Continue)
+                return o;
+        }
+    }
+}
+
+// ---- events ----
+
+Supervisor::Outcome Supervisor::on_instance_exit() {
+    siginfo_t si{};
+    if (retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(child_), &si, WEXITED | WNOHANG); }) != 0 ||
+        si.si_pid == 0)
+        return Outcome::Continue; // not dead after all
+    unwatch(epoll_.get(), pidfd_.get());
+    pidfd_.reset();
+    drop_channel();
+    return after_death(si.si_status, si.si_code);
+}
+
+Supervisor::Outcome Supervisor::on_channel() {
+    const size_t max_len = sizeof(wire::RequestHeader) + wire::kInlineDataMax;
+    for (int handled = 0; channel_ && handled < kRequestsPerWakeup; ++handled) {
+        Received msg = channel_receive(channel_.get(), max_len);
+        switch (msg.kind) {
+        case Received::Kind::Nothing:
+            return Outcome::Continue;
+        case Received::Kind::Closed:
+        case Received::Kind::Error:
+            // The instance closed its end (or it is dying): it can still beat
+            // through the page, and the pidfd will tell us when it is gone.
+            drop_channel();
+            return Outcome::Continue;
+        case Received::Kind::Message:
+            break;
+        }
+        if (msg.truncated) {
+            kill_instance("sent an oversized message");
+            return Outcome::Continue;
+        }
+        const wire::DecodeResult d = wire::decode_request(msg.bytes.data(), msg.bytes.size(), msg.fd_count);
+        if (!d.request) {
+            log_line(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
+                     static_cast<int>(d.error.size()), d.error.data());
+            kill_instance("sent a malformed message");
+            return Outcome::Continue;
+        }
+        if (reply_pending_) {
+            kill_instance("sent a request while another was pending");
+            return Outcome::Continue;
+        }
+        const uint64_t now = monotonic_ns();
+        deadline_.life(now); // every call from the instance is a sign of life
+        if (link_)
+            link_->note_life(now);
+        handle_request(*d.request, msg);
+        if (phase_ == Phase::Killing)
+            return Outcome::Continue;
+    }
+    return Outcome::Continue;
+}
+
+Supervisor::Outcome Supervisor::on_timer() {
+    uint64_t expirations;
+    (void)::read(timer_.get(), &expirations, sizeof expirations);
+    const uint64_t now = monotonic_ns();
+
+    if (phase_ == Phase::BackingOff) {
+        if (now >= restart_at_ns_)
+            return spawn_instance();
+        rearm_timer();
+        return Outcome::Continue;
+    }
+    if (kill_at_ns_ != 0 && now >= kill_at_ns_ && phase_ != Phase::Killing) {
+        kill_instance("still running after the warn signal for quorum loss");
+        return Outcome::Continue;
+    }
+    if (phase_ == Phase::Running) {
+        switch (deadline_.on_timer(now, page_ ? page_->last_beat() : 0)) {
+        case HealthVerdict::Wait:
+            break;
+        case HealthVerdict::Warn:
+            warn_instance("no health check within the interval");
+            break;
+        case HealthVerdict::Kill:
+            kill_instance("no health check within the interval after the warn signal");
+            return Outcome::Continue;
+        case HealthVerdict::Corrupt:
+            kill_instance("wrote a time in the future to its heartbeat page");
+            return Outcome::Continue;
+        }
+    }
+    rearm_timer();
+    return Outcome::Continue;
+}
+
+Supervisor::Outcome Supervisor::on_signal() {
+    signalfd_siginfo info;
+    while (::read(signals_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        const int sig = static_cast<int>(info.ssi_signo);
+        const bool stop = sig == SIGTERM || sig == SIGINT;
+        if (pidfd_) {
+            log_line(LOG_INFO, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(sig), lib_.last_instance_id,
+                     static_cast<int>(child_), stop ? "; no restart after it ends" : "");
+            ::kill(child_, sig);
+        }
+        if (!stop)
+            continue;
+        stop_requested_ = true;
+        if (!pidfd_) {
+            log_line(LOG_INFO, "SIG%s while waiting to restart: exiting", signal_name(sig));
+            exit_like_instance(false);
+        }
+    }
+    return Outcome::Continue;
+}
+
+Supervisor::Outcome Supervisor::on_link() {
+    uint64_t count;
+    (void)::read(link_->event_fd(), &count, sizeof count);
+    for (const CorosyncLink::Event &e : link_->take_events()) {
+        if (e.kind == CorosyncLink::Event::Kind::Quorum)
+            on_quorum(e.quorate);
+        else
+            on_state_written(e.error);
+    }
+    return Outcome::Continue;
+}
+
+// ---- requests ----
+
+void Supervisor::handle_request(const wire::Request &req, Received &msg) {
+    switch (req.type) {
+    case wire::RequestType::Start:
+        request_start();
+        return;
+    case wire::RequestType::Stop:
+        request_stop();
+        return;
+    case wire::RequestType::DataStoreInline: {
+        std::shared_ptr<const DataBlob> blob;
+        try {
+            blob = DataBlob::copy_of(req.inline_data, req.size);
+        } catch (const std::bad_alloc &) {
+            reply(CS_ERR_NO_MEMORY);
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> g(lib_.mu);
+            lib_.data.replace(std::move(blob));
+        }
+        reply(CS_OK);
+        return;
+    }
+    case wire::RequestType::DataStoreMemfd: {
+        cs_error_t err = CS_OK;
+        auto blob = DataBlob::from_sealed_memfd(msg.fd.get(), req.size, err);
+        if (!blob) {
+            if (err == CS_ERR_MESSAGE_ERROR) {
+                kill_instance("sent a data descriptor that is not a sealed memfd of the stated size");
+                return;
+            }
+            reply(err);
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> g(lib_.mu);
+            lib_.data.replace(std::move(blob));
+        }
+        reply(CS_OK);
+        return;
+    }
+    case wire::RequestType::DataDelete: {
+        std::lock_guard<std::mutex> g(lib_.mu);
+        lib_.data.clear();
+    }
+        reply(CS_OK);
+        return;
+    case wire::RequestType::WarnSignalSet:
+        lib_.warn_signal.store(static_cast<int>(req.arg));
+        reply(CS_OK);
+        return;
+    case wire::RequestType::MarkFailed:
+        if (!policy_.cmap()) {
+            reply(CS_ERR_INVALID_PARAM);
+            return;
+        }
+        mark_failed_ = true;
+        kill_instance("marked itself failed");
+        return;
+    }
+}
+
+void Supervisor::request_start() {
+    if (phase_ != Phase::Idle) {
+        reply(CS_ERR_BAD_HANDLE);
+        return;
+    }
+    reply_pending_ = true;
+    if (policy_.quorum() && !quorate_)
+        enter_waiting_for_quorum();
+    else
+        begin_running();
+}
+
+void Supervisor::request_stop() {
+    if (phase_ != Phase::Running) {
+        reply(CS_ERR_BAD_HANDLE);
+        return;
+    }
+    deadline_.stop();
+    kill_at_ns_ = 0;
+    rearm_timer();
+    if (link_ && policy_.cmap()) {
+        link_->set_healthy(false);
+        reply_pending_ = true;
+        phase_ = Phase::Publishing;
+        publishing_to_ = Phase::Idle;
+        link_->publish_state(kStateStopped, true);
+        return;
+    }
+    phase_ = Phase::Idle;
+    reply(CS_OK);
+}
+
+// ---- transitions ----
+
+void Supervisor::begin_running() {
+    if (link_ && policy_.cmap()) {
+        phase_ = Phase::Publishing;
+        publishing_to_ = Phase::Running;
+        link_->publish_state(kStateRunning, true);
+        return;
+    }
+    phase_ = Phase::Running;
+    deadline_.start(monotonic_ns());
+    reply(CS_OK);
+    rearm_timer();
+}
+
+void Supervisor::enter_waiting_for_quorum() {
+    phase_ = Phase::WaitingForQuorum;
+    log_line(LOG_INFO, "instance %u waits for quorum before it starts", lib_.last_instance_id);
+    if (link_ && policy_.cmap())
+        link_->publish_state(kStateWaiting, false);
+}
+
+void Supervisor::on_quorum(bool quorate) {
+    if (quorate == quorate_)
+        return;
+    quorate_ = quorate;
+    log_line(quorate ? LOG_INFO : LOG_WARNING, "cluster is %s", quorate ? "quorate" : "not quorate");
+    if (!policy_.quorum())
+        return;
+    switch (phase_) {
+    case Phase::WaitingForQuorum:
+        if (quorate)
+            begin_running();
+        return;
+    case Phase::Running:
+        if (!quorate) {
+            warn_instance("quorum lost");
+            const uint64_t grace = deadline_.timed() ? deadline_.interval_ns() : kQuorumKillDefaultNs;
+            kill_at_ns_ = saturating_add(monotonic_ns(), grace);
+            rearm_timer();
+        }
+        return;
+    case Phase::Idle:
+    case Phase::Publishing: // decided when the write completes
+    case Phase::Killing:
+    case Phase::BackingOff:
+        return;
+    }
+}
+
+void Supervisor::on_state_written(cs_error_t err) {
+    if (phase_ != Phase::Publishing)
+        return;
+    if (err != CS_OK) {
+        log_line(LOG_WARNING, "cannot publish the state of instance %u in cmap (error %d)", lib_.last_instance_id,
+                 static_cast<int>(err));
+        // The request fails and nothing changes: a failed start stays
+        // registered, a failed stop stays started.
+        if (publishing_to_ == Phase::Idle) {
+            phase_ = Phase::Running;
+            deadline_.start(monotonic_ns());
+            if (link_)
+                link_->set_healthy(true);
+        } else {
+            phase_ = Phase::Idle;
+        }
+        reply(err);
+        rearm_timer();
+        return;
+    }
+    if (publishing_to_ == Phase::Idle) {
+        phase_ = Phase::Idle;
+        reply(CS_OK);
+        return;
+    }
+    if (policy_.quorum() && !quorate_) {
+        enter_waiting_for_quorum(); // quorum went away while we were writing
+        return;
+    }
+    phase_ = Phase::Running;
+    deadline_.start(monotonic_ns());
+    if (link_)
+        link_->set_healthy(true);
+    reply(CS_OK);
+    rearm_timer();
+}
+
+void Supervisor::warn_instance(const char *why) {
+    if (deadline_.was_warned() || !pidfd_)
+        return;
+    const int sig = lib_.warn_signal.load();
+    log_line(LOG_WARNING, "instance %u (pid %d): %s; sending SIG%s", lib_.last_instance_id, static_cast<int>(child_),
+             why, signal_name(sig));
+    ::kill(child_, sig);
+    deadline_.warned(monotonic_ns());
+    if (link_)
+        link_->set_healthy(false);
+}
+
+void Supervisor::kill_instance(const char *why) {
+    if (phase_ == Phase::Killing || !pidfd_)
+        return;
+    log_line(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id,
+             static_cast<int>(child_), why);
+    // The pid cannot be reused before we reap it, so kill() is race-free here.
+    ::kill(child_, SIGKILL);
+    killed_by_us_ = true;
+    phase_ = Phase::Killing;
+    kill_at_ns_ = 0;
+    deadline_.stop();
+    drop_channel();
+    if (link_)
+        link_->set_healthy(false);
+    rearm_timer();
+}
+
+Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
+    last_status_code_ = status_code;
+    last_status_kind_ = status_kind;
+    const bool by_signal = status_kind == CLD_KILLED || status_kind == CLD_DUMPED;
+    const bool was_started = phase_ == Phase::Running || (phase_ == Phase::Publishing && publishing_to_ == Phase::Idle);
+    const bool failure = killed_by_us_ || was_started;
+    const unsigned iid = lib_.last_instance_id;
+    char how[64];
+    if (by_signal)
+        std::snprintf(how, sizeof how, "was killed by SIG%s", signal_name(status_code));
+    else
+        std::snprintf(how, sizeof how, "exited with status %d", status_code);
+    page_.reset();
+    if (link_)
+        link_->set_healthy(false);
+
+    if (stop_requested_) {
+        log_line(LOG_INFO, "instance %u %s after a stop signal; supervisor exits", iid, how);
+        exit_like_instance(false);
+    }
+    if (mark_failed_) {
+        log_line(LOG_WARNING, "instance %u %s after marking itself failed; supervisor exits", iid, how);
+        exit_like_instance(true);
+    }
+    if (!failure) {
+        log_line(LOG_INFO, "instance %u %s while not started; supervisor exits", iid, how);
+        exit_like_instance(false);
+    }
+    if (policy_.quit()) {
+        log_line(LOG_WARNING, "instance %u failed (%s); policy quit: supervisor exits", iid, how);
+        exit_like_instance(true);
+    }
+    const uint64_t now = monotonic_ns();
+    const uint64_t ran_ms = (now - spawned_at_ns_) / 1000000ULL;
+    const uint64_t delay_ms = backoff_.on_failure(ran_ms);
+    if (delay_ms == 0) {
+        log_line(LOG_WARNING, "instance %u failed (%s) after %llu ms; restarting", iid, how,
+                 static_cast<unsigned long long>(ran_ms));
+        return spawn_instance();
+    }
+    log_line(LOG_WARNING, "instance %u failed (%s) after %llu ms; quick failure %llu, restarting in %llu ms", iid, how,
+             static_cast<unsigned long long>(ran_ms), static_cast<unsigned long long>(backoff_.quick_failures()),
+             static_cast<unsigned long long>(delay_ms));
+    phase_ = Phase::BackingOff;
+    restart_at_ns_ = saturating_add(now, ms_to_ns(delay_ms));
+    rearm_timer();
+    return Outcome::Continue;
+}
+
+void Supervisor::exit_like_instance(bool failed) {
+    if (link_) {
+        link_->finish(failed ? CorosyncLink::Finish::MarkFailed : CorosyncLink::Finish::DeleteKeys);
+        link_.reset();
+    }
+    std::fflush(nullptr);
+    if (last_status_kind_ == CLD_EXITED)
+        std::exit(last_status_code_);
+    // Die by the same signal. No core file of our own: the instance's crash
+    // is not the supervisor's.
+    const int sig = last_status_code_;
+    rlimit no_core{0, 0};
+    (void)::setrlimit(RLIMIT_CORE, &no_core);
+    (void)::signal(sig, SIG_DFL);
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, sig);
+    (void)::pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
+    (void)::raise(sig);
+    std::exit(128 + sig); // a signal whose default action is not to end the process
+}
+
+// ---- helpers ----
+
+void Supervisor::rearm_timer() {
+    uint64_t at = 0;
+    auto earliest = [&at](uint64_t t) {
+        if (t != 0 && (at == 0 || t < at))
+            at = t;
+    };
+    if (phase_ == Phase::Running)
+        earliest(deadline_.next_deadline());
+    if (phase_ != Phase::Killing)
+        earliest(kill_at_ns_);
+    if (phase_ == Phase::BackingOff)
+        earliest(restart_at_ns_);
+    itimerspec spec{};
+    if (at != 0) {
+        spec.it_value.tv_sec = static_cast<time_t>(at / 1000000000ULL);
+        spec.it_value.tv_nsec = static_cast<long>(at % 1000000000ULL);
+    }
+    if (::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0)
+        log_line(LOG_ERR, "cannot arm the health timer: %s", std::strerror(errno));
+}
+
+void Supervisor::reply(cs_error_t status) {
+    reply_pending_ = false;
+    if (channel_)
+        (void)channel_reply(channel_.get(), status);
+}
+
+void Supervisor::drop_channel() {
+    reply_pending_ = false;
+    if (!channel_)
+        return;
+    unwatch(epoll_.get(), channel_.get());
+    channel_.reset();
+}
+
+} // namespace sam

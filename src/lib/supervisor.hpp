@@ -1,0 +1,121 @@
+// supervisor.hpp - the process that stays behind in sam_register().
+//
+// One event loop (epoll) over: the instance's pidfd (death, seen at once
+// whatever the instance did with its descriptors), its channel (requests),
+// one timerfd (health deadline, kill escalation, restart back-off), a
+// signalfd (stop signals to forward), and the corosync link's eventfd
+// (quorum changes, completed cmap writes). The instance is always in one
+// Phase; every event has one handler, and each handler is a small switch
+// over the phase (state x event, as in s6-supervise).
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+#include <memory>
+
+#include <corosync/corotypes.h>
+
+#include "backoff.hpp"
+#include "fd.hpp"
+#include "health.hpp"
+#include "state.hpp"
+#include "wire.hpp"
+
+namespace sam {
+
+class CmapState;
+class CorosyncLink;
+struct Received;
+
+class Supervisor {
+  public:
+    explicit Supervisor(Library &lib);
+    ~Supervisor();
+    Supervisor(const Supervisor &) = delete;
+    Supervisor &operator=(const Supervisor &) = delete;
+
+    // Runs the supervisor. Returns CS_OK in a new instance (the child side of
+    // a fork), or CS_ERR_LIBRARY in the supervisor after an internal error.
+    // Otherwise it never returns: the supervisor exits like its instance.
+    // With CMAP, `cmap` is the connection sam_register() made and filled.
+    [[nodiscard]] cs_error_t run(unsigned *instance_id, std::unique_ptr<CmapState> cmap);
+
+    enum class Phase {
+        Idle,             // registered, nothing timed (before sam_start or after sam_stop)
+        WaitingForQuorum, // sam_start() waits: the cluster is not quorate
+        Publishing,       // sam_start()/sam_stop() waits for its cmap state write
+        Running,          // started: health deadline armed
+        Killing,          // SIGKILL sent, waiting for the pidfd
+        BackingOff,       // no instance: waiting before the next restart
+    };
+
+  private:
+    enum class Outcome { Continue, BecameInstance, Fatal };
+
+    // Set-up and the loop.
+    bool set_up(std::unique_ptr<CmapState> cmap);
+    void undo_set_up() noexcept;
+    Outcome spawn_instance();
+    void become_instance(struct ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
+    Outcome loop();
+
+    // Events: one handler each.
+    Outcome on_instance_exit();
+    Outcome on_channel();
+    Outcome on_timer();
+    Outcome on_signal();
+    Outcome on_link();
+
+    // Requests from the instance (valid ones only).
+    void handle_request(const wire::Request &req, Received &msg);
+    void request_start();
+    void request_stop();
+
+    // Transitions.
+    void begin_running();
+    void enter_waiting_for_quorum();
+    void on_quorum(bool quorate);
+    void on_state_written(cs_error_t err);
+    void warn_instance(const char *why);
+    void kill_instance(const char *why);
+    Outcome after_death(int status_code, int status_kind);
+    // Leaves cmap as the outcome deserves (state "failed", or keys deleted), then
+    // exits with the instance's exit code or dies by the signal that killed it.
+    [[noreturn]] void exit_like_instance(bool failed);
+
+    void rearm_timer();
+    void reply(cs_error_t status);
+    void drop_channel();
+
+    Library &lib_;
+    const Policy policy_;
+    const pid_t self_;
+    HealthDeadline deadline_;
+    RestartBackoff backoff_;
+    std::unique_ptr<CorosyncLink> link_;
+    sigset_t forwarded_{};
+    sigset_t original_mask_{};
+    bool mask_changed_ = false;
+
+    UniqueFd epoll_, timer_, signals_;
+    UniqueFd pidfd_, channel_;
+    std::shared_ptr<HeartbeatPage> page_;
+    bool quorate_ = true;
+    struct sigaction original_sigchld_ {};
+    pid_t child_ = -1;
+    unsigned *instance_id_out_ = nullptr;
+
+    Phase phase_ = Phase::Idle;
+    Phase publishing_to_ = Phase::Idle; // what Publishing turns into when the write completes
+    bool reply_pending_ = false;
+    bool stop_requested_ = false; // SIGTERM/SIGINT seen: no more restarts
+    bool mark_failed_ = false;
+    bool killed_by_us_ = false;
+    uint64_t kill_at_ns_ = 0;    // quorum loss: SIGKILL at this time unless dead already
+    uint64_t restart_at_ns_ = 0; // BackingOff: next instance at this time
+    uint64_t spawned_at_ns_ = 0;
+    int last_status_code_ = 0; // si_status of the last instance
+    int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
+};
+
+} // namespace sam
