@@ -1,0 +1,50 @@
+/*
+ * health_check.hpp - `--check CMD`: the command run through libsam's
+ * event-driven health-check callback. The library calls the callback from its
+ * own thread about once per interval; we run `sh -c CMD`, give it a bounded
+ * time, and answer healthy (0) only for exit status 0.
+ */
+#ifndef SAMRUN_HEALTH_CHECK_HPP
+#define SAMRUN_HEALTH_CHECK_HPP
+
+#include <sys/types.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "notify.hpp"
+#include "process.hpp"
+#include "unique_fd.hpp"
+
+namespace samrun {
+
+class HealthCheck {
+public:
+	HealthCheck(std::string command, int timeout_ms, const UpstreamNotifier &upstream);
+
+	/* Called once the program runs: the check sees SAM_RUN_PID=<its pid>. */
+	void set_program(pid_t pid);
+
+	/* 0 = healthy. Runs in libsam's callback thread. */
+	[[nodiscard]] int run();
+
+	/* Registers with sam_hc_callback_register; one check per process. */
+	[[nodiscard]] static int register_callback(HealthCheck *check);
+
+private:
+	static int callback();
+
+	std::string command_;
+	int timeout_ms_;
+	const UpstreamNotifier &upstream_;
+	UniqueFd dev_null_;
+	std::mutex mutex_; /* guards the exec vectors against set_program */
+	std::unique_ptr<ExecVector> argv_;
+	std::unique_ptr<ExecVector> envp_;
+	unsigned failures_in_a_row_ = 0;
+};
+
+} // namespace samrun
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * notify.hpp - both ends of the systemd notify protocol as sam-run uses them:
+ * a server socket offered to the supervised program as NOTIFY_SOCKET, and a
+ * minimal client that tells sam-run's own service manager how things stand.
+ * The protocol: AF_UNIX datagrams holding newline-separated KEY=VALUE lines,
+ * socket names are file-system paths or, starting with '@', abstract names.
+ */
+#ifndef SAMRUN_NOTIFY_HPP
+#define SAMRUN_NOTIFY_HPP
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "unique_fd.hpp"
+
+namespace samrun {
+
+using NotifyFields = std::vector<std::pair<std::string, std::string>>;
+
+/* Splits a datagram into KEY=VALUE fields; lines without '=' or with an empty
+ * key are dropped, so garbage never reaches the caller as a field. */
+[[nodiscard]] NotifyFields parse_notify_datagram(const char *data, size_t size);
+
+struct NotifyMessage {
+	pid_t sender = 0; /* from SCM_CREDENTIALS, checked by the kernel */
+	NotifyFields fields;
+};
+
+class NotifyServer {
+public:
+	/* Binds `address` (path or @abstract); throws std::system_error. */
+	explicit NotifyServer(const std::string &address);
+	NotifyServer(NotifyServer &&) = default;
+	NotifyServer &operator=(NotifyServer &&) = default;
+
+	[[nodiscard]] int fd() const { return fd_.get(); }
+	[[nodiscard]] const std::string &address() const { return address_; }
+
+	enum class Receive { Message, Rejected, Empty };
+	/* Reads one datagram without blocking. Rejected: truncated, or no
+	 * credentials; `why` says which. Descriptors passed along are closed. */
+	[[nodiscard]] Receive receive(NotifyMessage &message, std::string &why);
+
+private:
+	UniqueFd fd_;
+	std::string address_;
+};
+
+/* The client side, towards $NOTIFY_SOCKET of sam-run itself (for example
+ * systemd with Type=notify). Without that variable every send is a no-op. */
+class UpstreamNotifier {
+public:
+	UpstreamNotifier() = default;
+	/* Reads NOTIFY_SOCKET and WATCHDOG_USEC from the environment. */
+	static UpstreamNotifier from_environment();
+
+	[[nodiscard]] bool enabled() const { return fd_.valid(); }
+	/* WATCHDOG_USEC given to sam-run, or 0. */
+	[[nodiscard]] unsigned long long watchdog_usec() const { return watchdog_usec_; }
+	/* Best effort: a service manager that went away must not stop us. */
+	void send(const std::string &text) const;
+
+private:
+	UniqueFd fd_;
+	std::string address_;
+	unsigned long long watchdog_usec_ = 0;
+};
+
+} // namespace samrun
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * relay.hpp - the SAM instance of sam-run. libsam's sam_register() forks; the
+ * child runs this relay, which starts the user's program, forwards signals to
+ * it, turns what it sees (the program alive, notify messages, check results)
+ * into sam_start/sam_hc_send/sam_stop, and finally leaves exactly the way the
+ * program left, so the supervisor's policy acts on the program's status.
+ */
+#ifndef SAMRUN_RELAY_HPP
+#define SAMRUN_RELAY_HPP
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+#include "notify.hpp"
+#include "options.hpp"
+
+namespace samrun {
+
+struct RelaySetup {
+	const Options *options = nullptr;
+	std::string program_path;
+	unsigned int instance_id = 0;
+	pid_t supervisor_pid = 0;
+	const UpstreamNotifier *upstream = nullptr;
+	NotifyServer *notify = nullptr; /* only with --notify */
+};
+
+[[noreturn]] void run_relay(const RelaySetup &setup);
+
+} // namespace samrun
+
+#endif
