@@ -247,7 +247,7 @@ table() {
             if (o == "FAIL" || o == "-") { print "no"; exit }
             if (t ~ /^ours</) { lim = substr(t, 6) + 0; print ((o + 0 < lim) ? "yes" : "no"); exit }
             if (r == "-") { print "?"; exit }
-            lim = substr(t, 9) + 0
+            lim = substr(t, 8) + 0
             if (t ~ /^ratio<=/) ok = (r == "inf") ? 0 : (r + 0 <= lim)
             else ok = (r == "inf") ? 1 : (r + 0 >= lim)
             print (ok ? "yes" : "no") }')
