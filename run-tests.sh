@@ -1,0 +1,73 @@
+#!/bin/sh
+# Builds libsam and runs every test: unit, integration against a private
+# corosync, sam-run, fault injection, fuzzing, the three-node cluster, the
+# AddressSanitizer/UBSan pass, `make distcheck` and the Debian package check.
+# Run as root on Debian 12; installs what it needs. The last line is the
+# summary "N passed, M failed".
+set -u
+cd "$(dirname "$0")"
+top=$(pwd)
+log() { printf '==> %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run-tests.sh: must run as root (tests use private namespaces and corosync)" >&2
+    exit 2
+fi
+scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+./autogen.sh >/dev/null 2>&1 || { echo "autogen.sh failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+extra_pass=0
+extra_fail=0
+record() { # name status
+    if [ "$2" -eq 0 ]; then
+        extra_pass=$((extra_pass + 1)); log "$1: PASS"
+    else
+        extra_fail=$((extra_fail + 1)); log "$1: FAIL"
+    fi
+}
+
+build_and_check() { # dir configure-args...
+    dir=$1; shift
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && "$top/configure" -q "$@" && make -j2 -s >build.log 2>&1) || {
+        tail -30 "$dir/build.log" 2>/dev/null; return 1; }
+    (cd "$dir" && make -j2 -k check >check.log 2>&1)
+    grep -h '^FAIL\|^ERROR\|^XPASS' "$dir/check.log" || true
+    return 0
+}
+
+log "normal build and make check"
+build_and_check _build/normal
+record "build (normal)" $?
+
+log "AddressSanitizer + UndefinedBehaviorSanitizer build and make check"
+build_and_check _build/asan --enable-asan
+record "build (asan)" $?
+
+log "make distcheck"
+(cd _build/normal && make -s distcheck >distcheck.log 2>&1)
+st=$?
+[ $st -eq 0 ] || tail -40 _build/normal/distcheck.log
+record "make distcheck" $st
+
+if [ -x tests/packaging/check-debs.sh ]; then
+    log "Debian packages"
+    out=$(tests/packaging/check-debs.sh 2>&1)
+    st=$?
+    printf '%s\n' "$out" | tail -15
+    [ "$(printf '%s\n' "$out" | tail -n 1)" = "PASS" ] || st=1
+    record "debian packages" $st
+fi
+
+# Every automake test result of both builds counts once.
+pass=$(cat _build/normal/*/*.trs _build/normal/*/*/*.trs _build/asan/*/*.trs _build/asan/*/*/*.trs 2>/dev/null |
+    grep -c '^:test-result: \(PASS\|XFAIL\)')
+fail=$(cat _build/normal/*/*.trs _build/normal/*/*/*.trs _build/asan/*/*.trs _build/asan/*/*/*.trs 2>/dev/null |
+    grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)')
+skip=$(cat _build/normal/*/*.trs _build/normal/*/*/*.trs _build/asan/*/*.trs _build/asan/*/*/*.trs 2>/dev/null |
+    grep -c '^:test-result: SKIP')
+pass=$((pass + extra_pass))
+fail=$((fail + extra_fail))
+log "skipped: $skip"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,74 @@
+// check_datastore.cpp - tests of datastore.cpp: replace, restore rules, and
+// the sealed-memfd checks the supervisor relies on.
+#include <cstring>
+#include <vector>
+
+#include <CppUTest/TestHarness.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "datastore.hpp"
+
+using namespace sam;
+
+TEST_GROUP(DataStore){};
+
+TEST(DataStore, EmptyRestoreCopiesNothing) {
+    DataStore s;
+    char buf[4] = {'a', 'b', 'c', 'd'};
+    LONGS_EQUAL(CS_OK, s.restore(buf, 0));
+    LONGS_EQUAL(CS_OK, s.restore(buf, sizeof buf));
+    MEMCMP_EQUAL("abcd", buf, 4);
+    UNSIGNED_LONGS_EQUAL(0, s.size());
+}
+
+TEST(DataStore, ReplaceIsWholeAndRestoreChecksSize) {
+    DataStore s;
+    s.replace(DataBlob::copy_of("first", 5));
+    s.replace(DataBlob::copy_of("second", 6));
+    UNSIGNED_LONGS_EQUAL(6, s.size());
+    char small[5];
+    LONGS_EQUAL(CS_ERR_INVALID_PARAM, s.restore(small, sizeof small));
+    char buf[10] = {};
+    LONGS_EQUAL(CS_OK, s.restore(buf, sizeof buf));
+    MEMCMP_EQUAL("second", buf, 6);
+    s.clear();
+    UNSIGNED_LONGS_EQUAL(0, s.size());
+}
+
+TEST(DataStore, SealedMemfdRoundTrip) {
+    std::vector<unsigned char> data(100000);
+    for (size_t i = 0; i < data.size(); ++i)
+        data[i] = static_cast<unsigned char>(i * 7);
+    cs_error_t err = CS_OK;
+    UniqueFd fd = make_sealed_memfd(data.data(), data.size(), err);
+    CHECK_TRUE(fd.valid());
+    auto blob = DataBlob::from_sealed_memfd(fd.get(), data.size(), err);
+    CHECK_TRUE(blob != nullptr);
+    MEMCMP_EQUAL(data.data(), blob->data(), data.size());
+    // Sealed: the sender can no longer change what we mapped.
+    CHECK_TRUE(::write(fd.get(), "x", 1) < 0);
+}
+
+TEST(DataStore, RefusesUnsealedOrMisSizedDescriptors) {
+    cs_error_t err = CS_OK;
+    UniqueFd plain(::memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    CHECK_TRUE(::write(plain.get(), "abcd", 4) == 4);
+    CHECK_TRUE(DataBlob::from_sealed_memfd(plain.get(), 4, err) == nullptr);
+    LONGS_EQUAL(CS_ERR_MESSAGE_ERROR, err);
+
+    UniqueFd sealed = make_sealed_memfd("abcd", 4, err);
+    err = CS_OK;
+    CHECK_TRUE(DataBlob::from_sealed_memfd(sealed.get(), 5, err) == nullptr);
+    LONGS_EQUAL(CS_ERR_MESSAGE_ERROR, err);
+
+    UniqueFd pipe_end;
+    int p[2];
+    CHECK_TRUE(::pipe2(p, O_CLOEXEC) == 0);
+    pipe_end.reset(p[0]);
+    UniqueFd other(p[1]);
+    err = CS_OK;
+    CHECK_TRUE(DataBlob::from_sealed_memfd(pipe_end.get(), 4, err) == nullptr);
+    LONGS_EQUAL(CS_ERR_MESSAGE_ERROR, err);
+}

@@ -1,0 +1,4 @@
+// main.cpp - CppUTest runner for the unit tests (no corosync, no processes).
+#include <CppUTest/CommandLineTestRunner.h>
+
+int main(int argc, char **argv) { return CommandLineTestRunner::RunAllTests(argc, argv); }
