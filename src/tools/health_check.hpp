@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,9 @@ public:
 	/* 0 = healthy. Runs in libsam's callback thread. */
 	[[nodiscard]] int run();
 
+	/* Did the last check fail? (read from the relay's thread) */
+	[[nodiscard]] bool unhealthy() const { return failures_in_a_row_.load() != 0; }
+
 	/* Registers with sam_hc_callback_register; one check per process. */
 	[[nodiscard]] static int register_callback(HealthCheck *check);
 
@@ -42,7 +46,7 @@ private:
 	std::mutex mutex_; /* guards the exec vectors against set_program */
 	std::unique_ptr<ExecVector> argv_;
 	std::unique_ptr<ExecVector> envp_;
-	unsigned failures_in_a_row_ = 0;
+	std::atomic<unsigned> failures_in_a_row_{0};
 };
 
 } // namespace samrun

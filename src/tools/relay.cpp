@@ -152,6 +152,26 @@ private:
 	void on_notify();
 	void on_notify_field(const std::string &key, const std::string &value);
 
+	/* Did the warn signal come because the program is unhealthy, rather
+	 * than a stop request passed on by the supervisor (both may be SIGTERM)?
+	 * A warning sent with sigqueue() says so itself; otherwise we look at
+	 * what we know of the program's health. */
+	[[nodiscard]] bool is_warning(const signalfd_siginfo &si) const
+	{
+		int warn = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
+		if (static_cast<int>(si.ssi_signo) != warn || !started_) {
+			return false;
+		}
+		if (si.ssi_code == SI_QUEUE) {
+			return true;
+		}
+		if (check_) {
+			return check_->unhealthy();
+		}
+		return opts_.notify && opts_.interval_ms > 0 &&
+		       monotonic_ms() - last_watchdog_ms_ >= static_cast<uint64_t>(opts_.interval_ms);
+	}
+
 	[[nodiscard]] bool sam_liveness_ticks() const
 	{
 		return !opts_.notify && !opts_.check_command && opts_.interval_ms > 0;
@@ -169,6 +189,9 @@ private:
 	bool started_ = false;
 	bool stopping_seen_ = false;
 	bool triggered_ = false;
+	int stop_signal_forwarded_ = 0; /* TERM or INT passed on: an end is expected */
+	bool warned_ = false;		/* the warn signal came while we were unhealthy */
+	uint64_t last_watchdog_ms_ = 0; /* --notify: last WATCHDOG=1 or READY=1 */
 	unsigned rejected_ = 0;
 	sigset_t forwarded_{};
 	UniqueFd signal_fd_;
@@ -428,7 +451,7 @@ void Relay::run()
 void Relay::on_program_exit()
 {
 	siginfo_t info = reap(program_.pidfd.get());
-	bool finished = info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_;
+	bool finished = info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
 	record_.last_kind = info.si_code == CLD_EXITED ? kRecordExited : kRecordSignaled;
 	record_.last_value = info.si_status;
 	if (!finished) {
@@ -452,6 +475,15 @@ void Relay::on_program_exit()
 		if (!start_health_checking(nullptr)) {
 			exit_like(info);
 		}
+	} else if (warned_ && info.si_code == CLD_EXITED && info.si_status == 0) {
+		/* A clean exit in answer to the warning is still a failure: report
+		 * it as a death by the warn signal, which is what it amounts to. */
+		log_line("program ended (exit 0) after the warn signal: a failure");
+		info.si_code = CLD_KILLED;
+		info.si_status = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
+	} else if (stop_signal_forwarded_ != 0) {
+		log_line("program ended (%s) after SIG%s", describe_exit(info).c_str(),
+			 signal_name(stop_signal_forwarded_).c_str());
 	} else {
 		log_line("program failed (%s)", describe_exit(info).c_str());
 	}
@@ -464,6 +496,11 @@ void Relay::on_signal()
 	while (read(signal_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
 		int sig = static_cast<int>(si.ssi_signo);
 		log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
+		if (is_warning(si)) {
+			warned_ = true;
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			stop_signal_forwarded_ = sig;
+		}
 		if (pidfd_send_signal(program_.pidfd.get(), sig, nullptr, 0) != 0 && errno != ESRCH) {
 			log_line("cannot forward SIG%s: %s", signal_name(sig).c_str(), strerror(errno));
 		}
@@ -517,6 +554,7 @@ void Relay::on_notify()
 void Relay::on_notify_field(const std::string &key, const std::string &value)
 {
 	if (key == "READY" && value == "1") {
+		last_watchdog_ms_ = monotonic_ms();
 		if (!started_) {
 			stopping_seen_ = false;
 			if (!start_health_checking("READY=1")) {
@@ -529,6 +567,7 @@ void Relay::on_notify_field(const std::string &key, const std::string &value)
 			stop_health_checking("STOPPING=1");
 		}
 	} else if (key == "WATCHDOG" && value == "1") {
+		last_watchdog_ms_ = monotonic_ms();
 		if (!started_ || opts_.check_command) {
 			return;
 		}
