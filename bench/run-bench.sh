@@ -163,6 +163,7 @@ run_one() {
     esac
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "run-bench: $pairs pair(s) of runs per metric, A = ours, B = upstream; raw results in $log" >&2
 for metric in $metrics; do
     case "$metric" in
@@ -213,6 +214,7 @@ rows='sam_hc_send, RESTART (ns/call);hc;ns_per_call;median;lower;ratio<=0.05
 sam_hc_send, RESTART|CMAP (ns/call);hc-cmap;ns_per_call;median;lower;ratio<=0.05
 corosync CPU per 100k heartbeats, CMAP (ms, /proc/PID/stat);hc-cmap;cs_cpu_ms_per_100k;median;lower;ratio<=0.05
 corosync CPU per 100k heartbeats, CMAP (ms, schedstat);hc-cmap;cs_sched_ms_per_100k;median;lower;ratio<=0.05
+corosync CPU while heartbeating flat out, CMAP (% of a CPU);hc-cmap;cs_cpu_pct;median;lower;
 sam_data_store 64 B (ops/s);store-64;ops_per_s;median;higher;ratio>=1
 sam_data_store 1 MiB (MiB/s);store-1m;mib_per_s;median;higher;ratio>=1
 sam_data_store 64 MiB (MiB/s);store-64m;mib_per_s;median;higher;ratio>=2
@@ -220,8 +222,10 @@ sam_data_restore 1 MiB (MiB/s);restore-1m;mib_per_s;median;higher;ratio>=1
 sam_data_restore 64 MiB (MiB/s);restore-64m;mib_per_s;median;higher;ratio>=1
 restart latency, median (us);restart;median_us;median;lower;ratio<=1
 restart latency, p99 (us);restart;p99_us;median;lower;
+restart latency, min (us);restart;min_us;median;lower;
 restart latency CMAP, median (us);restart-cmap;median_us;median;lower;ratio<=1
 restart latency CMAP, p99 (us);restart-cmap;p99_us;median;lower;
+restart latency CMAP, min (us);restart-cmap;min_us;median;lower;
 hang detection error, median (ms);hang;median_ms;median;lower;ours<1
 hang detection error, max (ms);hang;max_ms;max;lower;ours<5
 supervisor RSS, idle (KiB);supervisor;idle_rss_kib;median;lower;
@@ -263,7 +267,8 @@ out=$(table)
 {
     echo
     echo "Pinned: $([ "$pin" = 1 ] && echo "yes, CPU $cpu (sam-bench and corosync)" || echo no)." \
-        "$pairs A/B pair(s) per metric, medians of each side (hang max: max over all runs)."
+        "$pairs A/B pair(s) per metric, medians of each side (hang max: max over all runs)." \
+        "Load average at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "$out"
     if grep -q ' wd_reports ' "$results"; then

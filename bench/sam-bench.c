@@ -792,11 +792,13 @@ int main(int argc, char **argv)
 		       (double)sh->elapsed_ns / (double)sh->count);
 		if (m->cmap && corosync_pid > 0) {
 			const double tick_ms = 1000.0 / (double)sysconf(_SC_CLK_TCK);
-			printf(" cs_cpu_ms=%.1f cs_cpu_ms_per_100k=%.3f cs_sched_ms=%.3f cs_sched_ms_per_100k=%.4f",
+			printf(" cs_cpu_ms=%.1f cs_cpu_ms_per_100k=%.3f cs_sched_ms=%.3f cs_sched_ms_per_100k=%.4f"
+			       " cs_cpu_pct=%.3f",
 			       sh->cs_cpu_ticks * tick_ms,
 			       sh->cs_cpu_ticks * tick_ms * 1e5 / (double)sh->count,
 			       sh->cs_cpu_ns / 1e6,
-			       sh->cs_cpu_ns / 1e6 * 1e5 / (double)sh->count);
+			       sh->cs_cpu_ns / 1e6 * 1e5 / (double)sh->count,
+			       100.0 * (double)sh->cs_cpu_ns / (double)sh->elapsed_ns);
 		}
 		break;
 	case STORE:
