@@ -1,0 +1,125 @@
+// harness.hpp - run one libsam scenario in a forked "program" and watch it.
+//
+// sam_register() turns the calling process into a supervisor and libsam keeps
+// one process-wide state, so every scenario runs in a child of the test
+// process (the program), in its own process group. The program, its
+// supervisor and all its instances share three descriptors with the test:
+//
+//   events   a pipe; emit() writes one line per call ("t=<ns> pid=<pid> ...")
+//            with a single write(), so lines of several processes never mix;
+//            t is CLOCK_MONOTONIC of the emitting process, so timings are
+//            measured where things happen, not where they are read;
+//   commands a pipe the test writes lines to; an instance reads them with
+//            command() (used by the scripted instance of script.hpp);
+//   stderr   a pipe the test collects (SAM_LOG_STDERR=1 puts the
+//            supervisor's log lines there).
+//
+// The test side waits for events, log lines and exits with deadlines, never
+// by sleeping. A process counts as gone once it no longer exists or is a
+// zombie. The test process is a child subreaper, so instances orphaned by a
+// dead supervisor are reparented to it and their exit status can be read.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace it {
+
+uint64_t now_ns() noexcept;
+inline uint64_t ms(uint64_t n) noexcept { return n * 1000000ULL; }
+
+// ---- program side (any process of the scenario) ----
+
+// printf-style; the line gets "t=<now> pid=<getpid()> " in front.
+void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Async-signal-safe: emits "ev=signal sig=<sig> iid=<iid>".
+void emit_signal(int sig, unsigned iid) noexcept;
+// Next line from the test, without its newline; "" after timeout_ms or EOF.
+std::string command(int timeout_ms);
+// The program's own pid (the supervisor once sam_register ran).
+pid_t program_pid() noexcept;
+
+// ---- test side ----
+
+struct Event {
+    uint64_t t = 0;
+    pid_t pid = 0;
+    std::string text; // the whole line
+    [[nodiscard]] std::string get(const char *key) const;
+    [[nodiscard]] long long num(const char *key, long long fallback = -1) const;
+    [[nodiscard]] bool is(const char *ev) const { return get("ev") == ev; }
+};
+
+struct Exit {
+    bool exited = false; // false: did not end before the deadline
+    int status = 0;      // waitpid() status
+};
+
+bool process_gone(pid_t pid) noexcept;
+// Waits until pid is gone (pidfd where possible); false at the deadline.
+bool wait_gone(pid_t pid, int timeout_ms) noexcept;
+// CPU time (user + system, all threads) of a process in milliseconds, -1 if unknown.
+long long cpu_ms(pid_t pid) noexcept;
+std::string describe_status(int status);
+
+class Program {
+  public:
+    using Env = std::vector<std::pair<std::string, std::string>>;
+
+    Program() = default;
+    Program(const Program &) = delete;
+    Program &operator=(const Program &) = delete;
+    ~Program() { cleanup(); }
+
+    // Forks the program; body's return value becomes its exit status.
+    // SAM_LOG_STDERR=1 is always set; env adds or overrides variables.
+    void start(const std::function<int()> &body, const Env &env = {});
+
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+
+    // Waits for the next event (after the last one waited for) for which
+    // pred is true, or that has ev=<ev>. Returns false at the deadline.
+    bool wait_event(const std::function<bool(const Event &)> &pred, int timeout_ms, Event *out = nullptr);
+    bool wait_event(const char *ev, int timeout_ms, Event *out = nullptr);
+    // Every event received so far (pumps what is readable first).
+    const std::vector<Event> &events();
+    std::vector<Event> events_of(const char *ev);
+
+    // Waits until stderr holds a line containing text; false at the deadline.
+    bool wait_log(const std::string &text, int timeout_ms);
+    const std::string &log();
+
+    void send(const std::string &line);
+
+    // Waits for the program (the supervisor) to end and reaps it.
+    Exit wait_exit(int timeout_ms);
+    // Reaps a reparented orphan of this program (test process is a subreaper).
+    Exit wait_orphan(pid_t pid, int timeout_ms);
+
+    // SIGKILL to the whole process group, reap everything. Idempotent.
+    void cleanup() noexcept;
+
+    // A short report of what was seen, for failure messages.
+    std::string transcript();
+
+  private:
+    bool pump(int timeout_ms);
+
+    pid_t pid_ = -1;
+    int pidfd_ = -1;
+    int events_fd_ = -1;
+    int log_fd_ = -1;
+    int command_fd_ = -1;
+    bool reaped_ = false;
+    std::string partial_;
+    std::vector<Event> events_;
+    size_t cursor_ = 0;
+    std::string log_;
+};
+
+} // namespace it

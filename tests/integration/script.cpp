@@ -1,0 +1,123 @@
+// script.cpp - see script.hpp.
+#include "script.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <string>
+
+#include <unistd.h>
+
+#include "harness.hpp"
+
+namespace it {
+
+namespace {
+
+volatile sig_atomic_t g_iid = 0;
+
+void on_recorded(int sig) { emit_signal(sig, static_cast<unsigned>(g_iid)); }
+
+void on_term_exit(int sig) {
+    emit_signal(sig, static_cast<unsigned>(g_iid));
+    ::_exit(0);
+}
+
+void catch_signal(int sig, void (*handler)(int)) {
+    struct sigaction sa {};
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    (void)::sigaction(sig, &sa, nullptr);
+}
+
+} // namespace
+
+int run_script(const Script &s) {
+    cs_error_t err = sam_initialize(s.interval_ms, static_cast<sam_recovery_policy_t>(s.policy));
+    if (err != CS_OK) {
+        emit("ev=init_failed err=%d", static_cast<int>(err));
+        return 90;
+    }
+    unsigned iid = 0;
+    err = sam_register(&iid);
+    // Only an instance gets here (or a supervisor on internal error).
+    g_iid = static_cast<sig_atomic_t>(iid);
+    for (int sig : s.record)
+        catch_signal(sig, on_recorded);
+    if (s.exit_on_term)
+        catch_signal(SIGTERM, on_term_exit);
+    if (s.warn_signal != 0 && err == CS_OK)
+        err = sam_warn_signal_set(s.warn_signal);
+    emit("ev=reg iid=%u err=%d ppid=%d", iid, static_cast<int>(err), static_cast<int>(::getppid()));
+    if (err != CS_OK)
+        return 91;
+
+    const int hc_period = s.hc_period_ms >= 0 ? s.hc_period_ms : (s.interval_ms > 3 ? s.interval_ms / 3 : 1);
+    bool started = false;
+    bool beating = true;
+    if (s.auto_start) {
+        emit("ev=starting iid=%u", iid);
+        err = sam_start();
+        started = err == CS_OK;
+        emit("ev=started iid=%u err=%d", iid, static_cast<int>(err));
+    }
+    uint64_t idle_since = now_ns();
+    for (;;) {
+        const std::string line = command(started && beating ? hc_period : 100);
+        if (started && beating)
+            (void)sam_hc_send();
+        if (line.empty()) {
+            // Nobody told us anything for a long time: the test is gone.
+            if (now_ns() - idle_since > ms(60000))
+                return 99;
+            continue;
+        }
+        idle_since = now_ns();
+        const std::string arg = line.find(' ') == std::string::npos ? "" : line.substr(line.find(' ') + 1);
+        if (line == "start") {
+            emit("ev=starting iid=%u", iid);
+            err = sam_start();
+            started = started || err == CS_OK;
+            emit("ev=started iid=%u err=%d", iid, static_cast<int>(err));
+        } else if (line == "stop") {
+            err = sam_stop();
+            if (err == CS_OK)
+                started = false;
+            emit("ev=stopped iid=%u err=%d", iid, static_cast<int>(err));
+        } else if (line == "hang") {
+            beating = false;
+            emit("ev=hung iid=%u", iid);
+        } else if (line == "beat") {
+            beating = true;
+            emit("ev=beating iid=%u", iid);
+        } else if (line.rfind("exit", 0) == 0) {
+            emit("ev=exiting iid=%u", iid);
+            ::_exit(std::atoi(arg.c_str()));
+        } else if (line.rfind("crash", 0) == 0) {
+            const int sig = std::atoi(arg.c_str());
+            emit("ev=exiting iid=%u sig=%d", iid, sig);
+            signal(sig, SIG_DFL);
+            sigset_t only;
+            sigemptyset(&only);
+            sigaddset(&only, sig);
+            (void)::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+            ::kill(::getpid(), sig);
+            ::_exit(98);
+        } else if (line == "mark_failed") {
+            emit("ev=marking iid=%u", iid);
+            err = sam_mark_failed();
+            emit("ev=marked iid=%u err=%d", iid, static_cast<int>(err));
+        } else if (line.rfind("hc", 0) == 0) {
+            const long n = std::atol(arg.c_str());
+            long ok = 0;
+            emit("ev=hc_begin iid=%u n=%ld", iid, n);
+            for (long i = 0; i < n; ++i)
+                ok += sam_hc_send() == CS_OK ? 1 : 0;
+            emit("ev=hc_done iid=%u n=%ld ok=%ld", iid, n, ok);
+        } else {
+            emit("ev=ack iid=%u cmd=%s", iid, line.c_str());
+        }
+    }
+}
+
+} // namespace it
