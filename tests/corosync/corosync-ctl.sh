@@ -4,7 +4,10 @@
 # Usage (inside the environment set up by with-corosync.sh, which exports
 # COROSYNC_WORKDIR and COROSYNC_CTL pointing to this script):
 #
-#   $COROSYNC_CTL start                start corosync (same config), wait until quorate
+#   $COROSYNC_CTL start [TIMEOUT_S]    start corosync (same config), wait until quorate
+#   $COROSYNC_CTL launch               start corosync, do not wait
+#   $COROSYNC_CTL wait-answer [TIMEOUT_S]
+#                                      wait until corosync answers, quorate or not
 #   $COROSYNC_CTL stop [TIMEOUT_S]     SIGTERM, wait until it is gone
 #   $COROSYNC_CTL kill [TIMEOUT_S]     SIGKILL, wait until it is gone
 #   $COROSYNC_CTL restart              stop, then start
@@ -139,34 +142,58 @@ log_tail() {
     tail -n 20 "$log" | sed 's/^/    /' >&2
 }
 
-cmd_start() {
+launch() {
     local pid
     if pid=$(running_pid); then
         echo "$prog: corosync already running (pid $pid)" >&2
-    else
-        rm -f "$pidfile"
+        return 0
+    fi
+    rm -f "$pidfile"
+    (
+        # corosync must hold none of our caller's descriptors: a caller
+        # reading our output through a pipe would otherwise wait for
+        # corosync's end instead of ours.
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+        done
         # setsid: corosync must not get the terminal's or the test
         # harness's signals meant for the test; it is stopped explicitly.
-        (
-            # corosync must hold none of our caller's descriptors: a caller
-            # reading our output through a pipe would otherwise wait for
-            # corosync's end instead of ours.
-            for fd in /proc/$BASHPID/fd/*; do
-                fd=${fd##*/}
-                [ "$fd" -gt 2 ] && eval "exec $fd>&-"
-            done
-            exec setsid "$corosync_bin" -f -c "$conf" </dev/null >>"$workdir/corosync.out" 2>&1
-        ) &
-        pid=$!
-        echo "$pid" >"$pidfile"
-    fi
-    if ! wait_quorum_state 0 "${1:-$default_timeout}"; then
-        echo "$prog: corosync (pid $pid) did not become quorate within ${1:-$default_timeout} s" >&2
-        log_tail
-        [ -s "$workdir/corosync.out" ] && sed 's/^/    /' "$workdir/corosync.out" >&2
-        return 1
-    fi
-    return 0
+        exec setsid "$corosync_bin" -f -c "$conf" </dev/null >>"$workdir/corosync.out" 2>&1
+    ) &
+    echo $! >"$pidfile"
+}
+
+start_failed() { # WHAT TIMEOUT_S
+    echo "$prog: corosync ($(recorded_pid)) did not $1 within $2 s" >&2
+    log_tail
+    [ -s "$workdir/corosync.out" ] && sed 's/^/    /' "$workdir/corosync.out" >&2
+    return 1
+}
+
+cmd_start() { # [TIMEOUT_S]
+    launch
+    wait_quorum_state 0 "${1:-$default_timeout}" || start_failed "become quorate" "${1:-$default_timeout}"
+}
+
+# Wait until corosync answers at all (quorate or not).
+cmd_wait_answer() { # [TIMEOUT_S]
+    local end rc
+    end=$(deadline_ms "${1:-$default_timeout}")
+    while :; do
+        quorate
+        rc=$?
+        [ "$rc" -ne 1 ] && return 0
+        running_pid >/dev/null || {
+            echo "$prog: corosync is not running" >&2
+            return 1
+        }
+        [ "$(now_ms)" -lt "$end" ] || {
+            start_failed "answer" "${1:-$default_timeout}"
+            return 1
+        }
+        sleep "$poll_s"
+    done
 }
 
 cmd_signal_and_wait() { # SIGNAL TIMEOUT_S
@@ -211,12 +238,14 @@ cmd_wait_log() { # PATTERN [TIMEOUT_S] [COUNT]
     done
 }
 
-[ $# -ge 1 ] || die "usage: $0 start|stop|kill|restart|wait-quorate|wait-inquorate|expected-votes N|pid|is-running|quorate|log-grep PATTERN|wait-log PATTERN [TIMEOUT_S] [COUNT]"
+[ $# -ge 1 ] || die "usage: $0 start|launch|wait-answer|stop|kill|restart|wait-quorate|wait-inquorate|expected-votes N|pid|is-running|quorate|log-grep PATTERN|wait-log PATTERN [TIMEOUT_S] [COUNT]"
 
 sub=$1
 shift
 case $sub in
 start) cmd_start "$@" ;;
+launch) launch ;;
+wait-answer) cmd_wait_answer "$@" ;;
 stop) cmd_signal_and_wait TERM "${1:-$default_timeout}" ;;
 kill) cmd_signal_and_wait KILL "${1:-$default_timeout}" ;;
 restart) cmd_signal_and_wait TERM "$default_timeout" && cmd_start ;;
