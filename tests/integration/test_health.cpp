@@ -1,0 +1,309 @@
+// test_health.cpp - the health-check deadline, what is (not) timed before
+// sam_start and after sam_stop, the event-driven callback, thread safety.
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checks.hpp"
+
+namespace {
+
+constexpr int kT = 200; // ms
+
+volatile sig_atomic_t g_iid = 0;
+void record_signal(int sig) { it::emit_signal(sig, static_cast<unsigned>(g_iid)); }
+
+void catch_signal(int sig) {
+    struct sigaction sa {};
+    sa.sa_handler = record_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    (void)::sigaction(sig, &sa, nullptr);
+}
+
+// Waits in the instance without calling libsam (the test's commands are
+// not used here; command() only serves as a timed wait on a descriptor).
+void idle_ms(int n) {
+    const uint64_t until = it::now_ns() + it::ms(static_cast<uint64_t>(n));
+    while (it::now_ns() < until)
+        (void)it::command(static_cast<int>((until - it::now_ns()) / 1000000 + 1));
+}
+
+bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+
+} // namespace
+
+TEST_GROUP(HealthDeadline) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+// A started instance that stops calling sam_hc_send() gets its warn signal
+// (set from the instance) T after its last health check, SIGKILL T later,
+// and a new instance replaces it (RESTART).
+TEST(HealthDeadline, WarnThenKillThenRestart) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0; // exits before start: the supervisor exits 0
+        catch_signal(SIGUSR1);
+        if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        for (int i = 0; i < 5; ++i) {
+            (void)sam_hc_send();
+            idle_ms(kT / 4);
+        }
+        const uint64_t before = it::now_ns();
+        const cs_error_t err = sam_hc_send();
+        const uint64_t after = it::now_ns();
+        it::emit("ev=last_hc before=%llu after=%llu err=%d", static_cast<unsigned long long>(before),
+                 static_cast<unsigned long long>(after), static_cast<int>(err));
+        for (;;)
+            idle_ms(1000); // silent until killed
+    });
+    it::Event last, warn, reg2;
+    REQUIRE(prog.wait_event("last_hc", 3000, &last));
+    REQUIRE(last.num("err") == CS_OK);
+    REQUIRE(prog.wait_event("signal", 3 * kT + 500, &warn));
+    REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
+    const long long before = last.num("before"), after = last.num("after");
+    const long long warn_t = static_cast<long long>(warn.t);
+    REQUIRE_MSG(warn_t >= before + static_cast<long long>(it::ms(kT)),
+                "warned " + std::to_string((warn_t - before) / 1000000) + " ms after the last hc");
+    REQUIRE_MSG(warn_t <= after + static_cast<long long>(it::ms(kT + 50)),
+                "warned " + std::to_string((warn_t - after) / 1000000) + " ms after the last hc");
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 3 * kT + 1000,
+                            &reg2));
+    // SIGKILL came T after the warning; the new instance follows at once.
+    const long long gap = static_cast<long long>(reg2.t) - warn_t;
+    REQUIRE_MSG(gap >= static_cast<long long>(it::ms(kT - 5)) && gap <= static_cast<long long>(it::ms(kT + 100)),
+                "instance 2 appeared " + std::to_string(gap / 1000000) + " ms after the warn signal");
+    REQUIRE(it::process_gone(last.pid));
+    REQUIRE(prog.wait_log("sending SIGKILL", 1000));
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE(prog.events_of("signal").size() == 1); // warned once
+}
+
+TEST_GROUP(BeforeStart) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+// Nothing is timed before sam_start: 3*T without a health check is fine.
+// Exiting before start ends the supervisor with the same code, no restart.
+TEST(BeforeStart, NotTimedAndExitCodeMirrored) {
+    prog.start([] {
+        if (sam_initialize(kT / 2, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        catch_signal(SIGTERM); // the default warn signal
+        it::emit("ev=reg iid=%u", iid);
+        idle_ms(3 * kT / 2);
+        it::emit("ev=alive iid=%u", iid);
+        return 7;
+    });
+    const it::Exit x = prog.wait_exit(3000);
+    REQUIRE(exited_with(x, 7));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("reg").size() == 1);
+    REQUIRE(prog.events_of("signal").empty());
+}
+
+// After sam_stop the same: not timed, exit mirrored, no restart.
+TEST(BeforeStart, AfterStopNotTimedAndExitCodeMirrored) {
+    prog.start([] {
+        if (sam_initialize(kT / 2, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        catch_signal(SIGTERM);
+        it::emit("ev=reg iid=%u", iid);
+        if (sam_start() != CS_OK || sam_hc_send() != CS_OK || sam_stop() != CS_OK)
+            return 92;
+        idle_ms(3 * kT / 2);
+        it::emit("ev=alive iid=%u", iid);
+        return 7;
+    });
+    const it::Exit x = prog.wait_exit(3000);
+    REQUIRE(exited_with(x, 7));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("reg").size() == 1);
+    REQUIRE(prog.events_of("signal").empty());
+}
+
+TEST_GROUP(HcCallback) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+namespace {
+std::atomic<int> g_cb_calls{0};
+std::atomic<int> g_cb_fail_after{1 << 30};
+int counting_cb() {
+    const int n = ++g_cb_calls;
+    it::emit("ev=cb n=%d", n);
+    return n > g_cb_fail_after.load() ? 1 : 0;
+}
+
+int callback_program(int fail_after) {
+    g_cb_fail_after = fail_after;
+    if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+        return 90;
+    unsigned iid = 0;
+    if (sam_register(&iid) != CS_OK)
+        return 91;
+    g_iid = static_cast<sig_atomic_t>(iid);
+    it::emit("ev=reg iid=%u", iid);
+    if (iid >= 2)
+        return 0;
+    catch_signal(SIGUSR1);
+    if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_hc_callback_register(counting_cb) != CS_OK ||
+        sam_start() != CS_OK)
+        return 92;
+    idle_ms(5 * kT); // no sam_hc_send() from here
+    it::emit("ev=alive iid=%u", iid);
+    if (sam_stop() != CS_OK)
+        return 93;
+    return 0;
+}
+} // namespace
+
+// A healthy callback keeps a started instance alive for 5*T without any
+// sam_hc_send(); it is called about every T.
+TEST(HcCallback, HealthyCallbackKeepsInstanceAlive) {
+    prog.start([] { return callback_program(1 << 30); });
+    const it::Exit x = prog.wait_exit(5000);
+    REQUIRE(exited_with(x, 0));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("signal").empty());
+    REQUIRE(prog.events_of("reg").size() == 1);
+    const size_t calls = prog.events_of("cb").size();
+    REQUIRE_MSG(calls >= 3 && calls <= 7, std::to_string(calls) + " callback calls in 5 T");
+}
+
+// A callback that answers "unhealthy" stops the health checks: the
+// instance is warned, killed, and replaced.
+TEST(HcCallback, UnhealthyCallbackGetsInstanceKilled) {
+    prog.start([] { return callback_program(1); });
+    it::Event warn, reg2;
+    REQUIRE(prog.wait_event("signal", 6 * kT + 500, &warn));
+    REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2 * kT + 500,
+                            &reg2));
+    REQUIRE(prog.events_of("alive").empty());
+    const it::Exit x = prog.wait_exit(3000);
+    REQUIRE(exited_with(x, 0));
+    // The unhealthy answer came on the 2nd call; nothing after the kill.
+    const auto cbs = prog.events_of("cb");
+    REQUIRE(cbs.size() >= 2 && cbs.size() <= 4);
+}
+
+TEST_GROUP(ThreadSafety) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+// Threads beating, storing, reading the size and restoring while another
+// cycles sam_stop()/sam_start(): no deadlock, no torn data, and only the
+// status codes the contract allows.
+TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
+    prog.start([] {
+        if (sam_initialize(500, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        if (iid != 1)
+            return 1;
+        // Two lengths, one inline and one through the large-data path;
+        // every blob is filled with one byte value (never 0xff).
+        constexpr size_t kShort = 1000, kLong = 40000;
+        std::vector<unsigned char> initial(kShort, 1);
+        if (sam_data_store(initial.data(), initial.size()) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        std::atomic<bool> stop{false};
+        std::atomic<long> bad{0}, beats{0}, stores{0}, reads{0}, cycles{0};
+        std::vector<std::thread> threads;
+        for (int i = 0; i < 2; ++i)
+            threads.emplace_back([&] {
+                while (!stop) {
+                    const cs_error_t e = sam_hc_send();
+                    if (e != CS_OK && e != CS_ERR_BAD_HANDLE)
+                        ++bad;
+                    ++beats;
+                }
+            });
+        threads.emplace_back([&] {
+            std::vector<unsigned char> blob(kLong);
+            for (unsigned v = 2; !stop; ++v) {
+                const unsigned char value = static_cast<unsigned char>(v % 200 + 2);
+                const size_t len = v % 3 == 0 ? kLong : kShort;
+                std::memset(blob.data(), value, len);
+                if (sam_data_store(blob.data(), len) != CS_OK)
+                    ++bad;
+                ++stores;
+            }
+        });
+        threads.emplace_back([&] {
+            std::vector<unsigned char> buf(kLong);
+            while (!stop) {
+                size_t size = 0;
+                if (sam_data_getsize(&size) != CS_OK || (size != kShort && size != kLong))
+                    ++bad;
+                std::memset(buf.data(), 0xff, buf.size());
+                if (sam_data_restore(buf.data(), buf.size()) != CS_OK) {
+                    ++bad;
+                    continue;
+                }
+                const unsigned char v = buf[0];
+                bool ok = v != 0xff;
+                for (size_t i = 1; i < kShort && ok; ++i)
+                    ok = buf[i] == v;
+                const unsigned char tail = buf[kShort];
+                ok = ok && (tail == 0xff || tail == v);
+                for (size_t i = kShort; i < kLong && ok; ++i)
+                    ok = buf[i] == tail;
+                if (!ok)
+                    ++bad;
+                ++reads;
+            }
+        });
+        for (int i = 0; i < 1000; ++i) {
+            if (sam_stop() != CS_OK)
+                ++bad;
+            if (sam_start() != CS_OK)
+                ++bad;
+            ++cycles;
+        }
+        stop = true;
+        for (std::thread &t : threads)
+            t.join();
+        it::emit("ev=done bad=%ld beats=%ld stores=%ld reads=%ld cycles=%ld", bad.load(), beats.load(), stores.load(),
+                 reads.load(), cycles.load());
+        return sam_stop() == CS_OK ? 0 : 93;
+    });
+    it::Event done;
+    REQUIRE_MSG(prog.wait_event("done", 20000, &done), "no progress: deadlock?");
+    REQUIRE(done.num("bad") == 0);
+    REQUIRE(done.num("cycles") == 1000);
+    REQUIRE(done.num("stores") > 0 && done.num("reads") > 0 && done.num("beats") > 0);
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
