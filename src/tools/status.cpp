@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <fstream>
 #include <map>
@@ -219,7 +220,12 @@ int print_status(bool json)
 		}
 	}
 	cmap_iter_finalize(*handle, iter);
-	uint64_t now = cs_timestamp_get();
+	/* last_updated is cs_timestamp_get(): CLOCK_MONOTONIC in nanoseconds when
+	 * corosync was built (its inline version silently falls back to the wall
+	 * clock unless <unistd.h> came first, so we read the clock ourselves). */
+	timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 	if (json) {
 		print_json(entries, now);
 	} else {

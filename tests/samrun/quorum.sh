@@ -1,0 +1,41 @@
+#!/bin/sh
+# --quorum: the program runs only while the node is quorate. Losing quorum
+# (expected_votes 2 on this single node) stops it, and the next instance
+# waits until quorum returns. Runs through tests/corosync/with-corosync.sh.
+. "${srcdir:-.}/lib.sh"
+[ -n "${COROSYNC_CTL:-}" ] || { echo "SKIP: run me through tests/corosync/with-corosync.sh"; exit 77; }
+PATH=$PATH:/usr/sbin:/sbin
+
+restore_quorum() { "$COROSYNC_CTL" expected-votes 1 >/dev/null 2>&1; }
+trap 'restore_quorum; cleanup' EXIT
+
+cmap_is() { [ "$(corosync-cmapctl -g "resources.process.$1.$2" 2>/dev/null | sed 's/^.* = //')" = "$3" ]; }
+
+start_bg q --quorum --cmap --interval 300 -- sh -c 'echo "run=$SAM_RUN_INSTANCE at=$(date +%s%N)"; exec sleep 100'
+pid=$last_pid
+log=$work/q.log
+wait_line "$log" '^run=1'
+wait_until "$DEADLINE_S" cmap_is "$pid" state running || fail "not running in cmap"
+
+"$COROSYNC_CTL" expected-votes 2 >/dev/null || fail "cannot take quorum away"
+"$COROSYNC_CTL" wait-inquorate >/dev/null || fail "still quorate"
+wait_until "$DEADLINE_S" cmap_is "$pid" state "waiting for quorum" || fail "state never became 'waiting for quorum'"
+has_line "$log" '^run=2' && fail "a new instance ran without quorum"
+has_line "$log" 'instance 1: program (failed|ended) \(signal TERM\)' || fail "the program was not stopped by the warn signal"
+pass "quorum lost: program stopped, next instance waiting"
+
+lost_at=$(now_ms)
+restore_quorum || fail "cannot give quorum back"
+wait_line "$log" '^run=2'
+wait_until "$DEADLINE_S" cmap_is "$pid" state running || fail "not running again in cmap"
+pass "quorum back: program started again after $(($(now_ms) - lost_at)) ms"
+
+# A stop signal while waiting for quorum ends sam-run: nothing hangs.
+"$COROSYNC_CTL" expected-votes 2 >/dev/null || fail "cannot take quorum away"
+wait_until "$DEADLINE_S" cmap_is "$pid" state "waiting for quorum" || fail "not waiting for quorum"
+kill -s TERM "$pid"
+wait_bg "$pid"
+[ "$bg_status" -eq 143 ] || [ "$bg_status" -eq 0 ] || fail "sam-run exited $bg_status after SIGTERM while waiting"
+pass "SIGTERM while waiting for quorum: sam-run ends ($bg_status)"
+restore_quorum
+"$COROSYNC_CTL" wait-quorate >/dev/null || fail "quorum did not return"
