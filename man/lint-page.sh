@@ -34,7 +34,7 @@ fi
 
 if command -v man >/dev/null 2>&1 && man --help 2>&1 | grep -q -- --warnings; then
     checked="$checked man"
-    out=$(MANWIDTH=80 MAN_KEEP_FORMATTING= man --warnings=w -l -P cat "$page" 2>&1 >/dev/null)
+    out=$(MANWIDTH=80 man --warnings=w -l -P cat "$page" 2>&1 >/dev/null)
     if [ -n "$out" ]; then
         printf '%s: man -l warnings:\n%s\n' "$name" "$out"
         status=1

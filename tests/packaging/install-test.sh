@@ -7,6 +7,7 @@
 # Environment (set by Makefile.am): MAKE, CC, top_builddir, srcdir, prefix,
 # libdir, includedir, bindir, sbindir, mandir, SANITIZER_FLAGS.
 set -u
+# shellcheck disable=SC2154 # the directory variables come from Makefile.am
 
 fail() { echo "FAIL: $*"; exit 1; }
 for v in MAKE CC top_builddir srcdir libdir includedir bindir sbindir mandir; do
@@ -52,7 +53,7 @@ test $missing -eq 0 || fail "$missing installed files missing"
 
 # Both links must lead to the real library.
 for link in libsam.so.4 libsam.so; do
-    test "$dest$libdir/$link" -ef "$dest$libdir/libsam.so.4.4.0" ||
+    test "$(readlink -f "$dest$libdir/$link")" = "$(readlink -f "$dest$libdir/libsam.so.4.4.0")" ||
         fail "$libdir/$link does not point to libsam.so.4.4.0"
 done
 
