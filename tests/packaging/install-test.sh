@@ -6,8 +6,8 @@
 #
 # Environment (set by Makefile.am): MAKE, CC, top_builddir, srcdir, prefix,
 # libdir, includedir, bindir, sbindir, mandir, SANITIZER_FLAGS.
-set -u
 # shellcheck disable=SC2154 # the directory variables come from Makefile.am
+set -u
 
 fail() { echo "FAIL: $*"; exit 1; }
 for v in MAKE CC top_builddir srcdir libdir includedir bindir sbindir mandir; do
