@@ -39,7 +39,7 @@ ours=""
 upstream=/usr/lib/x86_64-linux-gnu
 bench=./sam-bench
 pairs=3
-all_metrics="hc hc-cmap store-64 store-1m store-64m restore-1m restore-64m restart restart-cmap hang supervisor"
+all_metrics="hc hc-cmap store-64 store-1m store-64m restore-1m restore-64m fork-floor restart restart-cmap hang supervisor"
 metrics=$all_metrics
 pin=1
 cpu=0
@@ -104,7 +104,7 @@ if [ "$quick" = 1 ]; then
     declare -A extra=(
         [hc]="-t 0.2" [hc-cmap]="-t 0.3" [store-64]="-t 0.2" [store-1m]="-t 0.2"
         [store-64m]="-t 0.2" [restore-1m]="-t 0.2" [restore-64m]="-t 0.2"
-        [restart]="-n 30" [restart-cmap]="-n 30" [hang]="-n 5" [supervisor]="-t 0.5")
+        [fork-floor]="-n 30" [restart]="-n 30" [restart-cmap]="-n 30" [hang]="-n 5" [supervisor]="-t 0.5")
 else
     declare -A extra=()
 fi
@@ -220,6 +220,8 @@ sam_data_store 1 MiB (MiB/s);store-1m;mib_per_s;median;higher;ratio>=1
 sam_data_store 64 MiB (MiB/s);store-64m;mib_per_s;median;higher;ratio>=2
 sam_data_restore 1 MiB (MiB/s);restore-1m;mib_per_s;median;higher;ratio>=1
 sam_data_restore 64 MiB (MiB/s);restore-64m;mib_per_s;median;higher;ratio>=1
+machine floor: bare fork/exit/waitpid/fork, median (us);fork-floor;median_us;median;lower;
+machine floor: bare fork/exit/waitpid/fork, min (us);fork-floor;min_us;median;lower;
 restart latency, median (us);restart;median_us;median;lower;ratio<=1
 restart latency, p99 (us);restart;p99_us;median;lower;
 restart latency, min (us);restart;min_us;median;lower;

@@ -489,9 +489,42 @@ static void instance_supervisor_load(void)
 	exit(0);
 }
 
+/*
+ * What the machine itself charges for a restart, with no libsam call at all:
+ * a child stamps the time and exits, its parent reaps it and forks the next,
+ * which measures the gap. Same clock, same process shape as the restart
+ * metric; it puts the restart numbers of both libraries in proportion.
+ */
+static int measure_fork_floor(void)
+{
+	const long n = count_or(300);
+	for (long i = 0; i < n; i++) {
+		pid_t a = fork();
+		if (a < 0)
+			return -1;
+		if (a == 0) {
+			sh->t_exit_ns = now_ns();
+			_exit(1);
+		}
+		if (waitpid(a, NULL, 0) != a)
+			return -1;
+		pid_t b = fork();
+		if (b < 0)
+			return -1;
+		if (b == 0) {
+			sh->samples[i] = (int64_t)(now_ns() - sh->t_exit_ns);
+			_exit(0);
+		}
+		if (waitpid(b, NULL, 0) != b)
+			return -1;
+		sh->nsamples = (int)(i + 1);
+	}
+	return 0;
+}
+
 /* ---- metric table ----------------------------------------------------- */
 
-enum kind { HC, STORE, RESTORE, RESTART, HANG, SUPERVISOR };
+enum kind { HC, STORE, RESTORE, RESTART, HANG, SUPERVISOR, FORK_FLOOR };
 
 struct metric_def {
 	const char *name;
@@ -514,6 +547,7 @@ static const struct metric_def metrics[] = {
 	{ "restart-cmap", RESTART, 1, 0, 0, "same, RESTART|CMAP" },
 	{ "hang", HANG, 0, 0, 100, "warn signal lateness after the last health check, 100 ms interval" },
 	{ "supervisor", SUPERVISOR, 0, 0, 1000, "supervisor RSS and CPU, idle and 1 kHz heartbeats" },
+	{ "fork-floor", FORK_FLOOR, 0, 0, 0, "reference without libsam: child exits -> waitpid -> next child runs" },
 };
 
 static void usage(FILE *out)
@@ -713,6 +747,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (m->kind == FORK_FLOOR) {
+		if (measure_fork_floor() != 0) {
+			report_error(m, "fork or waitpid failed");
+			return 1;
+		}
+		print_head(m);
+		sample_stats("us", 1e3);
+		printf("\n");
+		return 0;
+	}
+
 	sam_recovery_policy_t policy = SAM_RECOVERY_POLICY_RESTART;
 	if (m->cmap)
 		policy |= SAM_RECOVERY_POLICY_CMAP;
@@ -752,6 +797,8 @@ int main(int argc, char **argv)
 			break;
 		case SUPERVISOR:
 			instance_supervisor_load();
+			break;
+		case FORK_FLOOR:
 			break;
 		}
 		_exit(4);
@@ -816,6 +863,8 @@ int main(int argc, char **argv)
 	case SUPERVISOR:
 		printf(" idle_rss_kib=%ld idle_cpu_pct=%.4f busy_rss_kib=%ld busy_cpu_pct=%.4f busy_heartbeats=%llu",
 		       rss[0], cpu_pct[0], rss[1], cpu_pct[1], (unsigned long long)sh->count);
+		break;
+	case FORK_FLOOR:
 		break;
 	}
 	printf(" sup_exit=%s\n", sup_exit);
