@@ -1,0 +1,387 @@
+// test_recovery.cpp - DESIGN section 4 items 1-5 and 9: death seen at once,
+// honest exit status, forwarded stop signals, no orphans and no SIGPIPE,
+// crash-loop back-off, hostile instances.
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checks.hpp"
+#include "script.hpp"
+
+namespace {
+
+bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+bool killed_by(const it::Exit &x, int sig) { return x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == sig; }
+
+void idle_ms(int n) {
+    const uint64_t until = it::now_ns() + it::ms(static_cast<uint64_t>(n));
+    while (it::now_ns() < until)
+        (void)it::command(static_cast<int>((until - it::now_ns()) / 1000000 + 1));
+}
+
+long long gap_ms(const it::Event &a, const it::Event &b) {
+    return (static_cast<long long>(b.t) - static_cast<long long>(a.t)) / 1000000;
+}
+
+it::Script quit_script() {
+    it::Script s;
+    s.policy = SAM_RECOVERY_POLICY_QUIT;
+    s.interval_ms = 200;
+    s.auto_start = true;
+    return s;
+}
+
+} // namespace
+
+TEST_GROUP(QuitStatus) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+    void start_and_wait_started(const it::Script &s) {
+        prog.start([s] { return it::run_script(s); });
+        it::Event e;
+        REQUIRE(prog.wait_event("started", 3000, &e));
+        REQUIRE(e.num("err") == CS_OK);
+    }
+};
+
+TEST(QuitStatus, ExitCodeAfterStartIsMirrored) {
+    start_and_wait_started(quit_script());
+    prog.send("exit 3");
+    REQUIRE(exited_with(prog.wait_exit(3000), 3));
+    REQUIRE(prog.events_of("reg").size() == 1);
+    REQUIRE(prog.wait_log("policy quit", 0));
+}
+
+TEST(QuitStatus, SegfaultIsMirrored) {
+    start_and_wait_started(quit_script());
+    prog.send("crash " + std::to_string(SIGSEGV));
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGSEGV));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+TEST(QuitStatus, SigkillIsMirrored) {
+    start_and_wait_started(quit_script());
+    prog.send("crash " + std::to_string(SIGKILL));
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// A hang under QUIT: warned, killed by the supervisor, which then dies by
+// SIGKILL too (upstream exits 0 here).
+TEST(QuitStatus, KilledForSilenceIsMirrored) {
+    it::Script s = quit_script();
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    start_and_wait_started(s);
+    prog.send("hang");
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE(prog.events_of("signal").size() == 1);
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+TEST_GROUP(DeathSeenAtOnce) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+// The instance forks a grandchild that inherits every descriptor (no exec)
+// and lives on; the instance's death must still be seen at once.
+TEST(DeathSeenAtOnce, GrandchildHoldingDescriptors) {
+    prog.start([] {
+        if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0;
+        if (sam_start() != CS_OK)
+            return 92;
+        const pid_t grandchild = ::fork();
+        if (grandchild == 0) {
+            ::alarm(30); // ends by itself after 30 s at the latest
+            for (;;)
+                ::pause();
+        }
+        it::emit("ev=grandchild pid2=%d", static_cast<int>(grandchild));
+        it::emit("ev=exiting iid=%u", iid);
+        ::_exit(1);
+    });
+    it::Event gc, exiting, reg2;
+    REQUIRE(prog.wait_event("grandchild", 3000, &gc));
+    REQUIRE(prog.wait_event("exiting", 3000, &exiting));
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 5000, &reg2));
+    REQUIRE_MSG(gap_ms(exiting, reg2) < 100, std::to_string(gap_ms(exiting, reg2)) + " ms to see the death");
+    REQUIRE(!it::process_gone(static_cast<pid_t>(gc.num("pid2"))));
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+}
+
+TEST_GROUP(Signals) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+    it::Event start_and_wait_started(const it::Script &s) {
+        prog.start([s] { return it::run_script(s); });
+        it::Event e;
+        REQUIRE(prog.wait_event("started", 3000, &e));
+        REQUIRE(e.num("err") == CS_OK);
+        return e;
+    }
+};
+
+// SIGUSR1 and SIGHUP sent to the supervisor reach the instance, which goes on.
+TEST(Signals, Usr1AndHupForwarded) {
+    it::Script s;
+    s.record = {SIGUSR1, SIGHUP};
+    s.auto_start = true;
+    const it::Event started = start_and_wait_started(s);
+    for (int sig : {SIGUSR1, SIGHUP}) {
+        ::kill(prog.pid(), sig);
+        it::Event got;
+        REQUIRE(prog.wait_event("signal", 2000, &got));
+        REQUIRE(got.num("sig") == sig && got.pid == started.pid);
+    }
+    prog.send("stop");
+    REQUIRE(prog.wait_event("stopped", 2000));
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// SIGTERM under RESTART: the instance gets it, exits 0; no restart; the
+// supervisor exits 0 like the instance.
+TEST(Signals, TermHandledByInstanceNoRestart) {
+    it::Script s;
+    s.exit_on_term = true;
+    s.auto_start = true;
+    const it::Event started = start_and_wait_started(s);
+    ::kill(prog.pid(), SIGTERM);
+    it::Event got;
+    REQUIRE(prog.wait_event("signal", 2000, &got));
+    REQUIRE(got.num("sig") == SIGTERM && got.pid == started.pid);
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// SIGTERM under RESTART, instance dies of it: the supervisor dies of it too.
+TEST(Signals, TermKillsInstanceSupervisorDiesLikeIt) {
+    it::Script s;
+    s.auto_start = true;
+    start_and_wait_started(s);
+    ::kill(prog.pid(), SIGTERM);
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGTERM));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// SIGINT, same rule: no restart, the supervisor ends like the instance.
+TEST(Signals, IntNoRestart) {
+    it::Script s;
+    s.auto_start = true;
+    start_and_wait_started(s);
+    ::kill(prog.pid(), SIGINT);
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGINT));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+TEST_GROUP(ParentDeath) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+// SIGKILL to the supervisor: the instance receives its warn signal at once.
+TEST(ParentDeath, InstanceGetsWarnSignal) {
+    it::Script s;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    it::Event started, got;
+    REQUIRE(prog.wait_event("started", 3000, &started));
+    ::kill(prog.pid(), SIGKILL);
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    const uint64_t killed_at = it::now_ns();
+    REQUIRE(prog.wait_event("signal", 1000, &got));
+    REQUIRE(got.num("sig") == SIGUSR1 && got.pid == started.pid);
+    REQUIRE(got.t < killed_at + it::ms(1000));
+}
+
+// With the default warn signal (SIGTERM) the orphan is gone within 1 s.
+TEST(ParentDeath, InstanceGoneWithin1s) {
+    it::Script s;
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    it::Event started;
+    REQUIRE(prog.wait_event("started", 3000, &started));
+    ::kill(prog.pid(), SIGKILL);
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    const it::Exit orphan = prog.wait_orphan(started.pid, 1000);
+    REQUIRE(killed_by(orphan, SIGTERM));
+}
+
+// No library call kills the process with SIGPIPE once the supervisor is
+// gone: they return CS_ERR_LIBRARY.
+TEST(ParentDeath, NoSigpipeAfterSupervisorDied) {
+    prog.start([] {
+        if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        ::signal(SIGUSR2, SIG_IGN); // the parent-death signal, ignored
+        if (sam_warn_signal_set(SIGUSR2) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        const pid_t parent = ::getppid();
+        it::emit("ev=ready ppid=%d", static_cast<int>(parent));
+        for (int i = 0; i < 1000 && ::getppid() == parent; ++i)
+            idle_ms(5);
+        if (::getppid() == parent)
+            return 93;
+        std::vector<char> big(256 * 1024, 'b');
+        const cs_error_t small = sam_data_store("abc", 3);
+        const cs_error_t large = sam_data_store(big.data(), big.size());
+        const cs_error_t del = sam_data_store(nullptr, 0);
+        const cs_error_t warn = sam_warn_signal_set(SIGUSR2);
+        const cs_error_t stop = sam_stop();
+        it::emit("ev=results small=%d large=%d del=%d warn=%d stop=%d", static_cast<int>(small),
+                 static_cast<int>(large), static_cast<int>(del), static_cast<int>(warn), static_cast<int>(stop));
+        return 0;
+    });
+    it::Event ready, results;
+    REQUIRE(prog.wait_event("ready", 3000, &ready));
+    ::kill(prog.pid(), SIGKILL);
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    const it::Exit orphan = prog.wait_orphan(ready.pid, 5000);
+    REQUIRE_MSG(exited_with(orphan, 0), "instance ended with " + it::describe_status(orphan.status));
+    REQUIRE(prog.wait_event("results", 0, &results));
+    for (const char *k : {"small", "large", "del", "warn", "stop"})
+        REQUIRE_MSG(results.num(k) == CS_ERR_LIBRARY, k);
+}
+
+TEST_GROUP(Backoff) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+    void crash_loop(int last_iid, const it::Program::Env &env) {
+        prog.start(
+            [last_iid] {
+                if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+                    return 90;
+                unsigned iid = 0;
+                if (sam_register(&iid) != CS_OK)
+                    return 91;
+                it::emit("ev=reg iid=%u", iid);
+                if (iid >= static_cast<unsigned>(last_iid))
+                    return 0;
+                if (sam_start() != CS_OK)
+                    return 92;
+                ::_exit(1);
+            },
+            env);
+        REQUIRE(exited_with(prog.wait_exit(5000), 0));
+        REQUIRE(prog.events_of("reg").size() == static_cast<size_t>(last_iid));
+    }
+};
+
+// SAM_RESTART_BURST=1, SAM_RESTART_DELAY_MS=200: the first restart is
+// immediate, then 200 ms, then 400 ms; every delay is logged.
+TEST(Backoff, DelaysDoubleAfterBurst) {
+    crash_loop(4, {{"SAM_RESTART_BURST", "1"}, {"SAM_RESTART_DELAY_MS", "200"}});
+    const auto regs = prog.events_of("reg");
+    const long long g1 = gap_ms(regs[0], regs[1]), g2 = gap_ms(regs[1], regs[2]), g3 = gap_ms(regs[2], regs[3]);
+    const std::string gaps = "gaps " + std::to_string(g1) + ", " + std::to_string(g2) + ", " + std::to_string(g3);
+    REQUIRE_MSG(g1 < 100, gaps);
+    REQUIRE_MSG(g2 >= 200 && g2 < 300, gaps);
+    REQUIRE_MSG(g3 >= 400 && g3 < 500, gaps);
+    REQUIRE(prog.wait_log("restarting in 200 ms", 0));
+    REQUIRE(prog.wait_log("restarting in 400 ms", 0));
+}
+
+// An invalid value is ignored (with a log line): the defaults apply, three
+// immediate restarts, then 100 ms.
+TEST(Backoff, InvalidDelayIgnoredWithLogLine) {
+    crash_loop(5, {{"SAM_RESTART_DELAY_MS", "abc"}});
+    REQUIRE(prog.wait_log("SAM_RESTART_DELAY_MS", 0));
+    REQUIRE(prog.log().find("abc") != std::string::npos);
+    const auto regs = prog.events_of("reg");
+    for (int i = 0; i < 3; ++i)
+        REQUIRE_MSG(gap_ms(regs[i], regs[i + 1]) < 90, "restart " + std::to_string(i + 1) + " was delayed");
+    REQUIRE(gap_ms(regs[3], regs[4]) >= 100);
+}
+
+TEST_GROUP(Hostile) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+    // The instance sends `len` bytes of garbage on every socket it has.
+    void scribble(size_t len) {
+        prog.start([len] {
+            if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+                return 90;
+            unsigned iid = 0;
+            if (sam_register(&iid) != CS_OK)
+                return 91;
+            it::emit("ev=reg iid=%u", iid);
+            if (iid >= 2)
+                return 0;
+            if (sam_start() != CS_OK)
+                return 92;
+            std::vector<unsigned char> junk(len);
+            unsigned x = 12345;
+            for (unsigned char &c : junk)
+                c = static_cast<unsigned char>((x = x * 1103515245 + 12345) >> 16);
+            int sent = 0;
+            DIR *d = ::opendir("/proc/self/fd");
+            if (d == nullptr)
+                return 93;
+            std::vector<int> fds;
+            while (dirent *e = ::readdir(d))
+                if (e->d_name[0] != '.')
+                    fds.push_back(std::atoi(e->d_name));
+            ::closedir(d);
+            std::vector<int> sockets;
+            for (int fd : fds) {
+                struct stat st;
+                if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+                    sockets.push_back(fd);
+            }
+            // Announced first: the supervisor may kill us as soon as it reads.
+            it::emit("ev=scribbling sockets=%zu", sockets.size());
+            for (int fd : sockets)
+                if (::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                    ++sent;
+            it::emit("ev=scribbled sent=%d", sent);
+            for (;;) {
+                (void)sam_hc_send();
+                idle_ms(100);
+            }
+        });
+        it::Event sc;
+        REQUIRE(prog.wait_event("scribbling", 3000, &sc));
+        REQUIRE(sc.num("sockets") >= 1);
+        REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2000));
+        REQUIRE(it::wait_gone(sc.pid, 1000));
+        REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    }
+};
+
+// Random bytes on the channel: logged as malformed, killed, restarted; the
+// supervisor lives on.
+TEST(Hostile, GarbageMessage) {
+    scribble(64);
+    REQUIRE(prog.wait_log("malformed", 0));
+}
+
+TEST(Hostile, ShortMessage) {
+    scribble(3);
+    REQUIRE(prog.wait_log("malformed", 0));
+}
+
+TEST(Hostile, OversizedMessage) {
+    scribble(100 * 1024);
+    REQUIRE(prog.wait_log("oversized", 0));
+}
