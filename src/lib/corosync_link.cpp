@@ -87,12 +87,15 @@ void CorosyncLink::post(Event e) {
     bump(events_fd_.get());
 }
 
-void CorosyncLink::publish_state(const char *state, bool awaited) {
+uint64_t CorosyncLink::publish_state(const char *state, bool awaited) {
+    uint64_t token;
     {
         std::lock_guard<std::mutex> g(m_);
-        commands_.push_back(Command{Command::Kind::State, state, awaited, Finish::DeleteKeys});
+        token = ++next_token_;
+        commands_.push_back(Command{Command::Kind::State, state, awaited, Finish::DeleteKeys, token});
     }
     bump(wakeup_fd_.get());
+    return token;
 }
 
 void CorosyncLink::watch_instance(std::shared_ptr<HeartbeatPage> page) {
@@ -105,7 +108,7 @@ void CorosyncLink::finish(Finish how) {
         return;
     {
         std::lock_guard<std::mutex> g(m_);
-        commands_.push_back(Command{Command::Kind::Finish, nullptr, false, how});
+        commands_.push_back(Command{Command::Kind::Finish, nullptr, false, how, 0});
     }
     bump(wakeup_fd_.get());
     thread_.join();
@@ -135,7 +138,7 @@ void CorosyncLink::run() {
     };
     auto set_quorate = [&](bool q) {
         if (quorate_.exchange(q) != q)
-            post(Event{Event::Kind::Quorum, q, CS_OK});
+            post(Event{Event::Kind::Quorum, q, CS_OK, 0});
     };
     // last_updated follows the instance's heartbeats while it runs, and the
     // supervisor's clock while it waits for quorum; otherwise it stays.
@@ -241,7 +244,7 @@ void CorosyncLink::run() {
                     }
                 }
                 if (c.awaited)
-                    post(Event{Event::Kind::StateWritten, false, err});
+                    post(Event{Event::Kind::StateWritten, false, err, c.token});
             }
         }
 

@@ -34,6 +34,7 @@ class CorosyncLink {
         enum class Kind { Quorum, StateWritten } kind;
         bool quorate = false;
         cs_error_t error = CS_OK;
+        uint64_t token = 0; // StateWritten: what publish_state() returned
     };
     enum class Finish { DeleteKeys, MarkFailed };
 
@@ -49,10 +50,10 @@ class CorosyncLink {
     [[nodiscard]] bool quorate() const noexcept { return quorate_.load(); }
 
     // Asks for the state key to be written. When `awaited`, a StateWritten
-    // event reports the result. The state also decides what last_updated
+    // event carrying the returned token reports the result. The state also decides what last_updated
     // follows: the instance's heartbeats while "running", the supervisor's
     // own clock while "waiting for quorum".
-    void publish_state(const char *state, bool awaited);
+    uint64_t publish_state(const char *state, bool awaited);
     // The instance's page and the time of its last message, for last_updated.
     void watch_instance(std::shared_ptr<HeartbeatPage> page);
     void note_life(uint64_t at_ns) noexcept { life_ns_.store(at_ns, std::memory_order_relaxed); }
@@ -74,6 +75,7 @@ class CorosyncLink {
         const char *state = nullptr;
         bool awaited = false;
         Finish finish = Finish::DeleteKeys;
+        uint64_t token = 0;
     };
 
     std::unique_ptr<CmapState> cmap_;
@@ -84,6 +86,7 @@ class CorosyncLink {
     UniqueFd wakeup_fd_;  // thread side: readable when commands_ is not empty
     std::mutex m_;
     std::deque<Command> commands_;
+    uint64_t next_token_ = 0;
     std::vector<Event> events_;
     std::shared_ptr<HeartbeatPage> page_;
     std::atomic<uint64_t> life_ns_{0};

@@ -34,6 +34,8 @@ class DataBlob {
 
     [[nodiscard]] const unsigned char *data() const noexcept { return data_; }
     [[nodiscard]] size_t size() const noexcept { return size_; }
+    // Makes the bytes ready to read without page faults.
+    void prefault() const noexcept;
 
   private:
     DataBlob() = default;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -32,6 +33,9 @@ constexpr const char *kStateWaiting = "waiting for quorum";
 // With no health interval, a quorum loss still ends in SIGKILL this long after
 // the warn signal.
 constexpr uint64_t kQuorumKillDefaultNs = 1000000000ULL;
+
+// How long a restart waits for the "stopped" state to reach cmap.
+constexpr uint64_t kStoppedWriteWaitNs = 500ULL * 1000000ULL;
 
 // Requests handled per wake-up, so a flooding instance cannot starve the loop.
 constexpr int kRequestsPerWakeup = 64;
@@ -135,7 +139,8 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     const unsigned iid = ++lib_.last_instance_id;
     if (link_) {
         link_->set_healthy(false);
-        link_->publish_state(kStateStopped, false);
+        if (policy_.cmap())
+            publish_stopped_before_fork();
     }
 
     const pid_t pid = ::fork();
@@ -173,6 +178,36 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     log_line(LOG_INFO, "instance %u started as pid %d", iid, static_cast<int>(pid));
     rearm_timer();
     return Outcome::Continue;
+}
+
+// As upstream does, every instance starts with state "stopped" already in
+// cmap, so whoever looks right after sam_register() sees it. No instance is
+// alive meanwhile, so no deadline waits; and a corosync that does not answer
+// delays the fork by at most kStoppedWriteWaitNs (the write still happens,
+// in order, before any later state).
+void Supervisor::publish_stopped_before_fork() {
+    const uint64_t token = link_->publish_state(kStateStopped, true);
+    const uint64_t give_up = saturating_add(monotonic_ns(), kStoppedWriteWaitNs);
+    for (;;) {
+        const uint64_t now = monotonic_ns();
+        if (now >= give_up)
+            return;
+        pollfd p{link_->event_fd(), POLLIN, 0};
+        const int wait_ms = static_cast<int>((give_up - now) / 1000000ULL) + 1;
+        if (retry_eintr([&] { return ::poll(&p, 1, wait_ms); }) <= 0)
+            continue;
+        uint64_t count;
+        (void)::read(link_->event_fd(), &count, sizeof count);
+        bool written = false;
+        for (const CorosyncLink::Event &e : link_->take_events()) {
+            if (e.kind == CorosyncLink::Event::Kind::Quorum)
+                quorate_ = e.quorate; // no instance yet: nothing else to do
+            else if (e.token == token)
+                written = true;
+        }
+        if (written)
+            return;
+    }
 }
 
 // Runs in the new child, where only the forking thread exists. It touches
@@ -368,7 +403,7 @@ Supervisor::Outcome Supervisor::on_link() {
     for (const CorosyncLink::Event &e : link_->take_events()) {
         if (e.kind == CorosyncLink::Event::Kind::Quorum)
             on_quorum(e.quorate);
-        else
+        else if (e.token == awaited_token_)
             on_state_written(e.error);
     }
     return Outcome::Continue;
@@ -463,7 +498,7 @@ void Supervisor::request_stop() {
         reply_pending_ = true;
         phase_ = Phase::Publishing;
         publishing_to_ = Phase::Idle;
-        link_->publish_state(kStateStopped, true);
+        awaited_token_ = link_->publish_state(kStateStopped, true);
         return;
     }
     phase_ = Phase::Idle;
@@ -476,7 +511,7 @@ void Supervisor::begin_running() {
     if (link_ && policy_.cmap()) {
         phase_ = Phase::Publishing;
         publishing_to_ = Phase::Running;
-        link_->publish_state(kStateRunning, true);
+        awaited_token_ = link_->publish_state(kStateRunning, true);
         return;
     }
     phase_ = Phase::Running;
@@ -523,6 +558,7 @@ void Supervisor::on_quorum(bool quorate) {
 void Supervisor::on_state_written(cs_error_t err) {
     if (phase_ != Phase::Publishing)
         return;
+    awaited_token_ = 0;
     if (err != CS_OK) {
         log_line(LOG_WARNING, "cannot publish the state of instance %u in cmap (error %d)", lib_.last_instance_id,
                  static_cast<int>(err));

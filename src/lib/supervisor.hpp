@@ -56,6 +56,7 @@ class Supervisor {
     bool set_up(std::unique_ptr<CmapState> cmap);
     void undo_set_up() noexcept;
     Outcome spawn_instance();
+    void publish_stopped_before_fork();
     void become_instance(struct ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
     Outcome loop();
 
@@ -108,6 +109,7 @@ class Supervisor {
     Phase phase_ = Phase::Idle;
     Phase publishing_to_ = Phase::Idle; // what Publishing turns into when the write completes
     bool reply_pending_ = false;
+    uint64_t awaited_token_ = 0; // the cmap write Publishing waits for
     bool stop_requested_ = false; // SIGTERM/SIGINT seen: no more restarts
     bool mark_failed_ = false;
     bool killed_by_us_ = false;
