@@ -20,6 +20,7 @@ namespace {
 constexpr uint64_t kReconnectFirstNs = 100ULL * 1000000ULL;  // first retry after 100 ms,
 constexpr uint64_t kReconnectMaxNs = 2000ULL * 1000000ULL;   // doubling up to 2 s
 constexpr uint64_t kMinRefreshNs = 10ULL * 1000000ULL;       // never refresh more often than this
+constexpr uint64_t kLivenessRefreshNs = 1000ULL * 1000000ULL; // interval 0: refresh once a second
 
 void bump(int fd) noexcept {
     const uint64_t one = 1;
@@ -125,7 +126,10 @@ void CorosyncLink::abandon_in_child() noexcept {
 
 void CorosyncLink::run() {
     Retry cmap_retry, quorum_retry;
-    const uint64_t refresh_ns = interval_ms_ == 0 ? 0 : std::max(ms_to_ns(interval_ms_) / 4, kMinRefreshNs);
+    // With no interval only death is watched: a live instance is healthy, and
+    // last_updated still has to stay fresh for the watchdog service, whose own
+    // default period then applies.
+    const uint64_t refresh_ns = interval_ms_ == 0 ? kLivenessRefreshNs : std::max(ms_to_ns(interval_ms_) / 4, kMinRefreshNs);
     std::string state;          // what we last asked cmap to show
     uint64_t published = 0;     // last last_updated written
     uint64_t next_refresh = 0;
@@ -146,7 +150,9 @@ void CorosyncLink::run() {
         if (!cmap_ || !cmap_->connected())
             return;
         uint64_t value = 0;
-        if (state == "running" && healthy_.load()) {
+        if (state == "running" && healthy_.load() && interval_ms_ == 0) {
+            value = now;
+        } else if (state == "running" && healthy_.load()) {
             std::shared_ptr<HeartbeatPage> page;
             {
                 std::lock_guard<std::mutex> g(m_);
@@ -177,7 +183,7 @@ void CorosyncLink::run() {
             if (t != 0 && (wake_at == 0 || t < wake_at))
                 wake_at = t;
         };
-        if (refresh_ns != 0 && cmap_) {
+        if (cmap_) {
             if (next_refresh == 0)
                 next_refresh = now + refresh_ns;
             earliest(next_refresh);
@@ -286,7 +292,7 @@ void CorosyncLink::run() {
                 cmap_retry.failed(now);
             }
         }
-        if (refresh_ns != 0 && next_refresh != 0 && now >= next_refresh) {
+        if (next_refresh != 0 && now >= next_refresh) {
             refresh(now, false);
             next_refresh = now + refresh_ns;
         }

@@ -89,6 +89,7 @@ bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
     sigemptyset(&dfl.sa_mask);
     if (::sigaction(SIGCHLD, &dfl, &original_sigchld_) != 0)
         return false;
+    sigchld_changed_ = true;
 
     if (!watch(epoll_.get(), timer_.get(), kTimer) || !watch(epoll_.get(), signals_.get(), kSignal))
         return false;
@@ -109,7 +110,8 @@ void Supervisor::undo_set_up() noexcept {
     }
     if (mask_changed_)
         (void)::pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
-    (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
+    if (sigchld_changed_)
+        (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
 }
 
 cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cmap) {
@@ -240,7 +242,8 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     if (instance_id_out_ != nullptr)
         *instance_id_out_ = lib_.last_instance_id;
 
-    (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
+    if (sigchld_changed_)
+        (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
     (void)::pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
 }
 

@@ -97,6 +97,7 @@ class Supervisor {
     sigset_t forwarded_{};
     sigset_t original_mask_{};
     bool mask_changed_ = false;
+    bool sigchld_changed_ = false;
 
     UniqueFd epoll_, timer_, signals_;
     UniqueFd pidfd_, channel_;
