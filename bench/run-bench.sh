@@ -212,16 +212,17 @@ fmt() {
 # target: "ratio<=X" / "ratio>=X" on ours/upstream, "ours<X" absolute, or "" (report only).
 rows='sam_hc_send, RESTART (ns/call);hc;ns_per_call;median;lower;ratio<=0.05
 sam_hc_send, RESTART|CMAP (ns/call);hc-cmap;ns_per_call;median;lower;ratio<=0.05
-corosync CPU per 100k heartbeats, CMAP (ms, /proc/PID/stat);hc-cmap;cs_cpu_ms_per_100k;median;lower;ratio<=0.05
-corosync CPU per 100k heartbeats, CMAP (ms, schedstat);hc-cmap;cs_sched_ms_per_100k;median;lower;ratio<=0.05
+corosync CPU per 100k heartbeats, CMAP (ms, /proc/PID/stat utime+stime);hc-cmap;cs_cpu_ms_per_100k;median;lower;ratio<=0.05
+corosync CPU per 100k heartbeats, CMAP, net of idle (ms, schedstat);hc-cmap;cs_net_ms_per_100k;median;lower;ratio<=0.05
 corosync CPU while heartbeating flat out, CMAP (% of a CPU);hc-cmap;cs_cpu_pct;median;lower;
+corosync CPU idle, no client, just before (% of a CPU);hc-cmap;cs_idle_pct;median;lower;
 sam_data_store 64 B (ops/s);store-64;ops_per_s;median;higher;ratio>=1
 sam_data_store 1 MiB (MiB/s);store-1m;mib_per_s;median;higher;ratio>=1
 sam_data_store 64 MiB (MiB/s);store-64m;mib_per_s;median;higher;ratio>=2
 sam_data_restore 1 MiB (MiB/s);restore-1m;mib_per_s;median;higher;ratio>=1
 sam_data_restore 64 MiB (MiB/s);restore-64m;mib_per_s;median;higher;ratio>=1
-machine floor: bare fork/exit/waitpid/fork, median (us);fork-floor;median_us;median;lower;
-machine floor: bare fork/exit/waitpid/fork, min (us);fork-floor;min_us;median;lower;
+fork floor: bare fork/exit/waitpid/fork with the library loaded, median (us);fork-floor;median_us;median;lower;
+fork floor, min (us);fork-floor;min_us;median;lower;
 restart latency, median (us);restart;median_us;median;lower;ratio<=1
 restart latency, p99 (us);restart;p99_us;median;lower;
 restart latency, min (us);restart;min_us;median;lower;
