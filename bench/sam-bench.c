@@ -10,7 +10,7 @@
  *
  * Process layout of every run:
  *
- *   sam-bench (the "driver", measures from outside when needed)
+ *   sam-bench (the "observer": forks the runner, waits, measures from outside)
  *     `- runner: calls sam_initialize() + sam_register(), becomes the supervisor
  *          `- instance 1, 2, ...: the code after sam_register(), does the work
  *
@@ -40,19 +40,18 @@
 #define MAX_SAMPLES 100000
 #define MIB (1024.0 * 1024.0)
 
-/* Everything the driver, the supervisor and the instances exchange. */
+/* Everything the observer, the supervisor and the instances exchange. */
 struct shared {
     int done;   /* the instance has published its results */
     int failed; /* ... and they are an error message */
     char error[512];
     int phase;          /* supervisor metric: phase the instance is in */
-    int command;        /* supervisor metric: phase the driver wants */
+    int command;        /* supervisor metric: phase the observer wants */
     uint64_t t_exit_ns; /* restart metric: when the last instance exited */
     uint64_t count;     /* calls made, bytes moved, ... */
     uint64_t elapsed_ns;
     uint64_t cs_cpu_ticks; /* corosync utime+stime over the measured loop */
     uint64_t cs_cpu_ns;    /* same from schedstat, nanosecond resolution */
-    double extra;
     int nsamples;
     int64_t samples[MAX_SAMPLES];
 };
@@ -60,7 +59,6 @@ struct shared {
 static struct shared *sh;
 
 /* Options. */
-static const char *metric;
 static long opt_count = -1;     /* samples / iterations, metric-specific default */
 static double opt_seconds = -1; /* duration of timed loops */
 static pid_t corosync_pid;
@@ -88,10 +86,10 @@ static void store_flag(int *p, int v) {
 }
 
 /*
- * Called in an instance when something went wrong: the message travels to
- * the driver through the shared page, and the instance leaves with a status
- * that ends (QUIT) or at worst restarts the supervisor; the driver kills the
- * process group either way.
+ * Called in an instance (or the runner) when something went wrong: the
+ * message travels to the observer through the shared page and the process
+ * leaves. The observer then kills the whole process group, so whatever the
+ * supervisor does about this exit (a restart) does no harm.
  */
 static void instance_fail(const char *fmt, ...) {
     va_list ap;
@@ -439,7 +437,7 @@ static void instance_hang(unsigned int iid, int interval_ms) {
 
 /*
  * Supervisor cost: phase 1 heartbeats every 250 ms ("idle"), phase 2 every
- * millisecond ("busy"). The driver measures the supervisor from outside and
+ * millisecond ("busy"). The observer measures the supervisor from outside and
  * moves the instance between phases through the shared page.
  */
 static void instance_supervisor_load(void) {
@@ -547,7 +545,7 @@ static void usage(FILE *out) {
         fprintf(out, "  %-13s %s\n", metrics[i].name, metrics[i].what);
 }
 
-/* ---- driver side ------------------------------------------------------ */
+/* ---- observer side ---------------------------------------------------- */
 
 static pid_t runner_pid;
 
@@ -586,7 +584,7 @@ static int wait_done(double timeout_s, int *status) {
         }
         if (now_ns() > limit)
             return -2;
-        /* Rarely: the driver shares the pinned CPU with what it measures. */
+        /* Rarely: the observer shares the pinned CPU with what it measures. */
         sleep_ns(20000000);
     }
     return 0;
@@ -660,7 +658,7 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    metric = argv[1];
+    const char *metric = argv[1];
     for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
         if (strcmp(metrics[i].name, metric) == 0)
             m = &metrics[i];
@@ -753,7 +751,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (runner_pid == 0) {
-        /* Runner: its own process group so the driver can clean up everything. */
+        /* Runner: its own process group so the observer can clean up everything. */
         setpgid(0, 0);
         unsigned int iid = 0;
         cs_error_t err = sam_initialize(m->interval_ms, policy);
