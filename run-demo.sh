@@ -1,0 +1,228 @@
+#!/bin/bash
+# run-demo.sh - see libsam and sam-run at work, from a fresh Debian 12 machine.
+#
+# Run as root from the top of the source tree:   ./run-demo.sh
+#
+# It installs the build dependencies (scripts/install-deps.sh), builds out of
+# tree in _build/, starts a private single-node corosync in its own mount and
+# network namespaces (tests/corosync/with-corosync.sh, so a system corosync is
+# never touched), and plays a short scene under sam-run with a timeline:
+#
+#   1. "crashy"  crashes twice and is restarted; each instance is told how the
+#                previous one ended (kept in libsam's data store, which lives
+#                in the supervisor and survives restarts)
+#   2. "stuck"   stops passing its health check, is warned (SIGTERM), ignores
+#                the warning and is killed, then restarted
+#   3. the cluster's view: `sam-run --status` and `corosync-cmapctl`
+#   4. "quorate" runs only with quorum: quorum is taken away (expected_votes 2)
+#                and given back (expected_votes 1)
+#   5. everything is stopped with SIGTERM; nothing is left running
+#
+# The demo itself takes about 30 seconds; the first build takes longer.
+# Environment: DEMO_SKIP_DEPS=1 skips the package installation,
+# DEMO_BUILD_DIR (default _build) chooses the build directory.
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")" && pwd)
+build=${DEMO_BUILD_DIR:-$top/_build}
+
+# --- outside: dependencies and build --------------------------------------
+if [ "${1:-}" != --inside ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "run-demo.sh: run me as root (private namespaces, corosync)" >&2
+        exit 2
+    fi
+    if [ "${DEMO_SKIP_DEPS:-0}" != 1 ]; then
+        echo "==> installing build dependencies (scripts/install-deps.sh)"
+        "$top/scripts/install-deps.sh"
+    fi
+    mkdir -p "$build"
+    echo "==> building in $build (log: $build/build.log)"
+    {
+        [ -x "$top/configure" ] && [ "$top/configure" -nt "$top/configure.ac" ] || (cd "$top" && ./autogen.sh)
+        cd "$build"
+        [ -f Makefile ] || "$top/configure" --quiet
+        make -j"$(nproc)"
+    } >"$build/build.log" 2>&1 || {
+        echo "run-demo.sh: the build failed; the end of $build/build.log:" >&2
+        tail -n 30 "$build/build.log" >&2
+        exit 1
+    }
+    echo "==> starting a private corosync and the demo"
+    exec "$top/tests/corosync/with-corosync.sh" bash "$top/run-demo.sh" --inside
+fi
+
+# --- inside the namespaces, next to a quorate corosync --------------------
+PATH=$build/src/tools:$PATH:/usr/sbin:/sbin
+export SAM_LOG_STDERR=1 # libsam's recovery lines on stderr, in the timeline
+demo=$(mktemp -d /tmp/sam-run-demo.XXXXXX)
+t0=${EPOCHREALTIME/./}
+services=()
+
+# Every line goes through here: "  12.3s  [service] text".
+timeline() {
+    local line us
+    while IFS= read -r line; do
+        us=$((${EPOCHREALTIME/./} - t0))
+        printf '%4d.%ds  %s\n' $((us / 1000000)) $((us / 100000 % 10)) "$line"
+    done
+}
+tag() { # NAME: prefix every line, keep a copy for wait_for
+    local line
+    while IFS= read -r line; do
+        printf '[%-7s] %s\n' "$1" "$line"
+        printf '%s\n' "$line" >>"$demo/$1.log"
+    done
+}
+say() { printf '\n%s\n' "== $*"; }
+note() { printf '%s\n' "   $*"; }
+
+fail() {
+    echo "DEMO FAILED: $*"
+    exit 1
+}
+
+# wait_for NAME REGEX [SECONDS]: poll the service's output, with a deadline.
+wait_for() {
+    local end=$((${EPOCHREALTIME/./} + ${3:-15} * 1000000))
+    until grep -Eq -- "$2" "$demo/$1.log" 2>/dev/null; do
+        [ "${EPOCHREALTIME/./}" -lt "$end" ] || fail "[$1] did not print /$2/ in ${3:-15}s"
+        sleep 0.1
+    done
+}
+
+# service NAME SAM-RUN-ARGS...: start sam-run in the background.
+service() {
+    local name=$1
+    shift
+    : >"$demo/$name.log"
+    sam-run "$@" > >(tag "$name") 2>&1 &
+    services+=("$!")
+    eval "pid_$name=$!"
+}
+
+stop_everything() {
+    local p
+    for p in "${services[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    "$COROSYNC_CTL" expected-votes 1 >/dev/null 2>&1 || true
+}
+
+gone() { # PID: gone or a zombie waiting to be reaped
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    case ${stat##*) } in Z* | X*) return 0 ;; esac
+    return 1
+}
+
+scene() {
+    trap 'stop_everything' EXIT
+
+    say "corosync $(corosync -v | sed -n 's/.*version .\([0-9.]*\).*/\1/p') runs privately (pid $("$COROSYNC_CTL" pid)), node quorate"
+
+    say "1. crashy: a service that crashes twice, restarted by sam-run (policy restart)"
+    note "sam-run --cmap --interval 1000 -- crashy"
+    cat >"$demo/crashy" <<'EOF'
+#!/bin/sh
+echo $$ >>"${0%/*}/pids"
+echo "instance $SAM_RUN_INSTANCE up; restored from the data store: $SAM_RUN_FAILURES failure(s), previous end: ${SAM_RUN_PREVIOUS_END:-none}"
+if [ "$SAM_RUN_INSTANCE" -le 2 ]; then
+    sleep 1
+    echo "oops, segfault"
+    kill -SEGV $$
+fi
+echo "instance $SAM_RUN_INSTANCE: serving"
+exec sleep 1000
+EOF
+    chmod +x "$demo/crashy"
+    service crashy --cmap --interval 1000 -- "$demo/crashy"
+    wait_for crashy 'instance 3: serving'
+
+    say "2. stuck: passes its health check, then hangs; warned with SIGTERM, ignores it, killed"
+    note "sam-run --cmap --interval 1000 --check 'test ! -e $demo/stuck.flag' -- stuck"
+    cat >"$demo/stuck" <<EOF
+#!/bin/sh
+echo \$\$ >>"$demo/pids"
+trap 'echo "got SIGTERM, but I am stuck and cannot stop"' TERM
+echo "instance \$SAM_RUN_INSTANCE up (previous end: \${SAM_RUN_PREVIOUS_END:-none})"
+if [ "\$SAM_RUN_INSTANCE" -ge 2 ]; then
+    rm -f "$demo/stuck.flag"
+    echo "instance \$SAM_RUN_INSTANCE: serving"
+    exec sleep 1000
+fi
+sleep 2
+echo "deadlock! (the health check fails from now on)"
+touch "$demo/stuck.flag"
+while :; do sleep 0.2; done
+EOF
+    chmod +x "$demo/stuck"
+    service stuck --cmap --interval 1000 --check "test ! -e $demo/stuck.flag" -- "$demo/stuck"
+    wait_for stuck 'got SIGTERM'
+    wait_for stuck 'instance 2: serving'
+
+    say "3. what the cluster sees"
+    note "\$ sam-run --status"
+    sam-run --status | sed 's/^/   /'
+    note "\$ corosync-cmapctl -b resources.process"
+    corosync-cmapctl -b resources.process | sed 's/^/   /'
+
+    say "4. quorate: runs only while the cluster is quorate (sam-run --quorum)"
+    note "sam-run --quorum --cmap --interval 1000 -- quorate"
+    cat >"$demo/quorate" <<'EOF'
+#!/bin/sh
+echo $$ >>"${0%/*}/pids"
+echo "instance $SAM_RUN_INSTANCE: serving, the cluster is quorate"
+exec sleep 1000
+EOF
+    chmod +x "$demo/quorate"
+    service quorate --quorum --cmap --interval 1000 -- "$demo/quorate"
+    wait_for quorate 'instance 1: serving'
+    note "\$ corosync-cmapctl -s quorum.expected_votes u32 2   # this node alone is no longer quorate"
+    "$COROSYNC_CTL" expected-votes 2 >/dev/null
+    "$COROSYNC_CTL" wait-inquorate >/dev/null || fail "corosync stayed quorate"
+    local end=$((${EPOCHREALTIME/./} + 15000000))
+    # shellcheck disable=SC2154 # set by service()
+    until corosync-cmapctl -g "resources.process.$pid_quorate.state" 2>/dev/null | grep -q 'waiting for quorum'; do
+        [ "${EPOCHREALTIME/./}" -lt "$end" ] || fail "quorate is not waiting for quorum"
+        sleep 0.1
+    done
+    note "\$ sam-run --status"
+    sam-run --status | sed 's/^/   /'
+    sleep 2 # let the reader see that nothing starts without quorum
+    grep -q 'instance 2: serving' "$demo/quorate.log" && fail "quorate ran without quorum"
+    note "\$ corosync-cmapctl -s quorum.expected_votes u32 1   # quorum is back"
+    "$COROSYNC_CTL" expected-votes 1 >/dev/null
+    wait_for quorate 'instance 2: serving'
+
+    say "5. stopping: SIGTERM to every sam-run is passed on to its program"
+    note "\$ sam-run --status"
+    sam-run --status | sed 's/^/   /'
+    local p status
+    for p in "${services[@]}"; do
+        kill -TERM "$p"
+    done
+    for p in "${services[@]}"; do
+        status=0
+        wait "$p" || status=$?
+        if [ "$status" -eq 143 ]; then
+            note "sam-run pid $p exited with status 143 (128+15: died of SIGTERM like its program)"
+        else
+            note "sam-run pid $p exited with status $status"
+        fi
+    done
+    sleep 0.2 # the taggers print the last lines
+    for p in $(cat "$demo/pids"); do
+        gone "$p" || fail "program pid $p is still running"
+    done
+    note "\$ sam-run --status"
+    sam-run --status | sed 's/^/   /'
+    say "done: nothing left running; corosync is stopped next"
+    services=()
+}
+
+scene 2>&1 | timeline
+status=${PIPESTATUS[0]}
+rm -rf "$demo"
+exit "$status"
