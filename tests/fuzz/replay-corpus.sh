@@ -1,0 +1,7 @@
+#!/bin/sh
+# Runs every seed of the fuzzer's corpus through the target, built with the
+# ordinary compiler: the corpus stays checked where clang is not installed.
+set -u
+src=${FUZZ_SRCDIR:-$(dirname "$0")}
+build=${FUZZ_BUILDDIR:-.}
+exec "$build/fuzz-replay" "$src/corpus"
