@@ -1,0 +1,189 @@
+// test_cmap.cpp - the CMAP and QUORUM policies against a real corosync
+// (run inside tests/corosync/with-corosync.sh). Keys are read by another
+// cmap client, as corosync's watchdog service or an operator would.
+#include <csignal>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmapview.hpp"
+#include "script.hpp"
+#include "checks.hpp"
+
+namespace {
+
+bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+
+constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
+constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
+constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
+
+const char *const kLeaves[] = {"recovery", "poll_period", "last_updated", "state"};
+
+} // namespace
+
+TEST_GROUP(Cmap) {
+    it::Program prog;
+    it::CmapView cmap;
+    pid_t sup = -1;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        prog.cleanup();
+        (void)it::ctl("expected-votes 1");
+        if (sup > 0)
+            for (const char *leaf : kLeaves)
+                (void)cmap.remove(it::process_key(sup, leaf));
+        cmap.close();
+    }
+    std::string key(const char *leaf) const { return it::process_key(sup, leaf); }
+    std::string str(const char *leaf) {
+        std::string v;
+        const cs_error_t e = cmap.get_string(key(leaf), v);
+        return e == CS_OK ? v : "<error " + std::to_string(static_cast<int>(e)) + ">";
+    }
+    it::Event start_script(const it::Script &s) {
+        prog.start([s] { return it::run_script(s); });
+        sup = prog.pid();
+        it::Event reg;
+        REQUIRE(prog.wait_event("reg", 5000, &reg));
+        REQUIRE(reg.num("err") == CS_OK);
+        return reg;
+    }
+    void command(const std::string &cmd, const char *ev) {
+        prog.send(cmd);
+        it::Event e;
+        REQUIRE_MSG(prog.wait_event(ev, 5000, &e), cmd);
+        REQUIRE_MSG(e.num("err") == CS_OK, cmd);
+    }
+};
+
+// recovery and poll_period from register on; state stopped -> running (when
+// sam_start returns) -> stopped (when sam_stop returns); all keys deleted
+// after a clean exit before start.
+TEST(Cmap, KeysFollowTheStates) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapRestart;
+    start_script(s);
+    REQUIRE(str("recovery") == "restart");
+    uint64_t period = 0;
+    REQUIRE(cmap.get_u64(key("poll_period"), period) == CS_OK && period == 300);
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 2000, &last), last);
+    for (int round = 0; round < 2; ++round) {
+        command("start", "started");
+        REQUIRE_MSG(str("state") == "running", "right after sam_start returned: " + str("state"));
+        uint64_t stamp = 0;
+        REQUIRE(cmap.get_u64(key("last_updated"), stamp) == CS_OK && stamp > 0);
+        command("stop", "stopped");
+        REQUIRE_MSG(str("state") == "stopped", "right after sam_stop returned: " + str("state"));
+    }
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    for (const char *leaf : kLeaves) {
+        std::string v;
+        REQUIRE_MSG(cmap.get_string(key(leaf), v) == CS_ERR_NOT_EXIST, leaf);
+    }
+}
+
+// QUIT: a failure after start leaves state "failed" behind.
+TEST(Cmap, FailureUnderQuitLeavesFailed) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapQuit;
+    s.auto_start = true;
+    start_script(s);
+    REQUIRE(prog.wait_event("started", 5000));
+    REQUIRE(str("recovery") == "quit");
+    prog.send("exit 3");
+    REQUIRE(exited_with(prog.wait_exit(5000), 3));
+    REQUIRE(str("state") == "failed");
+    REQUIRE(str("recovery") == "quit");
+}
+
+namespace {
+void expect_marked_failed(it::Program &prog, it::CmapView &cmap, pid_t sup) {
+    (void)cmap;
+    (void)sup;
+    const it::Exit x = prog.wait_exit(5000);
+    REQUIRE(x.exited);
+    REQUIRE(prog.events_of("marked").empty()); // killed inside the call
+    REQUIRE(prog.events_of("signal").empty()); // no warn signal
+    REQUIRE(prog.events_of("reg").size() == 1); // no restart
+    REQUIRE(prog.wait_log("marked itself failed", 0));
+    std::string state;
+    REQUIRE(cmap.get_string(it::process_key(sup, "state"), state) == CS_OK && state == "failed");
+}
+} // namespace
+
+// sam_mark_failed() while started: killed without the warn signal, state
+// "failed", the supervisor quits instead of restarting.
+TEST(Cmap, MarkFailedWhileStarted) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapRestart;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    start_script(s);
+    REQUIRE(prog.wait_event("started", 5000));
+    prog.send("mark_failed");
+    expect_marked_failed(prog, cmap, sup);
+}
+
+TEST(Cmap, MarkFailedBeforeStart) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapRestart;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    start_script(s);
+    prog.send("mark_failed");
+    expect_marked_failed(prog, cmap, sup);
+}
+
+// QUORUM: sam_start blocks while inquorate ("waiting for quorum"), returns
+// when quorum comes; a quorum loss while started warns, then kills; the
+// next instance waits in sam_start until quorum returns.
+TEST(Cmap, QuorumBlocksStartAndLossKills) {
+    REQUIRE(it::ctl("expected-votes 2") == 0);
+    REQUIRE(it::ctl("wait-inquorate 5") == 0);
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kQuorumCmapRestart;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    start_script(s);
+    std::string last;
+    for (unsigned iid = 1; iid <= 2; ++iid) {
+        REQUIRE(prog.wait_event([iid](const it::Event &e) { return e.is("starting") && e.num("iid") == iid; }, 5000));
+        REQUIRE_MSG(cmap.wait_string(key("state"), "waiting for quorum", 3000, &last), last);
+        // Still blocked a while later (the condition under test is absence).
+        REQUIRE(!prog.wait_event("started", 300));
+        REQUIRE(it::ctl("expected-votes 1") == 0);
+        it::Event started;
+        REQUIRE(prog.wait_event("started", 5000, &started));
+        REQUIRE(started.num("iid") == iid && started.num("err") == CS_OK);
+        REQUIRE_MSG(str("state") == "running", str("state"));
+        if (iid == 2)
+            break;
+        // Quorum lost while started: warn, then SIGKILL after T, then instance 2.
+        REQUIRE(it::ctl("expected-votes 2") == 0);
+        it::Event warn, reg2;
+        REQUIRE(prog.wait_event("signal", 3000, &warn));
+        REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
+        REQUIRE(prog.wait_event("reg", 3000, &reg2));
+        REQUIRE(reg2.num("iid") == 2);
+        const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
+        REQUIRE_MSG(gap >= 290 && gap < 1000, std::to_string(gap) + " ms from warn to instance 2");
+    }
+    command("stop", "stopped");
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE(prog.events_of("reg").size() == 2);
+}
