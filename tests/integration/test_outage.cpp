@@ -1,0 +1,206 @@
+// test_outage.cpp - corosync going away and coming back, and corosync's own
+// watchdog service ("wd") judging libsam's keys (run inside
+// tests/corosync/with-corosync.sh).
+#include <csignal>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmapview.hpp"
+#include "script.hpp"
+#include "checks.hpp"
+
+namespace {
+
+bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+
+constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
+constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
+constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
+
+const char *const kLeaves[] = {"recovery", "poll_period", "last_updated", "state"};
+
+long long log_count(const std::string &pattern) {
+    std::string out;
+    (void)it::ctl("log-grep '" + pattern + "'", &out);
+    return std::atoll(out.c_str());
+}
+
+} // namespace
+
+TEST_GROUP(Outage) {
+    it::Program prog;  // CMAP + QUORUM
+    it::Program other; // CMAP only
+    it::CmapView cmap;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        prog.cleanup();
+        other.cleanup();
+        if (it::ctl("is-running") != 0)
+            (void)it::ctl("start");
+        (void)it::ctl("expected-votes 1");
+        cmap.close();
+    }
+};
+
+// corosync SIGKILLed and started again: the QUORUM instance is warned and
+// killed, its successor waits and starts once quorum is back; the CMAP-only
+// instance runs on untouched; every key is republished in the new corosync;
+// neither supervisor spins while corosync is away.
+TEST(Outage, CorosyncKilledAndRestarted) {
+    it::Script q;
+    q.interval_ms = 500;
+    q.policy = kQuorumCmapRestart;
+    q.warn_signal = SIGUSR1;
+    q.record = {SIGUSR1};
+    q.auto_start = true;
+    it::Script c = q;
+    c.policy = kCmapRestart;
+    prog.start([q] { return it::run_script(q); });
+    other.start([c] { return it::run_script(c); });
+    REQUIRE(prog.wait_event("started", 5000));
+    if (!other.wait_event("started", 5000))
+        FAIL(other.transcript().c_str());
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 2000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(other.pid(), "state"), "running", 2000, &last), last);
+    cmap.close();
+
+    REQUIRE(it::ctl("kill 10") == 0);
+    it::Event warn, reg2;
+    REQUIRE(prog.wait_event("signal", 3000, &warn));
+    REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("starting") && e.num("iid") == 2; }, 3000, &reg2));
+
+    // Two seconds without corosync: a measurement window, not a wait.
+    const long long cpu_q0 = it::cpu_ms(prog.pid()), cpu_c0 = it::cpu_ms(other.pid());
+    REQUIRE(!prog.wait_event("started", 2000)); // the successor must not run without quorum
+    const long long cpu_q = it::cpu_ms(prog.pid()) - cpu_q0, cpu_c = it::cpu_ms(other.pid()) - cpu_c0;
+    REQUIRE_MSG(cpu_q < 100 && cpu_c < 100, "supervisor CPU over 2 s without corosync: quorum " +
+                                                std::to_string(cpu_q) + " ms, cmap " + std::to_string(cpu_c) + " ms");
+
+    REQUIRE(it::ctl("start") == 0);
+    it::Event started2;
+    REQUIRE(prog.wait_event("started", 10000, &started2));
+    REQUIRE(started2.num("iid") == 2 && started2.num("err") == CS_OK);
+    for (pid_t sup : {prog.pid(), other.pid()}) {
+        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, "state"), "running", 5000, &last), last);
+        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, "recovery"), "restart", 1000, &last), last);
+        uint64_t period = 0;
+        REQUIRE(cmap.get_u64(it::process_key(sup, "poll_period"), period) == CS_OK && period == 500);
+        REQUIRE(cmap.wait_u64_above(it::process_key(sup, "last_updated"), 0, 2000));
+    }
+    // The CMAP-only instance never noticed.
+    if (other.events_of("reg").size() != 1 || !other.events_of("signal").empty())
+        FAIL(("the CMAP-only instance was disturbed" + other.transcript()).c_str());
+    REQUIRE(prog.wait_log("republished", 0));
+    for (it::Program *p : {&prog, &other}) {
+        p->send("stop");
+        REQUIRE(p->wait_event("stopped", 5000));
+        p->send("exit 0");
+        REQUIRE(exited_with(p->wait_exit(5000), 0));
+    }
+}
+
+TEST_GROUP(Watchdog) {
+    it::Program prog;
+    it::CmapView cmap;
+    pid_t sup = -1;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        prog.cleanup();
+        // Keys left behind ("failed") would keep wd reporting them.
+        if (sup > 0)
+            for (const char *leaf : kLeaves)
+                (void)cmap.remove(it::process_key(sup, leaf));
+        cmap.close();
+    }
+    void start_script(const it::Script &s) {
+        prog.start([s] { return it::run_script(s); });
+        sup = prog.pid();
+        REQUIRE(prog.wait_event("started", 5000));
+    }
+};
+
+// A healthy instance beating every T/2 (T = 1000) for 5 s: last_updated
+// keeps advancing and corosync's wd never calls it late or failed.
+TEST(Watchdog, HealthyInstanceNeverLate) {
+    it::Script s;
+    s.interval_ms = 1000;
+    s.hc_period_ms = 500;
+    s.policy = kCmapRestart;
+    s.auto_start = true;
+    // wd's "too late" line does not name the resource: count new ones only
+    // (earlier tests' resources are deleted by their teardown).
+    const long long late_before = log_count("too late");
+    start_script(s);
+    const std::string stamp_key = it::process_key(prog.pid(), "last_updated");
+    uint64_t stamp = 0;
+    REQUIRE(cmap.wait_u64_above(stamp_key, 0, 1000, &stamp));
+    const uint64_t until = it::now_ns() + it::ms(5000);
+    int advances = 0;
+    while (it::now_ns() < until) {
+        uint64_t next = 0;
+        REQUIRE_MSG(cmap.wait_u64_above(stamp_key, stamp, 1500, &next), "last_updated stuck for 1.5 s");
+        ++advances;
+        stamp = next;
+    }
+    REQUIRE(advances >= 4);
+    const std::string pid = std::to_string(prog.pid());
+    REQUIRE(it::ctl("wait-log 'Fsm:" + pid + " event \"config_changed\", state \"stopped\" --> \"running\"' 5") == 0);
+    REQUIRE(log_count("too late") == late_before);
+    REQUIRE(log_count("resource \"" + pid + "\" failed") == 0);
+    prog.send("stop");
+    REQUIRE(prog.wait_event("stopped", 5000));
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+}
+
+// A hung instance (QUIT): killed by the supervisor, state "failed", and
+// corosync's wd reports the resource as failed.
+TEST(Watchdog, HungInstanceReportedByWd) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kCmapQuit;
+    s.auto_start = true;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    start_script(s);
+    prog.send("hang");
+    const it::Exit x = prog.wait_exit(5000);
+    REQUIRE(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL);
+    std::string state;
+    REQUIRE(cmap.get_string(it::process_key(prog.pid(), "state"), state) == CS_OK && state == "failed");
+    const std::string pid = std::to_string(prog.pid());
+    REQUIRE(it::ctl("wait-log 'resource \"" + pid + "\" failed' 10") == 0);
+}
+
+// cmap writes are coalesced: 100,000 health checks cost corosync almost
+// nothing (no cmap round trip per beat).
+TEST(Watchdog, HealthChecksAreCoalesced) {
+    it::Script s;
+    s.interval_ms = 1000;
+    s.policy = kCmapRestart;
+    s.auto_start = true;
+    start_script(s);
+    const pid_t corosync = it::corosync_pid();
+    REQUIRE(corosync > 0);
+    const long long before = it::cpu_ms(corosync);
+    prog.send("hc 100000");
+    it::Event done;
+    REQUIRE(prog.wait_event("hc_done", 10000, &done));
+    const long long used = it::cpu_ms(corosync) - before;
+    REQUIRE(done.num("ok") == 100000);
+    REQUIRE_MSG(used < 50, "corosync used " + std::to_string(used) + " ms of CPU for 100000 health checks");
+    prog.send("stop");
+    REQUIRE(prog.wait_event("stopped", 5000));
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+}
