@@ -1,12 +1,12 @@
 /*
  * health_check.cpp - see health_check.hpp.
  */
+#include "pidfd.hpp"
 #include <corosync/sam.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include "pidfd.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -23,92 +23,86 @@ namespace {
 /* The library's callback takes no argument: the one check of this process. */
 std::atomic<HealthCheck *> g_check{nullptr};
 
-std::vector<std::string> environment_with(const std::string &extra)
-{
-	std::vector<std::string> env;
-	for (char **e = environ; e != nullptr && *e != nullptr; ++e) {
-		if (strncmp(*e, "SAM_RUN_PID=", 12) != 0) {
-			env.emplace_back(*e);
-		}
-	}
-	env.push_back(extra);
-	return env;
+std::vector<std::string> environment_with(const std::string &extra) {
+    std::vector<std::string> env;
+    for (char **e = environ; e != nullptr && *e != nullptr; ++e) {
+        if (strncmp(*e, "SAM_RUN_PID=", 12) != 0) {
+            env.emplace_back(*e);
+        }
+    }
+    env.push_back(extra);
+    return env;
 }
 } // namespace
 
 HealthCheck::HealthCheck(std::string command, int timeout_ms, const UpstreamNotifier &upstream)
     : command_(std::move(command)), timeout_ms_(timeout_ms), upstream_(upstream),
-      dev_null_(open("/dev/null", O_RDONLY | O_CLOEXEC))
-{
-	argv_ = std::make_unique<ExecVector>(std::vector<std::string>{"sh", "-c", command_});
-	envp_ = std::make_unique<ExecVector>(environment_with("SAM_RUN_PID="));
+      dev_null_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+    argv_ = std::make_unique<ExecVector>(std::vector<std::string>{"sh", "-c", command_});
+    envp_ = std::make_unique<ExecVector>(environment_with("SAM_RUN_PID="));
 }
 
-void HealthCheck::set_program(pid_t pid)
-{
-	auto env = std::make_unique<ExecVector>(environment_with("SAM_RUN_PID=" + std::to_string(pid)));
-	std::lock_guard<std::mutex> lock(mutex_);
-	envp_ = std::move(env);
+void HealthCheck::set_program(pid_t pid) {
+    auto env = std::make_unique<ExecVector>(environment_with("SAM_RUN_PID=" + std::to_string(pid)));
+    std::lock_guard<std::mutex> lock(mutex_);
+    envp_ = std::move(env);
 }
 
-int HealthCheck::run()
-{
-	std::lock_guard<std::mutex> lock(mutex_);
-	SpawnRequest request;
-	request.path = "/bin/sh";
-	request.argv = argv_.get();
-	request.envp = envp_.get();
-	request.stdin_fd = dev_null_.get();
-	request.own_process_group = true;
-	Spawned child;
-	try {
-		child = spawn_process(request);
-	} catch (const std::system_error &e) {
-		log_line("health check: cannot start: %s", e.what());
-		return 1;
-	}
-	if (child.exec_errno != 0) {
-		log_line("health check: cannot run /bin/sh: %s", strerror(child.exec_errno));
-		return 1;
-	}
-	pollfd pfd{child.pidfd.get(), POLLIN, 0};
-	int ready;
-	do {
-		ready = poll(&pfd, 1, timeout_ms_);
-	} while (ready < 0 && errno == EINTR);
-	if (ready == 0) {
-		/* Hung: the whole group, so `sh -c "a | b"` leaves nothing behind. */
-		kill(-child.pid, SIGKILL);
-		pidfd_send_signal(child.pidfd.get(), SIGKILL, nullptr, 0);
-		(void)reap(child.pidfd.get());
-		++failures_in_a_row_;
-		log_line("health check timed out after %d ms and was killed: unhealthy", timeout_ms_);
-		return 1;
-	}
-	siginfo_t info = reap(child.pidfd.get());
-	if (info.si_code == CLD_EXITED && info.si_status == 0) {
-		if (failures_in_a_row_ != 0) {
-			log_line("health check passes again");
-		}
-		failures_in_a_row_ = 0;
-		upstream_.send("WATCHDOG=1");
-		return 0;
-	}
-	++failures_in_a_row_;
-	log_line("health check failed (%s): unhealthy", describe_exit(info).c_str());
-	return 1;
+int HealthCheck::run() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SpawnRequest request;
+    request.path = "/bin/sh";
+    request.argv = argv_.get();
+    request.envp = envp_.get();
+    request.stdin_fd = dev_null_.get();
+    request.own_process_group = true;
+    Spawned child;
+    try {
+        child = spawn_process(request);
+    } catch (const std::system_error &e) {
+        log_line("health check: cannot start: %s", e.what());
+        return 1;
+    }
+    if (child.exec_errno != 0) {
+        log_line("health check: cannot run /bin/sh: %s", strerror(child.exec_errno));
+        return 1;
+    }
+    pollfd pfd{child.pidfd.get(), POLLIN, 0};
+    int ready;
+    do {
+        ready = poll(&pfd, 1, timeout_ms_);
+    } while (ready < 0 && errno == EINTR);
+    if (ready == 0) {
+        /* Hung: the whole group, so `sh -c "a | b"` leaves nothing behind. */
+        kill(-child.pid, SIGKILL);
+        pidfd_send_signal(child.pidfd.get(), SIGKILL, nullptr, 0);
+        (void)reap(child.pidfd.get());
+        ++failures_in_a_row_;
+        log_line("health check timed out after %d ms and was killed: unhealthy", timeout_ms_);
+        return 1;
+    }
+    siginfo_t info = reap(child.pidfd.get());
+    if (info.si_code == CLD_EXITED && info.si_status == 0) {
+        if (failures_in_a_row_ != 0) {
+            log_line("health check passes again");
+        }
+        failures_in_a_row_ = 0;
+        upstream_.send("WATCHDOG=1");
+        return 0;
+    }
+    ++failures_in_a_row_;
+    log_line("health check failed (%s): unhealthy", describe_exit(info).c_str());
+    return 1;
 }
 
-int HealthCheck::callback()
-{
-	HealthCheck *check = g_check.load();
-	return check != nullptr ? check->run() : 0;
+int HealthCheck::callback() {
+    HealthCheck *check = g_check.load();
+    return check != nullptr ? check->run() : 0;
 }
 
-int HealthCheck::register_callback(HealthCheck *check)
-{
-	g_check.store(check);
-	return sam_hc_callback_register(&HealthCheck::callback);
+int HealthCheck::register_callback(HealthCheck *check) {
+    g_check.store(check);
+    return sam_hc_callback_register(&HealthCheck::callback);
 }
 
 } // namespace samrun

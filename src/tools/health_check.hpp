@@ -21,32 +21,32 @@
 namespace samrun {
 
 class HealthCheck {
-public:
-	HealthCheck(std::string command, int timeout_ms, const UpstreamNotifier &upstream);
+  public:
+    HealthCheck(std::string command, int timeout_ms, const UpstreamNotifier &upstream);
 
-	/* Called once the program runs: the check sees SAM_RUN_PID=<its pid>. */
-	void set_program(pid_t pid);
+    /* Called once the program runs: the check sees SAM_RUN_PID=<its pid>. */
+    void set_program(pid_t pid);
 
-	/* 0 = healthy. Runs in libsam's callback thread. */
-	[[nodiscard]] int run();
+    /* 0 = healthy. Runs in libsam's callback thread. */
+    [[nodiscard]] int run();
 
-	/* Did the last check fail? (read from the relay's thread) */
-	[[nodiscard]] bool unhealthy() const { return failures_in_a_row_.load() != 0; }
+    /* Did the last check fail? (read from the relay's thread) */
+    [[nodiscard]] bool unhealthy() const { return failures_in_a_row_.load() != 0; }
 
-	/* Registers with sam_hc_callback_register; one check per process. */
-	[[nodiscard]] static int register_callback(HealthCheck *check);
+    /* Registers with sam_hc_callback_register; one check per process. */
+    [[nodiscard]] static int register_callback(HealthCheck *check);
 
-private:
-	static int callback();
+  private:
+    static int callback();
 
-	std::string command_;
-	int timeout_ms_;
-	const UpstreamNotifier &upstream_;
-	UniqueFd dev_null_;
-	std::mutex mutex_; /* guards the exec vectors against set_program */
-	std::unique_ptr<ExecVector> argv_;
-	std::unique_ptr<ExecVector> envp_;
-	std::atomic<unsigned> failures_in_a_row_{0};
+    std::string command_;
+    int timeout_ms_;
+    const UpstreamNotifier &upstream_;
+    UniqueFd dev_null_;
+    std::mutex mutex_; /* guards the exec vectors against set_program */
+    std::unique_ptr<ExecVector> argv_;
+    std::unique_ptr<ExecVector> envp_;
+    std::atomic<unsigned> failures_in_a_row_{0};
 };
 
 } // namespace samrun

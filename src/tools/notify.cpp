@@ -24,162 +24,157 @@ constexpr int kMaxPassedFds = 64;
 
 /* Fills `addr` from a path or "@abstract" name; returns the address length,
  * or 0 if the name does not fit. */
-socklen_t make_address(const std::string &name, sockaddr_un &addr)
-{
-	memset(&addr, 0, sizeof addr);
-	addr.sun_family = AF_UNIX;
-	if (name.empty() || name.size() >= sizeof addr.sun_path) {
-		return 0;
-	}
-	memcpy(addr.sun_path, name.data(), name.size());
-	if (name[0] == '@') {
-		addr.sun_path[0] = '\0'; /* abstract: no terminating NUL counted */
-		return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
-	}
-	return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + 1);
+socklen_t make_address(const std::string &name, sockaddr_un &addr) {
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (name.empty() || name.size() >= sizeof addr.sun_path) {
+        return 0;
+    }
+    memcpy(addr.sun_path, name.data(), name.size());
+    if (name[0] == '@') {
+        addr.sun_path[0] = '\0'; /* abstract: no terminating NUL counted */
+        return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+    }
+    return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + 1);
 }
 
-[[noreturn]] void throw_errno(const std::string &what)
-{
-	throw std::system_error(errno, std::generic_category(), what);
+[[noreturn]] void throw_errno(const std::string &what) {
+    throw std::system_error(errno, std::generic_category(), what);
 }
 
 } // namespace
 
-NotifyFields parse_notify_datagram(const char *data, size_t size)
-{
-	NotifyFields fields;
-	size_t start = 0;
-	while (start < size) {
-		const void *nl = memchr(data + start, '\n', size - start);
-		size_t end = nl != nullptr ? static_cast<size_t>(static_cast<const char *>(nl) - data) : size;
-		std::string line(data + start, end - start);
-		start = end + 1;
-		size_t eq = line.find('=');
-		if (eq == std::string::npos || eq == 0 || line.find('\0') != std::string::npos) {
-			continue;
-		}
-		fields.emplace_back(line.substr(0, eq), line.substr(eq + 1));
-	}
-	return fields;
+NotifyFields parse_notify_datagram(const char *data, size_t size) {
+    NotifyFields fields;
+    size_t start = 0;
+    while (start < size) {
+        const void *nl = memchr(data + start, '\n', size - start);
+        size_t end =
+            nl != nullptr ? static_cast<size_t>(static_cast<const char *>(nl) - data) : size;
+        std::string line(data + start, end - start);
+        start = end + 1;
+        size_t eq = line.find('=');
+        if (eq == std::string::npos || eq == 0 || line.find('\0') != std::string::npos) {
+            continue;
+        }
+        fields.emplace_back(line.substr(0, eq), line.substr(eq + 1));
+    }
+    return fields;
 }
 
-NotifyServer::NotifyServer(const std::string &address) : address_(address)
-{
-	sockaddr_un addr;
-	socklen_t len = make_address(address, addr);
-	if (len == 0) {
-		errno = ENAMETOOLONG;
-		throw_errno("notify socket name '" + address + "'");
-	}
-	fd_.reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-	if (!fd_.valid()) {
-		throw_errno("socket");
-	}
-	if (address[0] != '@') {
-		/* Replace a stale socket left by an earlier run, never another file. */
-		struct stat st;
-		if (lstat(address.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-			unlink(address.c_str());
-		}
-	}
-	if (bind(fd_.get(), reinterpret_cast<sockaddr *>(&addr), len) != 0) {
-		throw_errno("bind notify socket '" + address + "'");
-	}
-	/* The kernel attaches the sender's real pid: we only believe messages
-	 * from the program we run and its descendants. */
-	int one = 1;
-	if (setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
-		throw_errno("setsockopt SO_PASSCRED");
-	}
+NotifyServer::NotifyServer(const std::string &address) : address_(address) {
+    sockaddr_un addr;
+    socklen_t len = make_address(address, addr);
+    if (len == 0) {
+        errno = ENAMETOOLONG;
+        throw_errno("notify socket name '" + address + "'");
+    }
+    fd_.reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd_.valid()) {
+        throw_errno("socket");
+    }
+    if (address[0] != '@') {
+        /* Replace a stale socket left by an earlier run, never another file. */
+        struct stat st;
+        if (lstat(address.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+            unlink(address.c_str());
+        }
+    }
+    if (bind(fd_.get(), reinterpret_cast<sockaddr *>(&addr), len) != 0) {
+        throw_errno("bind notify socket '" + address + "'");
+    }
+    /* The kernel attaches the sender's real pid: we only believe messages
+     * from the program we run and its descendants. */
+    int one = 1;
+    if (setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+        throw_errno("setsockopt SO_PASSCRED");
+    }
 }
 
-NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string &why)
-{
-	char buffer[kMaxDatagram];
-	alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
-	iovec iov{buffer, sizeof buffer};
-	msghdr msg{};
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = control;
-	msg.msg_controllen = sizeof control;
+NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string &why) {
+    char buffer[kMaxDatagram];
+    alignas(
+        cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+    iovec iov{buffer, sizeof buffer};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
 
-	ssize_t n = recvmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-			return Receive::Empty;
-		}
-		why = std::string("recvmsg: ") + strerror(errno);
-		return Receive::Rejected;
-	}
-	bool have_creds = false;
-	for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-		if (c->cmsg_level != SOL_SOCKET) {
-			continue;
-		}
-		if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
-			ucred cred;
-			memcpy(&cred, CMSG_DATA(c), sizeof cred);
-			message.sender = cred.pid;
-			have_creds = true;
-		} else if (c->cmsg_type == SCM_RIGHTS) {
-			/* FDSTORE and friends: we keep no descriptors for anyone. */
-			size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < count; ++i) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-				close(fd);
-			}
-		}
-	}
-	if ((msg.msg_flags & MSG_TRUNC) != 0) {
-		why = "datagram larger than " + std::to_string(kMaxDatagram) + " bytes";
-		return Receive::Rejected;
-	}
-	if ((msg.msg_flags & MSG_CTRUNC) != 0 && !have_creds) {
-		why = "control data truncated";
-		return Receive::Rejected;
-	}
-	if (!have_creds || message.sender <= 0) {
-		why = "no sender credentials";
-		return Receive::Rejected;
-	}
-	message.fields = parse_notify_datagram(buffer, static_cast<size_t>(n));
-	return Receive::Message;
+    ssize_t n = recvmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return Receive::Empty;
+        }
+        why = std::string("recvmsg: ") + strerror(errno);
+        return Receive::Rejected;
+    }
+    bool have_creds = false;
+    for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET) {
+            continue;
+        }
+        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+            ucred cred;
+            memcpy(&cred, CMSG_DATA(c), sizeof cred);
+            message.sender = cred.pid;
+            have_creds = true;
+        } else if (c->cmsg_type == SCM_RIGHTS) {
+            /* FDSTORE and friends: we keep no descriptors for anyone. */
+            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; ++i) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                close(fd);
+            }
+        }
+    }
+    if ((msg.msg_flags & MSG_TRUNC) != 0) {
+        why = "datagram larger than " + std::to_string(kMaxDatagram) + " bytes";
+        return Receive::Rejected;
+    }
+    if ((msg.msg_flags & MSG_CTRUNC) != 0 && !have_creds) {
+        why = "control data truncated";
+        return Receive::Rejected;
+    }
+    if (!have_creds || message.sender <= 0) {
+        why = "no sender credentials";
+        return Receive::Rejected;
+    }
+    message.fields = parse_notify_datagram(buffer, static_cast<size_t>(n));
+    return Receive::Message;
 }
 
-UpstreamNotifier UpstreamNotifier::from_environment()
-{
-	UpstreamNotifier notifier;
-	const char *socket_name = getenv("NOTIFY_SOCKET");
-	if (socket_name == nullptr || *socket_name == '\0') {
-		return notifier;
-	}
-	sockaddr_un addr;
-	if (make_address(socket_name, addr) == 0) {
-		return notifier;
-	}
-	notifier.address_ = socket_name;
-	notifier.fd_.reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-	const char *usec = getenv("WATCHDOG_USEC");
-	if (usec != nullptr) {
-		notifier.watchdog_usec_ = strtoull(usec, nullptr, 10);
-	}
-	return notifier;
+UpstreamNotifier UpstreamNotifier::from_environment() {
+    UpstreamNotifier notifier;
+    const char *socket_name = getenv("NOTIFY_SOCKET");
+    if (socket_name == nullptr || *socket_name == '\0') {
+        return notifier;
+    }
+    sockaddr_un addr;
+    if (make_address(socket_name, addr) == 0) {
+        return notifier;
+    }
+    notifier.address_ = socket_name;
+    notifier.fd_.reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    const char *usec = getenv("WATCHDOG_USEC");
+    if (usec != nullptr) {
+        notifier.watchdog_usec_ = strtoull(usec, nullptr, 10);
+    }
+    return notifier;
 }
 
-void UpstreamNotifier::send(const std::string &text) const
-{
-	if (!fd_.valid()) {
-		return;
-	}
-	sockaddr_un addr;
-	socklen_t len = make_address(address_, addr);
-	/* MSG_NOSIGNAL/MSG_DONTWAIT: a gone or stuck manager must neither kill
-	 * nor block the relay. */
-	(void)sendto(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
-		     reinterpret_cast<sockaddr *>(&addr), len);
+void UpstreamNotifier::send(const std::string &text) const {
+    if (!fd_.valid()) {
+        return;
+    }
+    sockaddr_un addr;
+    socklen_t len = make_address(address_, addr);
+    /* MSG_NOSIGNAL/MSG_DONTWAIT: a gone or stuck manager must neither kill
+     * nor block the relay. */
+    (void)sendto(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
+                 reinterpret_cast<sockaddr *>(&addr), len);
 }
 
 } // namespace samrun

@@ -25,48 +25,48 @@ using NotifyFields = std::vector<std::pair<std::string, std::string>>;
 [[nodiscard]] NotifyFields parse_notify_datagram(const char *data, size_t size);
 
 struct NotifyMessage {
-	pid_t sender = 0; /* from SCM_CREDENTIALS, checked by the kernel */
-	NotifyFields fields;
+    pid_t sender = 0; /* from SCM_CREDENTIALS, checked by the kernel */
+    NotifyFields fields;
 };
 
 class NotifyServer {
-public:
-	/* Binds `address` (path or @abstract); throws std::system_error. */
-	explicit NotifyServer(const std::string &address);
-	NotifyServer(NotifyServer &&) = default;
-	NotifyServer &operator=(NotifyServer &&) = default;
+  public:
+    /* Binds `address` (path or @abstract); throws std::system_error. */
+    explicit NotifyServer(const std::string &address);
+    NotifyServer(NotifyServer &&) = default;
+    NotifyServer &operator=(NotifyServer &&) = default;
 
-	[[nodiscard]] int fd() const { return fd_.get(); }
-	[[nodiscard]] const std::string &address() const { return address_; }
+    [[nodiscard]] int fd() const { return fd_.get(); }
+    [[nodiscard]] const std::string &address() const { return address_; }
 
-	enum class Receive { Message, Rejected, Empty };
-	/* Reads one datagram without blocking. Rejected: truncated, or no
-	 * credentials; `why` says which. Descriptors passed along are closed. */
-	[[nodiscard]] Receive receive(NotifyMessage &message, std::string &why);
+    enum class Receive { Message, Rejected, Empty };
+    /* Reads one datagram without blocking. Rejected: truncated, or no
+     * credentials; `why` says which. Descriptors passed along are closed. */
+    [[nodiscard]] Receive receive(NotifyMessage &message, std::string &why);
 
-private:
-	UniqueFd fd_;
-	std::string address_;
+  private:
+    UniqueFd fd_;
+    std::string address_;
 };
 
 /* The client side, towards $NOTIFY_SOCKET of sam-run itself (for example
  * systemd with Type=notify). Without that variable every send is a no-op. */
 class UpstreamNotifier {
-public:
-	UpstreamNotifier() = default;
-	/* Reads NOTIFY_SOCKET and WATCHDOG_USEC from the environment. */
-	static UpstreamNotifier from_environment();
+  public:
+    UpstreamNotifier() = default;
+    /* Reads NOTIFY_SOCKET and WATCHDOG_USEC from the environment. */
+    static UpstreamNotifier from_environment();
 
-	[[nodiscard]] bool enabled() const { return fd_.valid(); }
-	/* WATCHDOG_USEC given to sam-run, or 0. */
-	[[nodiscard]] unsigned long long watchdog_usec() const { return watchdog_usec_; }
-	/* Best effort: a service manager that went away must not stop us. */
-	void send(const std::string &text) const;
+    [[nodiscard]] bool enabled() const { return fd_.valid(); }
+    /* WATCHDOG_USEC given to sam-run, or 0. */
+    [[nodiscard]] unsigned long long watchdog_usec() const { return watchdog_usec_; }
+    /* Best effort: a service manager that went away must not stop us. */
+    void send(const std::string &text) const;
 
-private:
-	UniqueFd fd_;
-	std::string address_;
-	unsigned long long watchdog_usec_ = 0;
+  private:
+    UniqueFd fd_;
+    std::string address_;
+    unsigned long long watchdog_usec_ = 0;
 };
 
 } // namespace samrun

@@ -18,303 +18,298 @@ namespace samrun {
 namespace {
 
 enum LongOnly {
-	OPT_RESTART_BURST = 256,
-	OPT_RESTART_DELAY,
-	OPT_RESTART_DELAY_MAX,
-	OPT_RESTART_RESET,
-	OPT_CHECK_TIMEOUT,
-	OPT_NOTIFY_SOCKET,
-	OPT_JSON,
-	OPT_VERSION,
+    OPT_RESTART_BURST = 256,
+    OPT_RESTART_DELAY,
+    OPT_RESTART_DELAY_MAX,
+    OPT_RESTART_RESET,
+    OPT_CHECK_TIMEOUT,
+    OPT_NOTIFY_SOCKET,
+    OPT_JSON,
+    OPT_VERSION,
 };
 
 const struct option kLongOptions[] = {
-	{"interval", required_argument, nullptr, 'i'},
-	{"policy", required_argument, nullptr, 'p'},
-	{"quorum", no_argument, nullptr, 'q'},
-	{"cmap", no_argument, nullptr, 'c'},
-	{"warn-signal", required_argument, nullptr, 'w'},
-	{"restart-burst", required_argument, nullptr, OPT_RESTART_BURST},
-	{"restart-delay", required_argument, nullptr, OPT_RESTART_DELAY},
-	{"restart-delay-max", required_argument, nullptr, OPT_RESTART_DELAY_MAX},
-	{"restart-reset", required_argument, nullptr, OPT_RESTART_RESET},
-	{"check", required_argument, nullptr, 'C'},
-	{"check-timeout", required_argument, nullptr, OPT_CHECK_TIMEOUT},
-	{"notify", no_argument, nullptr, 'n'},
-	{"notify-socket", required_argument, nullptr, OPT_NOTIFY_SOCKET},
-	{"status", no_argument, nullptr, 's'},
-	{"json", no_argument, nullptr, OPT_JSON},
-	{"help", no_argument, nullptr, 'h'},
-	{"version", no_argument, nullptr, OPT_VERSION},
-	{nullptr, 0, nullptr, 0},
+    {"interval", required_argument, nullptr, 'i'},
+    {"policy", required_argument, nullptr, 'p'},
+    {"quorum", no_argument, nullptr, 'q'},
+    {"cmap", no_argument, nullptr, 'c'},
+    {"warn-signal", required_argument, nullptr, 'w'},
+    {"restart-burst", required_argument, nullptr, OPT_RESTART_BURST},
+    {"restart-delay", required_argument, nullptr, OPT_RESTART_DELAY},
+    {"restart-delay-max", required_argument, nullptr, OPT_RESTART_DELAY_MAX},
+    {"restart-reset", required_argument, nullptr, OPT_RESTART_RESET},
+    {"check", required_argument, nullptr, 'C'},
+    {"check-timeout", required_argument, nullptr, OPT_CHECK_TIMEOUT},
+    {"notify", no_argument, nullptr, 'n'},
+    {"notify-socket", required_argument, nullptr, OPT_NOTIFY_SOCKET},
+    {"status", no_argument, nullptr, 's'},
+    {"json", no_argument, nullptr, OPT_JSON},
+    {"help", no_argument, nullptr, 'h'},
+    {"version", no_argument, nullptr, OPT_VERSION},
+    {nullptr, 0, nullptr, 0},
 };
 
 /* Strict decimal: digits only, no sign, no trailing text, at most `max`. */
-bool parse_number(const char *text, unsigned long max, unsigned long &out)
-{
-	if (text == nullptr || *text < '0' || *text > '9') {
-		return false;
-	}
-	errno = 0;
-	char *end = nullptr;
-	unsigned long value = strtoul(text, &end, 10);
-	if (errno != 0 || *end != '\0' || value > max) {
-		return false;
-	}
-	out = value;
-	return true;
+bool parse_number(const char *text, unsigned long max, unsigned long &out) {
+    if (text == nullptr || *text < '0' || *text > '9') {
+        return false;
+    }
+    errno = 0;
+    char *end = nullptr;
+    unsigned long value = strtoul(text, &end, 10);
+    if (errno != 0 || *end != '\0' || value > max) {
+        return false;
+    }
+    out = value;
+    return true;
 }
 
-std::string bad_value(const char *option, const char *value, const char *expected)
-{
-	return std::string("invalid value '") + value + "' for --" + option + ": expected " + expected;
+std::string bad_value(const char *option, const char *value, const char *expected) {
+    return std::string("invalid value '") + value + "' for --" + option + ": expected " + expected;
 }
 
 } // namespace
 
-int parse_signal(const std::string &text)
-{
-	if (text.empty()) {
-		return -1;
-	}
-	unsigned long number = 0;
-	if (parse_number(text.c_str(), static_cast<unsigned long>(SIGRTMAX), number)) {
-		return number == 0 ? -1 : static_cast<int>(number);
-	}
-	std::string name = text;
-	if (strncasecmp(name.c_str(), "SIG", 3) == 0) {
-		name.erase(0, 3);
-	}
-	for (int sig = 1; sig < SIGRTMIN; ++sig) {
-		const char *abbrev = sigabbrev_np(sig);
-		if (abbrev != nullptr && strcasecmp(abbrev, name.c_str()) == 0) {
-			return sig;
-		}
-	}
-	/* Real-time signals: RTMIN, RTMIN+n, RTMAX, RTMAX-n. */
-	const int span = SIGRTMAX - SIGRTMIN;
-	if (strncasecmp(name.c_str(), "RTMIN", 5) == 0 || strncasecmp(name.c_str(), "RTMAX", 5) == 0) {
-		bool from_min = strncasecmp(name.c_str(), "RTMIN", 5) == 0;
-		std::string rest = name.substr(5);
-		unsigned long offset = 0;
-		if (!rest.empty()) {
-			char sign = rest[0];
-			if ((from_min && sign != '+') || (!from_min && sign != '-') ||
-			    !parse_number(rest.c_str() + 1, static_cast<unsigned long>(span), offset)) {
-				return -1;
-			}
-		}
-		return from_min ? SIGRTMIN + static_cast<int>(offset) : SIGRTMAX - static_cast<int>(offset);
-	}
-	return -1;
+int parse_signal(const std::string &text) {
+    if (text.empty()) {
+        return -1;
+    }
+    unsigned long number = 0;
+    if (parse_number(text.c_str(), static_cast<unsigned long>(SIGRTMAX), number)) {
+        return number == 0 ? -1 : static_cast<int>(number);
+    }
+    std::string name = text;
+    if (strncasecmp(name.c_str(), "SIG", 3) == 0) {
+        name.erase(0, 3);
+    }
+    for (int sig = 1; sig < SIGRTMIN; ++sig) {
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev != nullptr && strcasecmp(abbrev, name.c_str()) == 0) {
+            return sig;
+        }
+    }
+    /* Real-time signals: RTMIN, RTMIN+n, RTMAX, RTMAX-n. */
+    const int span = SIGRTMAX - SIGRTMIN;
+    if (strncasecmp(name.c_str(), "RTMIN", 5) == 0 || strncasecmp(name.c_str(), "RTMAX", 5) == 0) {
+        bool from_min = strncasecmp(name.c_str(), "RTMIN", 5) == 0;
+        std::string rest = name.substr(5);
+        unsigned long offset = 0;
+        if (!rest.empty()) {
+            char sign = rest[0];
+            if ((from_min && sign != '+') || (!from_min && sign != '-') ||
+                !parse_number(rest.c_str() + 1, static_cast<unsigned long>(span), offset)) {
+                return -1;
+            }
+        }
+        return from_min ? SIGRTMIN + static_cast<int>(offset) : SIGRTMAX - static_cast<int>(offset);
+    }
+    return -1;
 }
 
-std::string signal_name(int sig)
-{
-	if (sig > 0 && sig < SIGRTMIN) {
-		const char *abbrev = sigabbrev_np(sig);
-		if (abbrev != nullptr) {
-			return abbrev;
-		}
-	}
-	if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
-		return sig == SIGRTMIN ? "RTMIN" : "RTMIN+" + std::to_string(sig - SIGRTMIN);
-	}
-	return std::to_string(sig);
+std::string signal_name(int sig) {
+    if (sig > 0 && sig < SIGRTMIN) {
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev != nullptr) {
+            return abbrev;
+        }
+    }
+    if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+        return sig == SIGRTMIN ? "RTMIN" : "RTMIN+" + std::to_string(sig - SIGRTMIN);
+    }
+    return std::to_string(sig);
 }
 
-void print_usage(FILE *out)
-{
-	fputs("Usage: sam-run [OPTIONS] -- COMMAND [ARGS...]\n"
-	      "       sam-run --status [--json]\n"
-	      "\n"
-	      "Run COMMAND under corosync's Simple Availability Manager (libsam): restart it\n"
-	      "or exit with it when it dies or stops answering health checks, optionally only\n"
-	      "while the cluster is quorate, and publish its state in corosync's cmap.\n"
-	      "\n"
-	      "Supervision:\n"
-	      "  -i, --interval MS          health-check deadline in milliseconds (default 1000;\n"
-	      "                             0 = only watch that the program is alive)\n"
-	      "  -p, --policy POLICY        restart (default) or quit, on failure\n"
-	      "  -q, --quorum               run the program only while the cluster is quorate\n"
-	      "  -c, --cmap                 publish state in cmap resources.process.<pid>.*\n"
-	      "  -w, --warn-signal SIG      signal sent before the kill when a deadline is\n"
-	      "                             missed (name or number; default TERM)\n"
-	      "      --restart-burst N      quick failures restarted without delay (default 3)\n"
-	      "      --restart-delay MS     first back-off delay, doubled each time (default\n"
-	      "                             100; 0 disables the back-off)\n"
-	      "      --restart-delay-max MS longest back-off delay (default 10000)\n"
-	      "      --restart-reset MS     run time that forgets earlier failures (default\n"
-	      "                             10000)\n"
-	      "\n"
-	      "Health:\n"
-	      "  -C, --check CMD            run 'sh -c CMD' every interval; exit 0 = healthy\n"
-	      "      --check-timeout MS     kill a check still running after MS (default: the\n"
-	      "                             interval); a killed check is unhealthy\n"
-	      "  -n, --notify               offer NOTIFY_SOCKET (systemd notify protocol):\n"
-	      "                             READY=1 starts health checking, WATCHDOG=1 is a\n"
-	      "                             health check, STOPPING=1 stops it,\n"
-	      "                             WATCHDOG=trigger is an immediate failure\n"
-	      "      --notify-socket PATH   socket path for --notify ('@name' = abstract);\n"
-	      "                             implies --notify\n"
-	      "\n"
-	      "Information:\n"
-	      "  -s, --status               list the processes supervised on this node (cmap)\n"
-	      "      --json                 with --status: print JSON\n"
-	      "  -h, --help                 show this help\n"
-	      "      --version              show the version\n"
-	      "\n"
-	      "Exit status: the program's (its code, or 128+N when killed by signal N; sam-run\n"
-	      "dies by the same signal), 2 for usage errors, 126 if COMMAND cannot be\n"
-	      "executed, 127 if it is not found.\n"
-	      "See sam-run(8).\n",
-	      out);
+void print_usage(FILE *out) {
+    fputs("Usage: sam-run [OPTIONS] -- COMMAND [ARGS...]\n"
+          "       sam-run --status [--json]\n"
+          "\n"
+          "Run COMMAND under corosync's Simple Availability Manager (libsam): restart it\n"
+          "or exit with it when it dies or stops answering health checks, optionally only\n"
+          "while the cluster is quorate, and publish its state in corosync's cmap.\n"
+          "\n"
+          "Supervision:\n"
+          "  -i, --interval MS          health-check deadline in milliseconds (default 1000;\n"
+          "                             0 = only watch that the program is alive)\n"
+          "  -p, --policy POLICY        restart (default) or quit, on failure\n"
+          "  -q, --quorum               run the program only while the cluster is quorate\n"
+          "  -c, --cmap                 publish state in cmap resources.process.<pid>.*\n"
+          "  -w, --warn-signal SIG      signal sent before the kill when a deadline is\n"
+          "                             missed (name or number; default TERM)\n"
+          "      --restart-burst N      quick failures restarted without delay (default 3)\n"
+          "      --restart-delay MS     first back-off delay, doubled each time (default\n"
+          "                             100; 0 disables the back-off)\n"
+          "      --restart-delay-max MS longest back-off delay (default 10000)\n"
+          "      --restart-reset MS     run time that forgets earlier failures (default\n"
+          "                             10000)\n"
+          "\n"
+          "Health:\n"
+          "  -C, --check CMD            run 'sh -c CMD' every interval; exit 0 = healthy\n"
+          "      --check-timeout MS     kill a check still running after MS (default: the\n"
+          "                             interval); a killed check is unhealthy\n"
+          "  -n, --notify               offer NOTIFY_SOCKET (systemd notify protocol):\n"
+          "                             READY=1 starts health checking, WATCHDOG=1 is a\n"
+          "                             health check, STOPPING=1 stops it,\n"
+          "                             WATCHDOG=trigger is an immediate failure\n"
+          "      --notify-socket PATH   socket path for --notify ('@name' = abstract);\n"
+          "                             implies --notify\n"
+          "\n"
+          "Information:\n"
+          "  -s, --status               list the processes supervised on this node (cmap)\n"
+          "      --json                 with --status: print JSON\n"
+          "  -h, --help                 show this help\n"
+          "      --version              show the version\n"
+          "\n"
+          "Exit status: the program's (its code, or 128+N when killed by signal N; sam-run\n"
+          "dies by the same signal), 2 for usage errors, 126 if COMMAND cannot be\n"
+          "executed, 127 if it is not found.\n"
+          "See sam-run(8).\n",
+          out);
 }
 
-ParseResult parse_options(int argc, char **argv)
-{
-	ParseResult result;
-	Options &opts = result.options;
-	bool help = false;
-	bool version = false;
-	auto fail = [&result](std::string message) {
-		result.outcome = ParseOutcome::Error;
-		result.error = std::move(message);
-		return result;
-	};
+ParseResult parse_options(int argc, char **argv) {
+    ParseResult result;
+    Options &opts = result.options;
+    bool help = false;
+    bool version = false;
+    auto fail = [&result](std::string message) {
+        result.outcome = ParseOutcome::Error;
+        result.error = std::move(message);
+        return result;
+    };
 
-	opterr = 0; /* our own messages, one per error */
-	optind = 1;
-	int opt;
-	/* '+': stop at the first non-option, COMMAND's own options are not ours. */
-	while ((opt = getopt_long(argc, argv, "+:i:p:qcw:C:nsh", kLongOptions, nullptr)) != -1) {
-		unsigned long number = 0;
-		switch (opt) {
-		case 'i':
-			if (!parse_number(optarg, INT_MAX, number)) {
-				return fail(bad_value("interval", optarg, "milliseconds, 0 to 2147483647"));
-			}
-			opts.interval_ms = static_cast<int>(number);
-			break;
-		case 'p':
-			if (strcmp(optarg, "restart") == 0) {
-				opts.policy = Policy::Restart;
-			} else if (strcmp(optarg, "quit") == 0) {
-				opts.policy = Policy::Quit;
-			} else {
-				return fail(bad_value("policy", optarg, "'restart' or 'quit'"));
-			}
-			break;
-		case 'q':
-			opts.quorum = true;
-			break;
-		case 'c':
-			opts.cmap = true;
-			break;
-		case 'w': {
-			int sig = parse_signal(optarg);
-			if (sig <= 0 || sig == SIGSTOP) {
-				return fail(bad_value("warn-signal", optarg,
-						      "a signal name (TERM, SIGUSR1, ...) or number, not STOP"));
-			}
-			opts.warn_signal = sig;
-			break;
-		}
-		case OPT_RESTART_BURST:
-		case OPT_RESTART_DELAY:
-		case OPT_RESTART_DELAY_MAX:
-		case OPT_RESTART_RESET: {
-			const char *name = opt == OPT_RESTART_BURST	  ? "restart-burst"
-					   : opt == OPT_RESTART_DELAY	  ? "restart-delay"
-					   : opt == OPT_RESTART_DELAY_MAX ? "restart-delay-max"
-									  : "restart-reset";
-			if (!parse_number(optarg, INT_MAX, number)) {
-				return fail(bad_value(name, optarg, "a number from 0 to 2147483647"));
-			}
-			(opt == OPT_RESTART_BURST	  ? opts.restart_burst
-			 : opt == OPT_RESTART_DELAY	  ? opts.restart_delay_ms
-			 : opt == OPT_RESTART_DELAY_MAX ? opts.restart_delay_max_ms
-							: opts.restart_reset_ms) = number;
-			break;
-		}
-		case 'C':
-			if (*optarg == '\0') {
-				return fail("--check needs a command");
-			}
-			opts.check_command = optarg;
-			break;
-		case OPT_CHECK_TIMEOUT:
-			if (!parse_number(optarg, INT_MAX, number) || number == 0) {
-				return fail(bad_value("check-timeout", optarg, "milliseconds, at least 1"));
-			}
-			opts.check_timeout_ms = static_cast<int>(number);
-			break;
-		case 'n':
-			opts.notify = true;
-			break;
-		case OPT_NOTIFY_SOCKET:
-			if (*optarg == '\0' || strlen(optarg) > 100) {
-				return fail(bad_value("notify-socket", optarg, "a socket path or @name of 1 to 100 bytes"));
-			}
-			opts.notify = true;
-			opts.notify_socket = optarg;
-			break;
-		case 's':
-			opts.status = true;
-			break;
-		case OPT_JSON:
-			opts.json = true;
-			break;
-		case 'h':
-			help = true;
-			break;
-		case OPT_VERSION:
-			version = true;
-			break;
-		case ':':
-			return fail(std::string("option '") + argv[optind - 1] + "' needs a value");
-		default:
-			if (optopt != 0) {
-				return fail(std::string("unknown option '-") + static_cast<char>(optopt) + "'");
-			}
-			return fail(std::string("unknown option '") + argv[optind - 1] + "'");
-		}
-	}
-	if (help) {
-		result.outcome = ParseOutcome::Help;
-		return result;
-	}
-	if (version) {
-		result.outcome = ParseOutcome::Version;
-		return result;
-	}
-	for (int i = optind; i < argc; ++i) {
-		opts.command.emplace_back(argv[i]);
-	}
-	if (opts.status) {
-		if (!opts.command.empty()) {
-			return fail("--status takes no command");
-		}
-		result.outcome = ParseOutcome::Status;
-		return result;
-	}
-	if (opts.json) {
-		return fail("--json is only valid with --status");
-	}
-	if (opts.command.empty()) {
-		return fail("missing command: sam-run [OPTIONS] -- COMMAND [ARGS...]");
-	}
-	if (opts.command.front().empty()) {
-		return fail("the command name is empty");
-	}
-	if (opts.check_command && opts.interval_ms == 0) {
-		return fail("--check needs a health-check interval: --interval must be above 0");
-	}
-	if (opts.check_timeout_ms && !opts.check_command) {
-		return fail("--check-timeout is only valid with --check");
-	}
-	result.outcome = ParseOutcome::Run;
-	return result;
+    opterr = 0; /* our own messages, one per error */
+    optind = 1;
+    int opt;
+    /* '+': stop at the first non-option, COMMAND's own options are not ours. */
+    while ((opt = getopt_long(argc, argv, "+:i:p:qcw:C:nsh", kLongOptions, nullptr)) != -1) {
+        unsigned long number = 0;
+        switch (opt) {
+        case 'i':
+            if (!parse_number(optarg, INT_MAX, number)) {
+                return fail(bad_value("interval", optarg, "milliseconds, 0 to 2147483647"));
+            }
+            opts.interval_ms = static_cast<int>(number);
+            break;
+        case 'p':
+            if (strcmp(optarg, "restart") == 0) {
+                opts.policy = Policy::Restart;
+            } else if (strcmp(optarg, "quit") == 0) {
+                opts.policy = Policy::Quit;
+            } else {
+                return fail(bad_value("policy", optarg, "'restart' or 'quit'"));
+            }
+            break;
+        case 'q':
+            opts.quorum = true;
+            break;
+        case 'c':
+            opts.cmap = true;
+            break;
+        case 'w': {
+            int sig = parse_signal(optarg);
+            if (sig <= 0 || sig == SIGSTOP) {
+                return fail(bad_value("warn-signal", optarg,
+                                      "a signal name (TERM, SIGUSR1, ...) or number, not STOP"));
+            }
+            opts.warn_signal = sig;
+            break;
+        }
+        case OPT_RESTART_BURST:
+        case OPT_RESTART_DELAY:
+        case OPT_RESTART_DELAY_MAX:
+        case OPT_RESTART_RESET: {
+            const char *name = opt == OPT_RESTART_BURST       ? "restart-burst"
+                               : opt == OPT_RESTART_DELAY     ? "restart-delay"
+                               : opt == OPT_RESTART_DELAY_MAX ? "restart-delay-max"
+                                                              : "restart-reset";
+            if (!parse_number(optarg, INT_MAX, number)) {
+                return fail(bad_value(name, optarg, "a number from 0 to 2147483647"));
+            }
+            (opt == OPT_RESTART_BURST       ? opts.restart_burst
+             : opt == OPT_RESTART_DELAY     ? opts.restart_delay_ms
+             : opt == OPT_RESTART_DELAY_MAX ? opts.restart_delay_max_ms
+                                            : opts.restart_reset_ms) = number;
+            break;
+        }
+        case 'C':
+            if (*optarg == '\0') {
+                return fail("--check needs a command");
+            }
+            opts.check_command = optarg;
+            break;
+        case OPT_CHECK_TIMEOUT:
+            if (!parse_number(optarg, INT_MAX, number) || number == 0) {
+                return fail(bad_value("check-timeout", optarg, "milliseconds, at least 1"));
+            }
+            opts.check_timeout_ms = static_cast<int>(number);
+            break;
+        case 'n':
+            opts.notify = true;
+            break;
+        case OPT_NOTIFY_SOCKET:
+            if (*optarg == '\0' || strlen(optarg) > 100) {
+                return fail(
+                    bad_value("notify-socket", optarg, "a socket path or @name of 1 to 100 bytes"));
+            }
+            opts.notify = true;
+            opts.notify_socket = optarg;
+            break;
+        case 's':
+            opts.status = true;
+            break;
+        case OPT_JSON:
+            opts.json = true;
+            break;
+        case 'h':
+            help = true;
+            break;
+        case OPT_VERSION:
+            version = true;
+            break;
+        case ':':
+            return fail(std::string("option '") + argv[optind - 1] + "' needs a value");
+        default:
+            if (optopt != 0) {
+                return fail(std::string("unknown option '-") + static_cast<char>(optopt) + "'");
+            }
+            return fail(std::string("unknown option '") + argv[optind - 1] + "'");
+        }
+    }
+    if (help) {
+        result.outcome = ParseOutcome::Help;
+        return result;
+    }
+    if (version) {
+        result.outcome = ParseOutcome::Version;
+        return result;
+    }
+    for (int i = optind; i < argc; ++i) {
+        opts.command.emplace_back(argv[i]);
+    }
+    if (opts.status) {
+        if (!opts.command.empty()) {
+            return fail("--status takes no command");
+        }
+        result.outcome = ParseOutcome::Status;
+        return result;
+    }
+    if (opts.json) {
+        return fail("--json is only valid with --status");
+    }
+    if (opts.command.empty()) {
+        return fail("missing command: sam-run [OPTIONS] -- COMMAND [ARGS...]");
+    }
+    if (opts.command.front().empty()) {
+        return fail("the command name is empty");
+    }
+    if (opts.check_command && opts.interval_ms == 0) {
+        return fail("--check needs a health-check interval: --interval must be above 0");
+    }
+    if (opts.check_timeout_ms && !opts.check_command) {
+        return fail("--check-timeout is only valid with --check");
+    }
+    result.outcome = ParseOutcome::Run;
+    return result;
 }
 
 } // namespace samrun

@@ -19,31 +19,31 @@ constexpr int kExitNotFound = 127;
 enum class Policy { Restart, Quit };
 
 struct Options {
-	int interval_ms = 1000;
-	Policy policy = Policy::Restart;
-	bool quorum = false;
-	bool cmap = false;
-	int warn_signal = 0; /* 0: the library's default (SIGTERM) */
-	/* Back-off tunables, validated here, handed to the library as SAM_RESTART_*. */
-	std::optional<unsigned long> restart_burst;
-	std::optional<unsigned long> restart_delay_ms;
-	std::optional<unsigned long> restart_delay_max_ms;
-	std::optional<unsigned long> restart_reset_ms;
-	std::optional<std::string> check_command;
-	std::optional<int> check_timeout_ms; /* default: the interval */
-	bool notify = false;
-	std::optional<std::string> notify_socket; /* default: an abstract name */
-	bool status = false;
-	bool json = false;
-	std::vector<std::string> command;
+    int interval_ms = 1000;
+    Policy policy = Policy::Restart;
+    bool quorum = false;
+    bool cmap = false;
+    int warn_signal = 0; /* 0: the library's default (SIGTERM) */
+    /* Back-off tunables, validated here, handed to the library as SAM_RESTART_*. */
+    std::optional<unsigned long> restart_burst;
+    std::optional<unsigned long> restart_delay_ms;
+    std::optional<unsigned long> restart_delay_max_ms;
+    std::optional<unsigned long> restart_reset_ms;
+    std::optional<std::string> check_command;
+    std::optional<int> check_timeout_ms; /* default: the interval */
+    bool notify = false;
+    std::optional<std::string> notify_socket; /* default: an abstract name */
+    bool status = false;
+    bool json = false;
+    std::vector<std::string> command;
 };
 
 enum class ParseOutcome { Run, Status, Help, Version, Error };
 
 struct ParseResult {
-	ParseOutcome outcome = ParseOutcome::Error;
-	Options options;
-	std::string error; /* set when outcome == Error */
+    ParseOutcome outcome = ParseOutcome::Error;
+    Options options;
+    std::string error; /* set when outcome == Error */
 };
 
 [[nodiscard]] ParseResult parse_options(int argc, char **argv);

@@ -1,12 +1,12 @@
 /*
  * process.cpp - see process.hpp.
  */
+#include "pidfd.hpp"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "pidfd.hpp"
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -21,234 +21,226 @@
 
 namespace samrun {
 
-ExecVector::ExecVector(std::vector<std::string> items) : items_(std::move(items))
-{
-	pointers_.reserve(items_.size() + 1);
-	for (std::string &item : items_) {
-		pointers_.push_back(item.data());
-	}
-	pointers_.push_back(nullptr);
+ExecVector::ExecVector(std::vector<std::string> items) : items_(std::move(items)) {
+    pointers_.reserve(items_.size() + 1);
+    for (std::string &item : items_) {
+        pointers_.push_back(item.data());
+    }
+    pointers_.push_back(nullptr);
 }
 
-void reset_signals_in_child()
-{
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof dfl);
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; ++sig) {
-		if (sig != SIGKILL && sig != SIGSTOP) {
-			sigaction(sig, &dfl, nullptr);
-		}
-	}
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, nullptr);
+void reset_signals_in_child() {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            sigaction(sig, &dfl, nullptr);
+        }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
 namespace {
 
 /* Child side of spawn_process: async-signal-safe calls only. */
-[[noreturn]] void exec_child(const SpawnRequest &request, pid_t parent, int report_fd)
-{
-	reset_signals_in_child();
-	/* If the relay is killed (missed deadline), the program must not
-	 * outlive it: libsam's supervisor would start a second copy. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
-		_exit(kExitCannotExecute);
-	}
-	if (request.own_process_group) {
-		setpgid(0, 0);
-	}
-	if (request.stdin_fd >= 0 && dup2(request.stdin_fd, STDIN_FILENO) < 0) {
-		int err = errno;
-		(void)!write(report_fd, &err, sizeof err);
-		_exit(kExitCannotExecute);
-	}
-	if (request.pid_slot != nullptr) {
-		/* Digits into the spaces that follow '=', right after fork. */
-		char digits[16];
-		int n = 0;
-		for (pid_t pid = getpid(); pid > 0 && n < 16; pid /= 10) {
-			digits[n++] = static_cast<char>('0' + pid % 10);
-		}
-		char *out = strchr(request.pid_slot, '=') + 1;
-		while (n > 0) {
-			*out++ = digits[--n];
-		}
-		*out = '\0';
-	}
-	execve(request.path.c_str(), request.argv->data(), request.envp->data());
-	int err = errno;
-	(void)!write(report_fd, &err, sizeof err);
-	_exit(err == ENOENT ? kExitNotFound : kExitCannotExecute);
+[[noreturn]] void exec_child(const SpawnRequest &request, pid_t parent, int report_fd) {
+    reset_signals_in_child();
+    /* If the relay is killed (missed deadline), the program must not
+     * outlive it: libsam's supervisor would start a second copy. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+        _exit(kExitCannotExecute);
+    }
+    if (request.own_process_group) {
+        setpgid(0, 0);
+    }
+    if (request.stdin_fd >= 0 && dup2(request.stdin_fd, STDIN_FILENO) < 0) {
+        int err = errno;
+        (void)!write(report_fd, &err, sizeof err);
+        _exit(kExitCannotExecute);
+    }
+    if (request.pid_slot != nullptr) {
+        /* Digits into the spaces that follow '=', right after fork. */
+        char digits[16];
+        int n = 0;
+        for (pid_t pid = getpid(); pid > 0 && n < 16; pid /= 10) {
+            digits[n++] = static_cast<char>('0' + pid % 10);
+        }
+        char *out = strchr(request.pid_slot, '=') + 1;
+        while (n > 0) {
+            *out++ = digits[--n];
+        }
+        *out = '\0';
+    }
+    execve(request.path.c_str(), request.argv->data(), request.envp->data());
+    int err = errno;
+    (void)!write(report_fd, &err, sizeof err);
+    _exit(err == ENOENT ? kExitNotFound : kExitCannotExecute);
 }
 
 } // namespace
 
-Spawned spawn_process(const SpawnRequest &request)
-{
-	int report[2];
-	if (pipe2(report, O_CLOEXEC) != 0) {
-		throw std::system_error(errno, std::generic_category(), "pipe2");
-	}
-	UniqueFd report_read(report[0]);
-	UniqueFd report_write(report[1]);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0) {
-		throw std::system_error(errno, std::generic_category(), "fork");
-	}
-	if (pid == 0) {
-		exec_child(request, parent, report_write.get());
-	}
-	report_write.reset();
-	Spawned spawned;
-	spawned.pid = pid;
-	/* The child is ours and not reaped yet, so the pid cannot be reused. */
-	spawned.pidfd.reset(pidfd_open(pid, 0));
-	if (!spawned.pidfd.valid()) {
-		int err = errno;
-		kill(pid, SIGKILL);
-		waitpid(pid, nullptr, 0);
-		throw std::system_error(err, std::generic_category(), "pidfd_open");
-	}
-	/* EOF: execve succeeded (close-on-exec); data: its errno. */
-	int err = 0;
-	ssize_t n;
-	do {
-		n = read(report_read.get(), &err, sizeof err);
-	} while (n < 0 && errno == EINTR);
-	if (n == static_cast<ssize_t>(sizeof err)) {
-		spawned.exec_errno = err;
-		(void)reap(spawned.pidfd.get());
-	}
-	return spawned;
+Spawned spawn_process(const SpawnRequest &request) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        throw std::system_error(errno, std::generic_category(), "pipe2");
+    }
+    UniqueFd report_read(report[0]);
+    UniqueFd report_write(report[1]);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        throw std::system_error(errno, std::generic_category(), "fork");
+    }
+    if (pid == 0) {
+        exec_child(request, parent, report_write.get());
+    }
+    report_write.reset();
+    Spawned spawned;
+    spawned.pid = pid;
+    /* The child is ours and not reaped yet, so the pid cannot be reused. */
+    spawned.pidfd.reset(pidfd_open(pid, 0));
+    if (!spawned.pidfd.valid()) {
+        int err = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        throw std::system_error(err, std::generic_category(), "pidfd_open");
+    }
+    /* EOF: execve succeeded (close-on-exec); data: its errno. */
+    int err = 0;
+    ssize_t n;
+    do {
+        n = read(report_read.get(), &err, sizeof err);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof err)) {
+        spawned.exec_errno = err;
+        (void)reap(spawned.pidfd.get());
+    }
+    return spawned;
 }
 
-siginfo_t reap(int pidfd)
-{
-	siginfo_t info;
-	memset(&info, 0, sizeof info);
-	while (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0 && errno == EINTR) {
-	}
-	return info;
+siginfo_t reap(int pidfd) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    while (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0 && errno == EINTR) {
+    }
+    return info;
 }
 
-std::string describe_exit(const siginfo_t &info)
-{
-	if (info.si_code == CLD_EXITED) {
-		return "exit " + std::to_string(info.si_status);
-	}
-	std::string text = "signal " + signal_name(info.si_status);
-	if (info.si_code == CLD_DUMPED) {
-		text += " (core dumped)";
-	}
-	return text;
+std::string describe_exit(const siginfo_t &info) {
+    if (info.si_code == CLD_EXITED) {
+        return "exit " + std::to_string(info.si_status);
+    }
+    std::string text = "signal " + signal_name(info.si_status);
+    if (info.si_code == CLD_DUMPED) {
+        text += " (core dumped)";
+    }
+    return text;
 }
 
-int shell_status(const siginfo_t &info)
-{
-	return info.si_code == CLD_EXITED ? (info.si_status & 0xff) : 128 + info.si_status;
+int shell_status(const siginfo_t &info) {
+    return info.si_code == CLD_EXITED ? (info.si_status & 0xff) : 128 + info.si_status;
 }
 
-void exit_like(const siginfo_t &info)
-{
-	fflush(stdout);
-	fflush(stderr);
-	if (info.si_code == CLD_EXITED) {
-		_exit(info.si_status & 0xff);
-	}
-	int sig = info.si_status;
-	/* The program dumped core already; a second core from us helps nobody. */
-	struct rlimit no_core = {0, 0};
-	setrlimit(RLIMIT_CORE, &no_core);
-	signal(sig, SIG_DFL);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	sigprocmask(SIG_UNBLOCK, &set, nullptr);
-	kill(getpid(), sig);
-	/* Signals whose default is to be ignored or stop: fall back to the code. */
-	_exit(128 + sig);
+void exit_like(const siginfo_t &info) {
+    fflush(stdout);
+    fflush(stderr);
+    if (info.si_code == CLD_EXITED) {
+        _exit(info.si_status & 0xff);
+    }
+    int sig = info.si_status;
+    /* The program dumped core already; a second core from us helps nobody. */
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    kill(getpid(), sig);
+    /* Signals whose default is to be ignored or stop: fall back to the code. */
+    _exit(128 + sig);
 }
 
-bool is_same_or_descendant(pid_t pid, pid_t ancestor)
-{
-	for (int depth = 0; depth < 64 && pid > 1; ++depth) {
-		if (pid == ancestor) {
-			return true;
-		}
-		std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-		std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-		/* "pid (comm) S ppid ...": comm may contain anything, so the ppid
-		 * is found after the last ')'. */
-		size_t close_paren = content.rfind(')');
-		if (close_paren == std::string::npos) {
-			return false;
-		}
-		char state = 0;
-		int ppid = 0;
-		if (sscanf(content.c_str() + close_paren + 1, " %c %d", &state, &ppid) != 2) {
-			return false;
-		}
-		pid = ppid;
-	}
-	return false;
+bool is_same_or_descendant(pid_t pid, pid_t ancestor) {
+    for (int depth = 0; depth < 64 && pid > 1; ++depth) {
+        if (pid == ancestor) {
+            return true;
+        }
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string content((std::istreambuf_iterator<char>(stat)),
+                            std::istreambuf_iterator<char>());
+        /* "pid (comm) S ppid ...": comm may contain anything, so the ppid
+         * is found after the last ')'. */
+        size_t close_paren = content.rfind(')');
+        if (close_paren == std::string::npos) {
+            return false;
+        }
+        char state = 0;
+        int ppid = 0;
+        if (sscanf(content.c_str() + close_paren + 1, " %c %d", &state, &ppid) != 2) {
+            return false;
+        }
+        pid = ppid;
+    }
+    return false;
 }
 
-int resolve_command(const std::string &name, std::string &path, std::string &error)
-{
-	auto check = [](const std::string &candidate, int &err) {
-		struct stat st;
-		if (stat(candidate.c_str(), &st) != 0) {
-			err = errno;
-			return false;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			err = EISDIR;
-			return false;
-		}
-		if (access(candidate.c_str(), X_OK) != 0) {
-			err = errno;
-			return false;
-		}
-		return true;
-	};
-	int err = 0;
-	if (name.find('/') != std::string::npos) {
-		if (check(name, err)) {
-			path = name;
-			return 0;
-		}
-		error = name + ": " + strerror(err);
-		return err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExecute;
-	}
-	const char *env_path = getenv("PATH");
-	std::string search = env_path != nullptr && *env_path != '\0' ? env_path : "/usr/local/bin:/usr/bin:/bin";
-	int seen_error = 0;
-	size_t start = 0;
-	while (start <= search.size()) {
-		size_t end = search.find(':', start);
-		if (end == std::string::npos) {
-			end = search.size();
-		}
-		std::string dir = search.substr(start, end - start);
-		start = end + 1;
-		std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-		if (check(candidate, err)) {
-			path = candidate;
-			return 0;
-		}
-		if (err == EACCES) {
-			seen_error = err; /* found, but not executable: 126 like a shell */
-		}
-	}
-	if (seen_error != 0) {
-		error = name + ": " + strerror(seen_error);
-		return kExitCannotExecute;
-	}
-	error = name + ": command not found";
-	return kExitNotFound;
+int resolve_command(const std::string &name, std::string &path, std::string &error) {
+    auto check = [](const std::string &candidate, int &err) {
+        struct stat st;
+        if (stat(candidate.c_str(), &st) != 0) {
+            err = errno;
+            return false;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            err = EISDIR;
+            return false;
+        }
+        if (access(candidate.c_str(), X_OK) != 0) {
+            err = errno;
+            return false;
+        }
+        return true;
+    };
+    int err = 0;
+    if (name.find('/') != std::string::npos) {
+        if (check(name, err)) {
+            path = name;
+            return 0;
+        }
+        error = name + ": " + strerror(err);
+        return err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExecute;
+    }
+    const char *env_path = getenv("PATH");
+    std::string search =
+        env_path != nullptr && *env_path != '\0' ? env_path : "/usr/local/bin:/usr/bin:/bin";
+    int seen_error = 0;
+    size_t start = 0;
+    while (start <= search.size()) {
+        size_t end = search.find(':', start);
+        if (end == std::string::npos) {
+            end = search.size();
+        }
+        std::string dir = search.substr(start, end - start);
+        start = end + 1;
+        std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+        if (check(candidate, err)) {
+            path = candidate;
+            return 0;
+        }
+        if (err == EACCES) {
+            seen_error = err; /* found, but not executable: 126 like a shell */
+        }
+    }
+    if (seen_error != 0) {
+        error = name + ": " + strerror(seen_error);
+        return kExitCannotExecute;
+    }
+    error = name + ": command not found";
+    return kExitNotFound;
 }
 
 } // namespace samrun

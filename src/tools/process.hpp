@@ -20,34 +20,34 @@ namespace samrun {
  * that may run library threads, the child may only make async-signal-safe
  * calls, so nothing may be allocated there. */
 class ExecVector {
-public:
-	explicit ExecVector(std::vector<std::string> items);
-	ExecVector(const ExecVector &) = delete;
-	ExecVector &operator=(const ExecVector &) = delete;
-	[[nodiscard]] char *const *data() const { return pointers_.data(); }
-	/* Writable storage of entry `index`, for values only known in the child. */
-	[[nodiscard]] char *entry(size_t index) { return pointers_[index]; }
+  public:
+    explicit ExecVector(std::vector<std::string> items);
+    ExecVector(const ExecVector &) = delete;
+    ExecVector &operator=(const ExecVector &) = delete;
+    [[nodiscard]] char *const *data() const { return pointers_.data(); }
+    /* Writable storage of entry `index`, for values only known in the child. */
+    [[nodiscard]] char *entry(size_t index) { return pointers_[index]; }
 
-private:
-	std::vector<std::string> items_;
-	std::vector<char *> pointers_;
+  private:
+    std::vector<std::string> items_;
+    std::vector<char *> pointers_;
 };
 
 struct SpawnRequest {
-	std::string path; /* resolved, execve() does no PATH search */
-	const ExecVector *argv = nullptr;
-	ExecVector *envp = nullptr;
-	int stdin_fd = -1;		/* -1: inherit */
-	bool own_process_group = false; /* so a timeout can kill the whole check */
-	/* Optional: "WATCHDOG_PID=" entry of envp whose digits the child writes,
-	 * with room for them (the entry was padded with spaces). */
-	char *pid_slot = nullptr;
+    std::string path; /* resolved, execve() does no PATH search */
+    const ExecVector *argv = nullptr;
+    ExecVector *envp = nullptr;
+    int stdin_fd = -1;              /* -1: inherit */
+    bool own_process_group = false; /* so a timeout can kill the whole check */
+    /* Optional: "WATCHDOG_PID=" entry of envp whose digits the child writes,
+     * with room for them (the entry was padded with spaces). */
+    char *pid_slot = nullptr;
 };
 
 struct Spawned {
-	pid_t pid = -1;
-	UniqueFd pidfd;
-	int exec_errno = 0; /* non-zero: the program never ran (child reaped) */
+    pid_t pid = -1;
+    UniqueFd pidfd;
+    int exec_errno = 0; /* non-zero: the program never ran (child reaped) */
 };
 
 /* Throws std::system_error when fork/pidfd_open fail. */

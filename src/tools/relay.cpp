@@ -9,12 +9,12 @@
  * State: started_ says whether libsam is timing us (between sam_start and
  * sam_stop). --check runs in libsam's callback thread (health_check.cpp).
  */
+#include "pidfd.hpp"
 #include <corosync/sam.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
-#include "pidfd.hpp"
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -47,559 +47,541 @@ constexpr unsigned kRejectLogLimit = 10;
 /* What sam-run keeps in libsam's data store, so that each instance knows how
  * the previous one ended. Versioned by its magic; anything else is ignored. */
 struct RunRecord {
-	char magic[8];
-	uint32_t failures;
-	int32_t last_kind;
-	int32_t last_value;
-	uint32_t reserved;
+    char magic[8];
+    uint32_t failures;
+    int32_t last_kind;
+    int32_t last_value;
+    uint32_t reserved;
 };
 constexpr char kRecordMagic[8] = {'s', 'a', 'm', 'r', 'u', 'n', '1', '\0'};
 enum RecordKind : int32_t {
-	kRecordNone = 0,
-	kRecordRunning = 1, /* never updated: the relay was killed */
-	kRecordExited = 2,
-	kRecordSignaled = 3,
+    kRecordNone = 0,
+    kRecordRunning = 1, /* never updated: the relay was killed */
+    kRecordExited = 2,
+    kRecordSignaled = 3,
 };
 
-uint64_t monotonic_ms()
-{
-	timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
+uint64_t monotonic_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
 }
 
-std::string printable(const std::string &text)
-{
-	std::string out;
-	for (unsigned char c : text.substr(0, 200)) {
-		out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
-	}
-	return out;
+std::string printable(const std::string &text) {
+    std::string out;
+    for (unsigned char c : text.substr(0, 200)) {
+        out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+    }
+    return out;
 }
 
 /* sam_start() blocks while the cluster is inquorate. Meanwhile signals must
  * still work: this thread forwards them to the program, or, when none runs
  * yet, lets the relay die of them (the supervisor then leaves the same way). */
 class SignalsDuringBlockingCall {
-public:
-	SignalsDuringBlockingCall(int signal_fd, int program_pidfd)
-	    : wake_(eventfd(0, EFD_CLOEXEC)), thread_([this, signal_fd, program_pidfd] {
-		      watch(signal_fd, program_pidfd);
-	      })
-	{
-	}
-	~SignalsDuringBlockingCall()
-	{
-		uint64_t one = 1;
-		(void)!write(wake_.get(), &one, sizeof one);
-		thread_.join();
-	}
-	SignalsDuringBlockingCall(const SignalsDuringBlockingCall &) = delete;
-	SignalsDuringBlockingCall &operator=(const SignalsDuringBlockingCall &) = delete;
+  public:
+    SignalsDuringBlockingCall(int signal_fd, int program_pidfd)
+        : wake_(eventfd(0, EFD_CLOEXEC)),
+          thread_([this, signal_fd, program_pidfd] { watch(signal_fd, program_pidfd); }) {}
+    ~SignalsDuringBlockingCall() {
+        uint64_t one = 1;
+        (void)!write(wake_.get(), &one, sizeof one);
+        thread_.join();
+    }
+    SignalsDuringBlockingCall(const SignalsDuringBlockingCall &) = delete;
+    SignalsDuringBlockingCall &operator=(const SignalsDuringBlockingCall &) = delete;
 
-private:
-	void watch(int signal_fd, int program_pidfd)
-	{
-		for (;;) {
-			pollfd fds[2] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-			if (poll(fds, 2, -1) < 0 && errno != EINTR) {
-				return;
-			}
-			if (fds[1].revents != 0) {
-				return;
-			}
-			signalfd_siginfo si;
-			while (read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-				int sig = static_cast<int>(si.ssi_signo);
-				if (program_pidfd >= 0) {
-					log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
-					pidfd_send_signal(program_pidfd, sig, nullptr, 0);
-					continue;
-				}
-				log_line("SIG%s while waiting for quorum: leaving", signal_name(sig).c_str());
-				sigset_t one;
-				sigemptyset(&one);
-				sigaddset(&one, sig);
-				signal(sig, SIG_DFL);
-				pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-				raise(sig);
-			}
-		}
-	}
+  private:
+    void watch(int signal_fd, int program_pidfd) {
+        for (;;) {
+            pollfd fds[2] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+            if (poll(fds, 2, -1) < 0 && errno != EINTR) {
+                return;
+            }
+            if (fds[1].revents != 0) {
+                return;
+            }
+            signalfd_siginfo si;
+            while (read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+                int sig = static_cast<int>(si.ssi_signo);
+                if (program_pidfd >= 0) {
+                    log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
+                    pidfd_send_signal(program_pidfd, sig, nullptr, 0);
+                    continue;
+                }
+                log_line("SIG%s while waiting for quorum: leaving", signal_name(sig).c_str());
+                sigset_t one;
+                sigemptyset(&one);
+                sigaddset(&one, sig);
+                signal(sig, SIG_DFL);
+                pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+                raise(sig);
+            }
+        }
+    }
 
-	UniqueFd wake_;
-	std::thread thread_;
+    UniqueFd wake_;
+    std::thread thread_;
 };
 
 class Relay {
-public:
-	explicit Relay(const RelaySetup &setup) : setup_(setup), opts_(*setup.options) {}
-	[[noreturn]] void run();
+  public:
+    explicit Relay(const RelaySetup &setup) : setup_(setup), opts_(*setup.options) {}
+    [[noreturn]] void run();
 
-private:
-	void load_record();
-	void save_record();
-	[[nodiscard]] bool start_health_checking(const char *why);
-	void stop_health_checking(const char *why);
-	void block_signals();
-	void spawn_program();
-	void arm_ticks();
-	[[noreturn]] void fatal(const char *what, int err);
+  private:
+    void load_record();
+    void save_record();
+    [[nodiscard]] bool start_health_checking(const char *why);
+    void stop_health_checking(const char *why);
+    void block_signals();
+    void spawn_program();
+    void arm_ticks();
+    [[noreturn]] void fatal(const char *what, int err);
 
-	void on_program_exit();
-	void on_signal();
-	void on_tick();
-	void on_notify();
-	void on_notify_field(const std::string &key, const std::string &value);
+    void on_program_exit();
+    void on_signal();
+    void on_tick();
+    void on_notify();
+    void on_notify_field(const std::string &key, const std::string &value);
 
-	/* Did the warn signal come because the program is unhealthy, rather
-	 * than a stop request passed on by the supervisor (both may be SIGTERM)?
-	 * A warning sent with sigqueue() says so itself; otherwise we look at
-	 * what we know of the program's health. */
-	[[nodiscard]] bool is_warning(const signalfd_siginfo &si) const
-	{
-		int warn = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
-		if (static_cast<int>(si.ssi_signo) != warn || !started_) {
-			return false;
-		}
-		if (si.ssi_code == SI_QUEUE) {
-			return true;
-		}
-		if (check_) {
-			return check_->unhealthy();
-		}
-		return opts_.notify && opts_.interval_ms > 0 &&
-		       monotonic_ms() - last_watchdog_ms_ >= static_cast<uint64_t>(opts_.interval_ms);
-	}
+    /* Did the warn signal come because the program is unhealthy, rather
+     * than a stop request passed on by the supervisor (both may be SIGTERM)?
+     * A warning sent with sigqueue() says so itself; otherwise we look at
+     * what we know of the program's health. */
+    [[nodiscard]] bool is_warning(const signalfd_siginfo &si) const {
+        int warn = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
+        if (static_cast<int>(si.ssi_signo) != warn || !started_) {
+            return false;
+        }
+        if (si.ssi_code == SI_QUEUE) {
+            return true;
+        }
+        if (check_) {
+            return check_->unhealthy();
+        }
+        return opts_.notify && opts_.interval_ms > 0 &&
+               monotonic_ms() - last_watchdog_ms_ >= static_cast<uint64_t>(opts_.interval_ms);
+    }
 
-	[[nodiscard]] bool sam_liveness_ticks() const
-	{
-		return !opts_.notify && !opts_.check_command && opts_.interval_ms > 0;
-	}
-	[[nodiscard]] bool upstream_ticks() const
-	{
-		return setup_.upstream->watchdog_usec() > 0 &&
-		       (opts_.interval_ms == 0 || (!opts_.notify && !opts_.check_command));
-	}
+    [[nodiscard]] bool sam_liveness_ticks() const {
+        return !opts_.notify && !opts_.check_command && opts_.interval_ms > 0;
+    }
+    [[nodiscard]] bool upstream_ticks() const {
+        return setup_.upstream->watchdog_usec() > 0 &&
+               (opts_.interval_ms == 0 || (!opts_.notify && !opts_.check_command));
+    }
 
-	const RelaySetup &setup_;
-	const Options &opts_;
-	RunRecord record_{};
-	std::string previous_end_;
-	bool started_ = false;
-	bool stopping_seen_ = false;
-	bool triggered_ = false;
-	int stop_signal_forwarded_ = 0; /* TERM or INT passed on: an end is expected */
-	bool warned_ = false;		/* the warn signal came while we were unhealthy */
-	uint64_t last_watchdog_ms_ = 0; /* --notify: last WATCHDOG=1 or READY=1 */
-	unsigned rejected_ = 0;
-	sigset_t forwarded_{};
-	UniqueFd signal_fd_;
-	UniqueFd tick_fd_;
-	Spawned program_;
-	std::unique_ptr<HealthCheck> check_;
+    const RelaySetup &setup_;
+    const Options &opts_;
+    RunRecord record_{};
+    std::string previous_end_;
+    bool started_ = false;
+    bool stopping_seen_ = false;
+    bool triggered_ = false;
+    int stop_signal_forwarded_ = 0; /* TERM or INT passed on: an end is expected */
+    bool warned_ = false;           /* the warn signal came while we were unhealthy */
+    uint64_t last_watchdog_ms_ = 0; /* --notify: last WATCHDOG=1 or READY=1 */
+    unsigned rejected_ = 0;
+    sigset_t forwarded_{};
+    UniqueFd signal_fd_;
+    UniqueFd tick_fd_;
+    Spawned program_;
+    std::unique_ptr<HealthCheck> check_;
 };
 
-void Relay::load_record()
-{
-	size_t size = 0;
-	if (sam_data_getsize(&size) == CS_OK && size == sizeof record_ &&
-	    sam_data_restore(&record_, sizeof record_) == CS_OK &&
-	    memcmp(record_.magic, kRecordMagic, sizeof kRecordMagic) == 0) {
-		switch (record_.last_kind) {
-		case kRecordRunning:
-			previous_end_ = "killed by the supervisor";
-			++record_.failures;
-			break;
-		case kRecordExited:
-			previous_end_ = "exit " + std::to_string(record_.last_value);
-			break;
-		case kRecordSignaled:
-			previous_end_ = "signal " + signal_name(record_.last_value);
-			break;
-		default:
-			break;
-		}
-	} else {
-		record_ = RunRecord{};
-		memcpy(record_.magic, kRecordMagic, sizeof kRecordMagic);
-	}
-	record_.last_kind = kRecordRunning;
-	record_.last_value = 0;
-	save_record();
+void Relay::load_record() {
+    size_t size = 0;
+    if (sam_data_getsize(&size) == CS_OK && size == sizeof record_ &&
+        sam_data_restore(&record_, sizeof record_) == CS_OK &&
+        memcmp(record_.magic, kRecordMagic, sizeof kRecordMagic) == 0) {
+        switch (record_.last_kind) {
+        case kRecordRunning:
+            previous_end_ = "killed by the supervisor";
+            ++record_.failures;
+            break;
+        case kRecordExited:
+            previous_end_ = "exit " + std::to_string(record_.last_value);
+            break;
+        case kRecordSignaled:
+            previous_end_ = "signal " + signal_name(record_.last_value);
+            break;
+        default:
+            break;
+        }
+    } else {
+        record_ = RunRecord{};
+        memcpy(record_.magic, kRecordMagic, sizeof kRecordMagic);
+    }
+    record_.last_kind = kRecordRunning;
+    record_.last_value = 0;
+    save_record();
 }
 
-void Relay::save_record()
-{
-	cs_error_t err = sam_data_store(&record_, sizeof record_);
-	if (err != CS_OK) {
-		log_line("cannot store the run record (sam_data_store error %d)", static_cast<int>(err));
-	}
+void Relay::save_record() {
+    cs_error_t err = sam_data_store(&record_, sizeof record_);
+    if (err != CS_OK) {
+        log_line("cannot store the run record (sam_data_store error %d)", static_cast<int>(err));
+    }
 }
 
-bool Relay::start_health_checking(const char *why)
-{
-	uint64_t before = monotonic_ms();
-	cs_error_t err;
-	if (opts_.quorum) {
-		SignalsDuringBlockingCall guard(signal_fd_.get(), program_.pidfd.get());
-		err = sam_start();
-	} else {
-		err = sam_start();
-	}
-	if (err != CS_OK) {
-		log_line("sam_start failed (error %d)", static_cast<int>(err));
-		return false;
-	}
-	started_ = true;
-	uint64_t waited = monotonic_ms() - before;
-	if (opts_.quorum && waited >= 100) {
-		log_line("cluster is quorate after %.1fs of waiting", static_cast<double>(waited) / 1000.0);
-	}
-	if (why != nullptr) {
-		log_line("health checking started (%s)", why);
-	}
-	setup_.upstream->send("READY=1\nSTATUS=instance " + std::to_string(setup_.instance_id) + " running");
-	return true;
+bool Relay::start_health_checking(const char *why) {
+    uint64_t before = monotonic_ms();
+    cs_error_t err;
+    if (opts_.quorum) {
+        SignalsDuringBlockingCall guard(signal_fd_.get(), program_.pidfd.get());
+        err = sam_start();
+    } else {
+        err = sam_start();
+    }
+    if (err != CS_OK) {
+        log_line("sam_start failed (error %d)", static_cast<int>(err));
+        return false;
+    }
+    started_ = true;
+    uint64_t waited = monotonic_ms() - before;
+    if (opts_.quorum && waited >= 100) {
+        log_line("cluster is quorate after %.1fs of waiting", static_cast<double>(waited) / 1000.0);
+    }
+    if (why != nullptr) {
+        log_line("health checking started (%s)", why);
+    }
+    setup_.upstream->send("READY=1\nSTATUS=instance " + std::to_string(setup_.instance_id) +
+                          " running");
+    return true;
 }
 
-void Relay::stop_health_checking(const char *why)
-{
-	cs_error_t err = sam_stop();
-	if (err != CS_OK) {
-		log_line("sam_stop failed (error %d)", static_cast<int>(err));
-	}
-	started_ = false;
-	log_line("health checking stopped (%s)", why);
+void Relay::stop_health_checking(const char *why) {
+    cs_error_t err = sam_stop();
+    if (err != CS_OK) {
+        log_line("sam_stop failed (error %d)", static_cast<int>(err));
+    }
+    started_ = false;
+    log_line("health checking stopped (%s)", why);
 }
 
-void Relay::fatal(const char *what, int err)
-{
-	log_line("%s: %s", what, strerror(err));
-	if (program_.pidfd.valid()) {
-		pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
-		(void)reap(program_.pidfd.get());
-	}
-	if (started_) {
-		(void)sam_stop(); /* an internal error is not the program's failure */
-	}
-	_exit(kExitInternal);
+void Relay::fatal(const char *what, int err) {
+    log_line("%s: %s", what, strerror(err));
+    if (program_.pidfd.valid()) {
+        pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
+        (void)reap(program_.pidfd.get());
+    }
+    if (started_) {
+        (void)sam_stop(); /* an internal error is not the program's failure */
+    }
+    _exit(kExitInternal);
 }
 
-void Relay::block_signals()
-{
-	sigemptyset(&forwarded_);
-	for (int sig : kForwardedSignals) {
-		sigaddset(&forwarded_, sig);
-	}
-	int warn = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
-	if (warn != SIGKILL) {
-		sigaddset(&forwarded_, warn);
-	}
-	/* Signals enter the loop through a descriptor; nothing runs in a handler. */
-	int err = pthread_sigmask(SIG_BLOCK, &forwarded_, nullptr);
-	if (err != 0) {
-		fatal("pthread_sigmask", err);
-	}
-	signal_fd_.reset(signalfd(-1, &forwarded_, SFD_CLOEXEC | SFD_NONBLOCK));
-	if (!signal_fd_.valid()) {
-		fatal("signalfd", errno);
-	}
+void Relay::block_signals() {
+    sigemptyset(&forwarded_);
+    for (int sig : kForwardedSignals) {
+        sigaddset(&forwarded_, sig);
+    }
+    int warn = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
+    if (warn != SIGKILL) {
+        sigaddset(&forwarded_, warn);
+    }
+    /* Signals enter the loop through a descriptor; nothing runs in a handler. */
+    int err = pthread_sigmask(SIG_BLOCK, &forwarded_, nullptr);
+    if (err != 0) {
+        fatal("pthread_sigmask", err);
+    }
+    signal_fd_.reset(signalfd(-1, &forwarded_, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signal_fd_.valid()) {
+        fatal("signalfd", errno);
+    }
 }
 
-void Relay::spawn_program()
-{
-	std::vector<std::string> env;
-	for (char **e = environ; e != nullptr && *e != nullptr; ++e) {
-		if (strncmp(*e, "SAM_RUN_", 8) != 0) {
-			env.emplace_back(*e);
-		}
-	}
-	env.push_back("SAM_RUN_INSTANCE=" + std::to_string(setup_.instance_id));
-	env.push_back("SAM_RUN_FAILURES=" + std::to_string(record_.failures));
-	if (!previous_end_.empty()) {
-		env.push_back("SAM_RUN_PREVIOUS_END=" + previous_end_);
-	}
-	size_t pid_slot = SIZE_MAX;
-	if (setup_.notify != nullptr) {
-		env.push_back("NOTIFY_SOCKET=" + setup_.notify->address());
-		if (opts_.interval_ms > 0) {
-			env.push_back("WATCHDOG_USEC=" + std::to_string(static_cast<uint64_t>(opts_.interval_ms) * 1000u));
-			pid_slot = env.size();
-			env.push_back("WATCHDOG_PID=" + std::string(20, ' '));
-		}
-	}
-	ExecVector argv(opts_.command);
-	ExecVector envp(std::move(env));
-	SpawnRequest request;
-	request.path = setup_.program_path;
-	request.argv = &argv;
-	request.envp = &envp;
-	request.pid_slot = pid_slot != SIZE_MAX ? envp.entry(pid_slot) : nullptr;
-	try {
-		program_ = spawn_process(request);
-	} catch (const std::system_error &e) {
-		fatal("cannot start the program", e.code().value());
-	}
-	if (program_.exec_errno != 0) {
-		int status = program_.exec_errno == ENOENT ? kExitNotFound : kExitCannotExecute;
-		log_line("cannot execute %s: %s", setup_.program_path.c_str(), strerror(program_.exec_errno));
-		program_.pidfd.reset();
-		record_.last_kind = kRecordExited;
-		record_.last_value = status;
-		save_record();
-		if (started_) {
-			stop_health_checking("the program could not be executed");
-		}
-		_exit(status);
-	}
-	if (check_) {
-		check_->set_program(program_.pid);
-	}
-	log_line("started %s as pid %d%s%s", opts_.command.front().c_str(), static_cast<int>(program_.pid),
-		 previous_end_.empty() ? "" : "; previous instance: ", previous_end_.c_str());
+void Relay::spawn_program() {
+    std::vector<std::string> env;
+    for (char **e = environ; e != nullptr && *e != nullptr; ++e) {
+        if (strncmp(*e, "SAM_RUN_", 8) != 0) {
+            env.emplace_back(*e);
+        }
+    }
+    env.push_back("SAM_RUN_INSTANCE=" + std::to_string(setup_.instance_id));
+    env.push_back("SAM_RUN_FAILURES=" + std::to_string(record_.failures));
+    if (!previous_end_.empty()) {
+        env.push_back("SAM_RUN_PREVIOUS_END=" + previous_end_);
+    }
+    size_t pid_slot = SIZE_MAX;
+    if (setup_.notify != nullptr) {
+        env.push_back("NOTIFY_SOCKET=" + setup_.notify->address());
+        if (opts_.interval_ms > 0) {
+            env.push_back("WATCHDOG_USEC=" +
+                          std::to_string(static_cast<uint64_t>(opts_.interval_ms) * 1000u));
+            pid_slot = env.size();
+            env.push_back("WATCHDOG_PID=" + std::string(20, ' '));
+        }
+    }
+    ExecVector argv(opts_.command);
+    ExecVector envp(std::move(env));
+    SpawnRequest request;
+    request.path = setup_.program_path;
+    request.argv = &argv;
+    request.envp = &envp;
+    request.pid_slot = pid_slot != SIZE_MAX ? envp.entry(pid_slot) : nullptr;
+    try {
+        program_ = spawn_process(request);
+    } catch (const std::system_error &e) {
+        fatal("cannot start the program", e.code().value());
+    }
+    if (program_.exec_errno != 0) {
+        int status = program_.exec_errno == ENOENT ? kExitNotFound : kExitCannotExecute;
+        log_line("cannot execute %s: %s", setup_.program_path.c_str(),
+                 strerror(program_.exec_errno));
+        program_.pidfd.reset();
+        record_.last_kind = kRecordExited;
+        record_.last_value = status;
+        save_record();
+        if (started_) {
+            stop_health_checking("the program could not be executed");
+        }
+        _exit(status);
+    }
+    if (check_) {
+        check_->set_program(program_.pid);
+    }
+    log_line("started %s as pid %d%s%s", opts_.command.front().c_str(),
+             static_cast<int>(program_.pid),
+             previous_end_.empty() ? "" : "; previous instance: ", previous_end_.c_str());
 }
 
-void Relay::arm_ticks()
-{
-	uint64_t period_ms = 0;
-	if (sam_liveness_ticks()) {
-		period_ms = std::max<uint64_t>(1, static_cast<uint64_t>(opts_.interval_ms) / 3);
-	}
-	if (upstream_ticks()) {
-		uint64_t upstream_ms = std::max<uint64_t>(1, setup_.upstream->watchdog_usec() / 3000);
-		period_ms = period_ms == 0 ? upstream_ms : std::min(period_ms, upstream_ms);
-	}
-	if (period_ms == 0) {
-		return;
-	}
-	tick_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-	if (!tick_fd_.valid()) {
-		fatal("timerfd_create", errno);
-	}
-	itimerspec spec{};
-	spec.it_interval.tv_sec = static_cast<time_t>(period_ms / 1000);
-	spec.it_interval.tv_nsec = static_cast<long>((period_ms % 1000) * 1000000);
-	spec.it_value = spec.it_interval;
-	if (timerfd_settime(tick_fd_.get(), 0, &spec, nullptr) != 0) {
-		fatal("timerfd_settime", errno);
-	}
+void Relay::arm_ticks() {
+    uint64_t period_ms = 0;
+    if (sam_liveness_ticks()) {
+        period_ms = std::max<uint64_t>(1, static_cast<uint64_t>(opts_.interval_ms) / 3);
+    }
+    if (upstream_ticks()) {
+        uint64_t upstream_ms = std::max<uint64_t>(1, setup_.upstream->watchdog_usec() / 3000);
+        period_ms = period_ms == 0 ? upstream_ms : std::min(period_ms, upstream_ms);
+    }
+    if (period_ms == 0) {
+        return;
+    }
+    tick_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!tick_fd_.valid()) {
+        fatal("timerfd_create", errno);
+    }
+    itimerspec spec{};
+    spec.it_interval.tv_sec = static_cast<time_t>(period_ms / 1000);
+    spec.it_interval.tv_nsec = static_cast<long>((period_ms % 1000) * 1000000);
+    spec.it_value = spec.it_interval;
+    if (timerfd_settime(tick_fd_.get(), 0, &spec, nullptr) != 0) {
+        fatal("timerfd_settime", errno);
+    }
 }
 
-void Relay::run()
-{
-	log_set_pid(setup_.supervisor_pid);
-	log_set_instance(setup_.instance_id);
-	/* First, while this is the only thread: libsam's threads started later
-	 * inherit the mask, so no stop signal can hit a thread that would die
-	 * of it instead of letting us forward it. */
-	block_signals();
-	load_record();
-	if (opts_.check_command) {
-		int timeout = opts_.check_timeout_ms.value_or(opts_.interval_ms);
-		check_ = std::make_unique<HealthCheck>(*opts_.check_command, timeout, *setup_.upstream);
-		int err = HealthCheck::register_callback(check_.get());
-		if (err != CS_OK) {
-			log_line("sam_hc_callback_register failed (error %d)", err);
-			_exit(kExitInternal);
-		}
-	}
-	if (!opts_.notify) {
-		if (!start_health_checking(nullptr)) {
-			_exit(kExitInternal);
-		}
-	} else if (opts_.quorum) {
-		/* Gate on quorum only; READY=1 starts health checking. */
-		if (!start_health_checking(nullptr)) {
-			_exit(kExitInternal);
-		}
-		stop_health_checking("waiting for READY=1");
-	}
-	spawn_program();
-	arm_ticks();
+void Relay::run() {
+    log_set_pid(setup_.supervisor_pid);
+    log_set_instance(setup_.instance_id);
+    /* First, while this is the only thread: libsam's threads started later
+     * inherit the mask, so no stop signal can hit a thread that would die
+     * of it instead of letting us forward it. */
+    block_signals();
+    load_record();
+    if (opts_.check_command) {
+        int timeout = opts_.check_timeout_ms.value_or(opts_.interval_ms);
+        check_ = std::make_unique<HealthCheck>(*opts_.check_command, timeout, *setup_.upstream);
+        int err = HealthCheck::register_callback(check_.get());
+        if (err != CS_OK) {
+            log_line("sam_hc_callback_register failed (error %d)", err);
+            _exit(kExitInternal);
+        }
+    }
+    if (!opts_.notify) {
+        if (!start_health_checking(nullptr)) {
+            _exit(kExitInternal);
+        }
+    } else if (opts_.quorum) {
+        /* Gate on quorum only; READY=1 starts health checking. */
+        if (!start_health_checking(nullptr)) {
+            _exit(kExitInternal);
+        }
+        stop_health_checking("waiting for READY=1");
+    }
+    spawn_program();
+    arm_ticks();
 
-	for (;;) {
-		pollfd fds[4] = {
-			{program_.pidfd.get(), POLLIN, 0},
-			{signal_fd_.get(), POLLIN, 0},
-			{tick_fd_.get(), POLLIN, 0},
-			{setup_.notify != nullptr ? setup_.notify->fd() : -1, POLLIN, 0},
-		};
-		if (poll(fds, 4, -1) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			fatal("poll", errno);
-		}
-		/* Signals first: a stop signal and the program's death in the same
-		 * round must still reach the program before we leave. */
-		if (fds[1].revents != 0) {
-			on_signal();
-		}
-		if (fds[3].revents != 0) {
-			on_notify();
-		}
-		if (fds[2].revents != 0) {
-			on_tick();
-		}
-		if (fds[0].revents != 0) {
-			on_program_exit();
-		}
-	}
+    for (;;) {
+        pollfd fds[4] = {
+            {program_.pidfd.get(), POLLIN, 0},
+            {signal_fd_.get(), POLLIN, 0},
+            {tick_fd_.get(), POLLIN, 0},
+            {setup_.notify != nullptr ? setup_.notify->fd() : -1, POLLIN, 0},
+        };
+        if (poll(fds, 4, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fatal("poll", errno);
+        }
+        /* Signals first: a stop signal and the program's death in the same
+         * round must still reach the program before we leave. */
+        if (fds[1].revents != 0) {
+            on_signal();
+        }
+        if (fds[3].revents != 0) {
+            on_notify();
+        }
+        if (fds[2].revents != 0) {
+            on_tick();
+        }
+        if (fds[0].revents != 0) {
+            on_program_exit();
+        }
+    }
 }
 
-void Relay::on_program_exit()
-{
-	siginfo_t info = reap(program_.pidfd.get());
-	bool finished = info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
-	record_.last_kind = info.si_code == CLD_EXITED ? kRecordExited : kRecordSignaled;
-	record_.last_value = info.si_status;
-	if (!finished) {
-		++record_.failures;
-	}
-	save_record();
-	if (finished) {
-		log_line("program finished (exit 0)");
-		if (started_) {
-			stop_health_checking("the program finished");
-		}
-		exit_like(info);
-	}
-	if (!started_ && (stopping_seen_ || !opts_.notify)) {
-		log_line("program ended (%s) after STOPPING=1", describe_exit(info).c_str());
-		exit_like(info);
-	}
-	if (!started_) {
-		/* Died before READY=1: a start-up failure, for the policy to handle. */
-		log_line("program failed (%s) before READY=1", describe_exit(info).c_str());
-		if (!start_health_checking(nullptr)) {
-			exit_like(info);
-		}
-	} else if (warned_ && info.si_code == CLD_EXITED && info.si_status == 0) {
-		/* A clean exit in answer to the warning is still a failure: report
-		 * it as a death by the warn signal, which is what it amounts to. */
-		log_line("program ended (exit 0) after the warn signal: a failure");
-		info.si_code = CLD_KILLED;
-		info.si_status = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
-	} else if (stop_signal_forwarded_ != 0) {
-		log_line("program ended (%s) after SIG%s", describe_exit(info).c_str(),
-			 signal_name(stop_signal_forwarded_).c_str());
-	} else {
-		log_line("program failed (%s)", describe_exit(info).c_str());
-	}
-	exit_like(info);
+void Relay::on_program_exit() {
+    siginfo_t info = reap(program_.pidfd.get());
+    bool finished =
+        info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
+    record_.last_kind = info.si_code == CLD_EXITED ? kRecordExited : kRecordSignaled;
+    record_.last_value = info.si_status;
+    if (!finished) {
+        ++record_.failures;
+    }
+    save_record();
+    if (finished) {
+        log_line("program finished (exit 0)");
+        if (started_) {
+            stop_health_checking("the program finished");
+        }
+        exit_like(info);
+    }
+    if (!started_ && (stopping_seen_ || !opts_.notify)) {
+        log_line("program ended (%s) after STOPPING=1", describe_exit(info).c_str());
+        exit_like(info);
+    }
+    if (!started_) {
+        /* Died before READY=1: a start-up failure, for the policy to handle. */
+        log_line("program failed (%s) before READY=1", describe_exit(info).c_str());
+        if (!start_health_checking(nullptr)) {
+            exit_like(info);
+        }
+    } else if (warned_ && info.si_code == CLD_EXITED && info.si_status == 0) {
+        /* A clean exit in answer to the warning is still a failure: report
+         * it as a death by the warn signal, which is what it amounts to. */
+        log_line("program ended (exit 0) after the warn signal: a failure");
+        info.si_code = CLD_KILLED;
+        info.si_status = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
+    } else if (stop_signal_forwarded_ != 0) {
+        log_line("program ended (%s) after SIG%s", describe_exit(info).c_str(),
+                 signal_name(stop_signal_forwarded_).c_str());
+    } else {
+        log_line("program failed (%s)", describe_exit(info).c_str());
+    }
+    exit_like(info);
 }
 
-void Relay::on_signal()
-{
-	signalfd_siginfo si;
-	while (read(signal_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-		int sig = static_cast<int>(si.ssi_signo);
-		log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
-		if (is_warning(si)) {
-			warned_ = true;
-		} else if (sig == SIGTERM || sig == SIGINT) {
-			stop_signal_forwarded_ = sig;
-		}
-		if (pidfd_send_signal(program_.pidfd.get(), sig, nullptr, 0) != 0 && errno != ESRCH) {
-			log_line("cannot forward SIG%s: %s", signal_name(sig).c_str(), strerror(errno));
-		}
-	}
+void Relay::on_signal() {
+    signalfd_siginfo si;
+    while (read(signal_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        int sig = static_cast<int>(si.ssi_signo);
+        log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
+        if (is_warning(si)) {
+            warned_ = true;
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            stop_signal_forwarded_ = sig;
+        }
+        if (pidfd_send_signal(program_.pidfd.get(), sig, nullptr, 0) != 0 && errno != ESRCH) {
+            log_line("cannot forward SIG%s: %s", signal_name(sig).c_str(), strerror(errno));
+        }
+    }
 }
 
-void Relay::on_tick()
-{
-	uint64_t expirations;
-	if (read(tick_fd_.get(), &expirations, sizeof expirations) != static_cast<ssize_t>(sizeof expirations) ||
-	    !started_) {
-		return;
-	}
-	if (sam_liveness_ticks()) {
-		cs_error_t err = sam_hc_send();
-		if (err != CS_OK) {
-			log_line("sam_hc_send failed (error %d)", static_cast<int>(err));
-		}
-	}
-	if (upstream_ticks()) {
-		setup_.upstream->send("WATCHDOG=1");
-	}
+void Relay::on_tick() {
+    uint64_t expirations;
+    if (read(tick_fd_.get(), &expirations, sizeof expirations) !=
+            static_cast<ssize_t>(sizeof expirations) ||
+        !started_) {
+        return;
+    }
+    if (sam_liveness_ticks()) {
+        cs_error_t err = sam_hc_send();
+        if (err != CS_OK) {
+            log_line("sam_hc_send failed (error %d)", static_cast<int>(err));
+        }
+    }
+    if (upstream_ticks()) {
+        setup_.upstream->send("WATCHDOG=1");
+    }
 }
 
-void Relay::on_notify()
-{
-	for (;;) {
-		NotifyMessage message;
-		std::string why;
-		NotifyServer::Receive got = setup_.notify->receive(message, why);
-		if (got == NotifyServer::Receive::Empty) {
-			return;
-		}
-		if (got == NotifyServer::Receive::Message && !is_same_or_descendant(message.sender, program_.pid)) {
-			got = NotifyServer::Receive::Rejected;
-			why = "sender pid " + std::to_string(message.sender) + " is not the program";
-		}
-		if (got == NotifyServer::Receive::Rejected) {
-			if (++rejected_ <= kRejectLogLimit) {
-				log_line("notify message ignored: %s%s", why.c_str(),
-					 rejected_ == kRejectLogLimit ? " (not logging more of these)" : "");
-			}
-			continue;
-		}
-		for (const auto &[key, value] : message.fields) {
-			on_notify_field(key, value);
-		}
-	}
+void Relay::on_notify() {
+    for (;;) {
+        NotifyMessage message;
+        std::string why;
+        NotifyServer::Receive got = setup_.notify->receive(message, why);
+        if (got == NotifyServer::Receive::Empty) {
+            return;
+        }
+        if (got == NotifyServer::Receive::Message &&
+            !is_same_or_descendant(message.sender, program_.pid)) {
+            got = NotifyServer::Receive::Rejected;
+            why = "sender pid " + std::to_string(message.sender) + " is not the program";
+        }
+        if (got == NotifyServer::Receive::Rejected) {
+            if (++rejected_ <= kRejectLogLimit) {
+                log_line("notify message ignored: %s%s", why.c_str(),
+                         rejected_ == kRejectLogLimit ? " (not logging more of these)" : "");
+            }
+            continue;
+        }
+        for (const auto &[key, value] : message.fields) {
+            on_notify_field(key, value);
+        }
+    }
 }
 
-void Relay::on_notify_field(const std::string &key, const std::string &value)
-{
-	if (key == "READY" && value == "1") {
-		last_watchdog_ms_ = monotonic_ms();
-		if (!started_) {
-			stopping_seen_ = false;
-			if (!start_health_checking("READY=1")) {
-				fatal("cannot start health checking", EIO);
-			}
-		}
-	} else if (key == "STOPPING" && value == "1") {
-		stopping_seen_ = true;
-		if (started_) {
-			stop_health_checking("STOPPING=1");
-		}
-	} else if (key == "WATCHDOG" && value == "1") {
-		last_watchdog_ms_ = monotonic_ms();
-		if (!started_ || opts_.check_command) {
-			return;
-		}
-		if (opts_.interval_ms > 0) {
-			cs_error_t err = sam_hc_send();
-			if (err != CS_OK) {
-				log_line("sam_hc_send failed (error %d)", static_cast<int>(err));
-			}
-		}
-		if (!upstream_ticks()) {
-			setup_.upstream->send("WATCHDOG=1");
-		}
-	} else if (key == "WATCHDOG" && value == "trigger") {
-		log_line("WATCHDOG=trigger: failing the program now");
-		triggered_ = true;
-		if (!started_ && !start_health_checking(nullptr)) {
-			fatal("cannot start health checking", EIO);
-		}
-		pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
-	} else if (key == "STATUS") {
-		log_line("status: %s", printable(value).c_str());
-		setup_.upstream->send("STATUS=" + printable(value));
-	}
-	/* Anything else (MAINPID, RELOADING, FDSTORE, ...) is not ours to act on. */
+void Relay::on_notify_field(const std::string &key, const std::string &value) {
+    if (key == "READY" && value == "1") {
+        last_watchdog_ms_ = monotonic_ms();
+        if (!started_) {
+            stopping_seen_ = false;
+            if (!start_health_checking("READY=1")) {
+                fatal("cannot start health checking", EIO);
+            }
+        }
+    } else if (key == "STOPPING" && value == "1") {
+        stopping_seen_ = true;
+        if (started_) {
+            stop_health_checking("STOPPING=1");
+        }
+    } else if (key == "WATCHDOG" && value == "1") {
+        last_watchdog_ms_ = monotonic_ms();
+        if (!started_ || opts_.check_command) {
+            return;
+        }
+        if (opts_.interval_ms > 0) {
+            cs_error_t err = sam_hc_send();
+            if (err != CS_OK) {
+                log_line("sam_hc_send failed (error %d)", static_cast<int>(err));
+            }
+        }
+        if (!upstream_ticks()) {
+            setup_.upstream->send("WATCHDOG=1");
+        }
+    } else if (key == "WATCHDOG" && value == "trigger") {
+        log_line("WATCHDOG=trigger: failing the program now");
+        triggered_ = true;
+        if (!started_ && !start_health_checking(nullptr)) {
+            fatal("cannot start health checking", EIO);
+        }
+        pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
+    } else if (key == "STATUS") {
+        log_line("status: %s", printable(value).c_str());
+        setup_.upstream->send("STATUS=" + printable(value));
+    }
+    /* Anything else (MAINPID, RELOADING, FDSTORE, ...) is not ours to act on. */
 }
 
 } // namespace
 
-void run_relay(const RelaySetup &setup)
-{
-	Relay relay(setup);
-	relay.run();
+void run_relay(const RelaySetup &setup) {
+    Relay relay(setup);
+    relay.run();
 }
 
 } // namespace samrun

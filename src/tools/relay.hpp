@@ -19,12 +19,12 @@
 namespace samrun {
 
 struct RelaySetup {
-	const Options *options = nullptr;
-	std::string program_path;
-	unsigned int instance_id = 0;
-	pid_t supervisor_pid = 0;
-	const UpstreamNotifier *upstream = nullptr;
-	NotifyServer *notify = nullptr; /* only with --notify */
+    const Options *options = nullptr;
+    std::string program_path;
+    unsigned int instance_id = 0;
+    pid_t supervisor_pid = 0;
+    const UpstreamNotifier *upstream = nullptr;
+    NotifyServer *notify = nullptr; /* only with --notify */
 };
 
 [[noreturn]] void run_relay(const RelaySetup &setup);
