@@ -95,6 +95,37 @@ TEST(HealthDeadline, WarnThenKillThenRestart) {
     REQUIRE(prog.events_of("signal").size() == 1); // warned once
 }
 
+// Every call from the instance to the supervisor is a sign of life: an
+// instance that never calls sam_hc_send() but stores data every T/2 lives
+// on for 5*T.
+TEST(HealthDeadline, AnyCallIsASignOfLife) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0;
+        catch_signal(SIGUSR1);
+        if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        for (int i = 0; i < 10; ++i) {
+            idle_ms(kT / 2);
+            if (sam_data_store(&i, sizeof i) != CS_OK)
+                return 93;
+        }
+        it::emit("ev=alive iid=%u", iid);
+        return sam_stop() == CS_OK ? 0 : 94;
+    });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("signal").empty());
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
 TEST_GROUP(BeforeStart) {
     it::Program prog;
     void teardown() override { prog.cleanup(); }

@@ -2,6 +2,7 @@
 // honest exit status, forwarded stop signals, no orphans and no SIGPIPE,
 // crash-loop back-off, hostile instances.
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -384,4 +385,52 @@ TEST(Hostile, ShortMessage) {
 TEST(Hostile, OversizedMessage) {
     scribble(100 * 1024);
     REQUIRE(prog.wait_log("oversized", 0));
+}
+
+// Scribbling a far-future time over the shared heartbeat page (found in
+// /proc/self/maps as the one-page shared anonymous mapping) buys no time:
+// the supervisor treats it as a failure at the deadline.
+TEST(Hostile, FutureHeartbeatStamp) {
+    prog.start([] {
+        if (sam_initialize(200, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0;
+        if (sam_start() != CS_OK)
+            return 92;
+        FILE *maps = std::fopen("/proc/self/maps", "r");
+        if (maps == nullptr)
+            return 93;
+        const long page = ::sysconf(_SC_PAGESIZE);
+        char line[512];
+        int pages = 0;
+        std::vector<uint64_t *> targets;
+        while (std::fgets(line, sizeof line, maps) != nullptr) {
+            unsigned long lo = 0, hi = 0;
+            char perms[8] = "";
+            if (std::sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && std::strcmp(perms, "rw-s") == 0 &&
+                static_cast<long>(hi - lo) == page && std::strstr(line, "/dev/zero") != nullptr)
+                targets.push_back(reinterpret_cast<uint64_t *>(lo));
+        }
+        std::fclose(maps);
+        const uint64_t future = it::now_ns() + it::ms(3600 * 1000);
+        for (uint64_t *p : targets) {
+            *p = future;
+            ++pages;
+        }
+        it::emit("ev=scribbled pages=%d", pages);
+        for (;;)
+            idle_ms(1000); // no sam_hc_send: it would overwrite the stamp
+    });
+    it::Event sc, reg2;
+    REQUIRE(prog.wait_event("scribbled", 3000, &sc));
+    REQUIRE(sc.num("pages") == 1);
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2000, &reg2));
+    REQUIRE_MSG(gap_ms(sc, reg2) < 300, std::to_string(gap_ms(sc, reg2)) + " ms until the instance was replaced");
+    REQUIRE(prog.wait_log("future", 0));
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
 }
