@@ -270,7 +270,7 @@ out=$(table)
 {
     echo
     echo "Command: run-bench.sh ${orig_args[*]}"
-    echo "Machine: $(nproc) CPUs, $(uname -r); upstream: $(readlink -f "$upstream/libsam.so.4")"
+    echo "Machine: $(nproc) CPUs, $(uname -r); upstream: $(readlink -f "$upstream/libsam.so.4") (libsam4 $(dpkg-query -W -f '${Version}' libsam4 2>/dev/null || echo "?"))"
     echo "Pinned: $([ "$pin" = 1 ] && echo "yes, CPU $cpu (sam-bench and corosync)" || echo no)." \
         "$pairs A/B pair(s) per metric, medians of each side (hang max: max over all runs)." \
         "Load average at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
