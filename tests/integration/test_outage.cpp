@@ -4,6 +4,7 @@
 #include <csignal>
 #include <string>
 
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,19 @@ long long log_count(const std::string &pattern) {
     std::string out;
     (void)it::ctl("log-grep '" + pattern + "'", &out);
     return std::atoll(out.c_str());
+}
+
+int fd_count(pid_t pid) {
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR *d = ::opendir(dir.c_str());
+    if (d == nullptr)
+        return -1;
+    int n = 0;
+    while (dirent *e = ::readdir(d))
+        if (e->d_name[0] != '.')
+            ++n;
+    ::closedir(d);
+    return n;
 }
 
 } // namespace
@@ -69,6 +83,7 @@ TEST(Outage, CorosyncKilledAndRestarted) {
     REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 2000, &last), last);
     REQUIRE_MSG(cmap.wait_string(it::process_key(other.pid(), "state"), "running", 2000, &last), last);
     cmap.close();
+    const int fds_before = fd_count(other.pid());
 
     REQUIRE(it::ctl("kill 10") == 0);
     it::Event warn, reg2;
@@ -98,12 +113,70 @@ TEST(Outage, CorosyncKilledAndRestarted) {
     if (other.events_of("reg").size() != 1 || !other.events_of("signal").empty())
         FAIL(("the CMAP-only instance was disturbed" + other.transcript()).c_str());
     REQUIRE(prog.wait_log("republished", 0));
+    REQUIRE(other.wait_log("lost the cmap connection", 0) && other.wait_log("republished", 0));
+    // No descriptor leaks per reconnect (the CMAP-only supervisor kept its instance).
+    int fds_after = fd_count(other.pid());
+    for (int i = 0; i < 100 && fds_after != fds_before; ++i) {
+        (void)other.wait_event("never", 20);
+        fds_after = fd_count(other.pid());
+    }
+    REQUIRE_MSG(fds_after == fds_before, "descriptors " + std::to_string(fds_before) + " -> " + std::to_string(fds_after));
     for (it::Program *p : {&prog, &other}) {
         p->send("stop");
         REQUIRE(p->wait_event("stopped", 5000));
         p->send("exit 0");
         REQUIRE(exited_with(p->wait_exit(5000), 0));
     }
+}
+
+// Without corosync: sam_initialize with QUORUM fails with corosync's error,
+// sam_register with CMAP fails with CS_ERR_BAD_HANDLE, and neither changes
+// the state; sam_start of a CMAP instance returns the cmap error when the
+// state cannot be written, and works again once corosync is back.
+TEST(Outage, CallsWhileCorosyncIsDown) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kCmapRestart;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("reg", 5000));
+    REQUIRE(it::ctl("kill 10") == 0);
+    REQUIRE(prog.wait_log("lost the cmap connection", 5000));
+    prog.send("start");
+    it::Event failed_start;
+    REQUIRE(prog.wait_event("started", 5000, &failed_start));
+    REQUIRE_MSG(failed_start.num("err") != CS_OK, "sam_start succeeded although the state could not be written");
+
+    other.start([] {
+        const cs_error_t q = sam_initialize(500, SAM_RECOVERY_POLICY_QUORUM_RESTART);
+        const cs_error_t again = sam_initialize(500, static_cast<sam_recovery_policy_t>(kCmapRestart));
+        const cs_error_t reg = sam_register(nullptr);
+        const cs_error_t fin = sam_finalize();
+        it::emit("ev=down quorum_init=%d init=%d register=%d finalize=%d", static_cast<int>(q),
+                 static_cast<int>(again), static_cast<int>(reg), static_cast<int>(fin));
+        return 0;
+    });
+    if (!exited_with(other.wait_exit(10000), 0))
+        FAIL(other.transcript().c_str());
+    const auto down = other.events_of("down");
+    if (down.size() != 1)
+        FAIL(other.transcript().c_str());
+    REQUIRE_MSG(down[0].num("quorum_init") != CS_OK, down[0].text);
+    REQUIRE_MSG(down[0].num("init") == CS_OK, down[0].text);
+    REQUIRE_MSG(down[0].num("register") == CS_ERR_BAD_HANDLE, down[0].text);
+    REQUIRE_MSG(down[0].num("finalize") == CS_OK, down[0].text);
+
+    REQUIRE(it::ctl("start") == 0);
+    REQUIRE(prog.wait_log("republished", 10000));
+    prog.send("start");
+    it::Event ok_start;
+    REQUIRE(prog.wait_event("started", 5000, &ok_start));
+    REQUIRE(ok_start.num("err") == CS_OK);
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 0, &last), last);
+    prog.send("stop");
+    REQUIRE(prog.wait_event("stopped", 5000));
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }
 
 TEST_GROUP(Watchdog) {
