@@ -23,6 +23,8 @@
 #   ctl N SUBCOMMAND ...    run tests/corosync/corosync-ctl.sh on node N
 #                           (wait-quorate, wait-inquorate, quorate, pid, ...)
 #   node-dir N              print node N's directory (config, log, state)
+#   holder-pid N            print the pid holding node N's namespaces: `nsenter
+#                           -t PID -m -n CMD` is `exec N CMD` without this script
 #
 # Environment:
 #   SAM_CLUSTER_NAME     prefix of the namespace names (default: samcl); two
@@ -310,6 +312,10 @@ ctl)
 node-dir)
     check_node "${1:-}"
     node_dir "$1"
+    ;;
+holder-pid)
+    check_node "${1:-}"
+    holder_pid "$1" || die "node $1 is not up"
     ;;
 *) die "unknown subcommand '$sub'" ;;
 esac
