@@ -13,10 +13,13 @@
 #                in the supervisor and survives restarts)
 #   2. "stuck"   stops passing its health check, is warned (SIGTERM), ignores
 #                the warning and is killed, then restarted
-#   3. the cluster's view: `sam-run --status` and `corosync-cmapctl`
-#   4. "quorate" runs only with quorum: quorum is taken away (expected_votes 2)
+#   3. "notifyd" a daemon using libsystemd's sd_notify() (READY=1, WATCHDOG=1),
+#                supervised as it is with --notify; it goes silent, is warned
+#                and restarted
+#   4. the cluster's view: `sam-run --status` and `corosync-cmapctl`
+#   5. "quorate" runs only with quorum: quorum is taken away (expected_votes 2)
 #                and given back (expected_votes 1)
-#   5. everything is stopped with SIGTERM; nothing is left running
+#   6. everything is stopped with SIGTERM; nothing is left running
 #
 # The demo itself takes about 30 seconds; the first build takes longer.
 # Environment: DEMO_SKIP_DEPS=1 skips the package installation,
@@ -44,6 +47,8 @@ if [ "${1:-}" != --inside ]; then
         cd "$build"
         [ -f Makefile ] || "$top/configure" --quiet
         make -j"$(nproc)"
+        # The demo's sd_notify() daemon (a test helper, built with libsystemd).
+        make -C tests/samrun sd-notify-client || true
     } >"$build/build.log" 2>&1 || {
         echo "run-demo.sh: the build failed; the end of $build/build.log:" >&2
         tail -n 30 "$build/build.log" >&2
@@ -162,13 +167,31 @@ EOF
     wait_for stuck 'got SIGTERM'
     wait_for stuck 'instance 2: serving'
 
-    say "3. what the cluster sees"
+    if [ -x "$build/tests/samrun/sd-notify-client" ]; then
+        say "3. notifyd: a daemon that speaks sd_notify() (libsystemd), supervised as it is"
+        note "sam-run --notify --cmap --interval 1000 -- notifyd"
+        cat >"$demo/notifyd" <<EOF
+#!/bin/sh
+echo \$\$ >>"$demo/pids"
+# Instance 1 reports READY=1, sends WATCHDOG=1 for 2 seconds, then goes silent.
+if [ "\$SAM_RUN_INSTANCE" = 1 ]; then
+    exec "$build/tests/samrun/sd-notify-client" status:loading sleep:500 ready status:serving ping:4 hang
+fi
+exec "$build/tests/samrun/sd-notify-client" ready status:serving ping:1000000
+EOF
+        chmod +x "$demo/notifyd"
+        service notifyd --notify --cmap --interval 1000 -- "$demo/notifyd"
+        wait_for notifyd 'instance 2: health checking started \(READY=1\)'
+        sleep 0.3
+    fi
+
+    say "4. what the cluster sees"
     note "\$ sam-run --status"
     sam-run --status | sed 's/^/   /'
     note "\$ corosync-cmapctl -b resources.process"
     corosync-cmapctl -b resources.process | sed 's/^/   /'
 
-    say "4. quorate: runs only while the cluster is quorate (sam-run --quorum)"
+    say "5. quorate: runs only while the cluster is quorate (sam-run --quorum)"
     note "sam-run --quorum --cmap --interval 1000 -- quorate"
     cat >"$demo/quorate" <<'EOF'
 #!/bin/sh
@@ -196,7 +219,7 @@ EOF
     "$COROSYNC_CTL" expected-votes 1 >/dev/null
     wait_for quorate 'instance 2: serving'
 
-    say "5. stopping: SIGTERM to every sam-run is passed on to its program"
+    say "6. stopping: SIGTERM to every sam-run is passed on to its program"
     note "\$ sam-run --status"
     sam-run --status | sed 's/^/   /'
     local p status

@@ -39,21 +39,28 @@ HealthCheck::HealthCheck(std::string command, int timeout_ms, const UpstreamNoti
     : command_(std::move(command)), timeout_ms_(timeout_ms), upstream_(upstream),
       dev_null_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {
     argv_ = std::make_unique<ExecVector>(std::vector<std::string>{"sh", "-c", command_});
-    envp_ = std::make_unique<ExecVector>(environment_with("SAM_RUN_PID="));
 }
 
 void HealthCheck::set_program(pid_t pid) {
-    auto env = std::make_unique<ExecVector>(environment_with("SAM_RUN_PID=" + std::to_string(pid)));
+    auto env = std::make_shared<ExecVector>(environment_with("SAM_RUN_PID=" + std::to_string(pid)));
     std::lock_guard<std::mutex> lock(mutex_);
     envp_ = std::move(env);
 }
 
 int HealthCheck::run() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::shared_ptr<ExecVector> envp;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        envp = envp_;
+    }
+    if (!envp) {
+        /* Called before the program was started: nothing to check yet. */
+        return 0;
+    }
     SpawnRequest request;
     request.path = "/bin/sh";
     request.argv = argv_.get();
-    request.envp = envp_.get();
+    request.envp = envp.get();
     request.stdin_fd = dev_null_.get();
     request.own_process_group = true;
     Spawned child;

@@ -43,9 +43,9 @@ class HealthCheck {
     int timeout_ms_;
     const UpstreamNotifier &upstream_;
     UniqueFd dev_null_;
-    std::mutex mutex_; /* guards the exec vectors against set_program */
     std::unique_ptr<ExecVector> argv_;
-    std::unique_ptr<ExecVector> envp_;
+    std::mutex mutex_;                  /* guards envp_ */
+    std::shared_ptr<ExecVector> envp_; /* null until the program runs */
     std::atomic<unsigned> failures_in_a_row_{0};
 };
 
