@@ -23,6 +23,8 @@
 #   ctl N SUBCOMMAND ...    run tests/corosync/corosync-ctl.sh on node N
 #                           (wait-quorate, wait-inquorate, quorate, pid, ...)
 #   node-dir N              print node N's directory (config, log, state)
+#   list                    print the names of all clusters that have namespaces
+#                           (SAM_CLUSTER_NAME=NAME cluster.sh down removes one)
 #   holder-pid N            print the pid holding node N's namespaces: `nsenter
 #                           -t PID -m -n CMD` is `exec N CMD` without this script
 #
@@ -312,6 +314,9 @@ ctl)
 node-dir)
     check_node "${1:-}"
     node_dir "$1"
+    ;;
+list)
+    ip netns list 2>/dev/null | sed -n 's/^\(.*\)-br\( .*\)\{0,1\}$/\1/p'
     ;;
 holder-pid)
     check_node "${1:-}"
