@@ -1,0 +1,85 @@
+/* fault-restart-flat.c - 1,000 restarts (SAM_RESTART_DELAY_MS=0; each
+ * instance exits 1 right after sam_start()): the supervisor's descriptor count
+ * and resident memory must be the same at restart 1,000 as at restart 100
+ * (descriptors equal, VmRSS growth under 1 MiB). FAULT_RESTARTS overrides the
+ * count (the sanitizer builds use fewer).
+ */
+#define _GNU_SOURCE
+#include <corosync/sam.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "faultlib.h"
+
+enum { R_UP = 1 };
+
+static int go_pipe[2];
+static unsigned total = 1000;
+static const unsigned first_sample = 100;
+
+static int supervisor(void *unused) {
+    (void)unused;
+    setenv("SAM_RESTART_DELAY_MS", "0", 1);
+    close(go_pipe[1]);
+    /* An interval, so that every instance also arms and disarms the health timer. */
+    if (sam_initialize(10000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+        return 90;
+    unsigned iid = 0;
+    if (sam_register(&iid) != CS_OK)
+        return 91;
+    fl_report(R_UP, iid, 0);
+    if (iid == first_sample || iid == total) {
+        char go;
+        alarm(30);
+        if (read(go_pipe[0], &go, 1) != 1)
+            FL_FAIL("no go from the test");
+    }
+    if (iid == total)
+        exit(0); /* not started: the supervisor exits with us */
+    if (sam_start() != CS_OK)
+        FL_FAIL("sam_start failed in instance %u", iid);
+    exit(1);
+}
+
+int main(void) {
+    if (getenv("FAULT_RESTARTS") != NULL)
+        total = (unsigned)atoi(getenv("FAULT_RESTARTS"));
+    if (total <= first_sample)
+        FL_FAIL("FAULT_RESTARTS must be above %u", first_sample);
+    fl_reports_open();
+    if (pipe(go_pipe) != 0)
+        FL_FAIL("pipe: %m");
+    const uint64_t t0 = fl_now_ms();
+    pid_t sup = fl_fork(supervisor, NULL);
+    int fds[2] = {0, 0};
+    long rss[2] = {0, 0};
+    for (unsigned expect = 1; expect <= total; ++expect) {
+        struct fl_report r = fl_report_expect(R_UP, 20000);
+        if (r.a != expect) {
+            fl_reap(sup);
+            FL_FAIL("instance %lld came up, expected %u", (long long)r.a, expect);
+        }
+        if (expect == first_sample || expect == total) {
+            const int i = expect == total;
+            fds[i] = fl_count_fds(sup);
+            rss[i] = fl_rss_kib(sup);
+            fl_note("restart %u: supervisor has %d descriptors, VmRSS %ld KiB", expect - 1, fds[i], rss[i]);
+            if (write(go_pipe[1], "g", 1) != 1)
+                FL_FAIL("write: %m");
+        }
+    }
+    int status = 0;
+    if (!fl_wait_child(sup, 20000, &status)) {
+        fl_reap(sup);
+        FL_FAIL("the supervisor did not exit");
+    }
+    FL_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "supervisor status 0x%x", status);
+    FL_CHECK(fds[0] > 0 && fds[1] == fds[0], "descriptors: %d at restart %u, %d at restart %u", fds[0],
+             first_sample - 1, fds[1], total - 1);
+    FL_CHECK(rss[1] - rss[0] < 1024, "VmRSS grew by %ld KiB between restart %u and %u", rss[1] - rss[0],
+             first_sample - 1, total - 1);
+    fl_note("restart-flat: %u restarts in %llu ms; descriptors %d -> %d; VmRSS %ld -> %ld KiB (%+ld KiB)", total - 1,
+            (unsigned long long)(fl_now_ms() - t0), fds[0], fds[1], rss[0], rss[1], rss[1] - rss[0]);
+    return 0;
+}
