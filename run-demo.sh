@@ -62,6 +62,8 @@ fi
 PATH=$build/src/tools:$PATH:/usr/sbin:/sbin
 export SAM_LOG_STDERR=1 # libsam's recovery lines on stderr, in the timeline
 demo=$(mktemp -d /tmp/sam-run-demo.XXXXXX)
+PATH=$demo:$PATH # the demo's services, started by name
+export SAM_RUN_DEMO_DIR=$demo
 t0=${EPOCHREALTIME/./}
 services=()
 
@@ -131,7 +133,7 @@ scene() {
     note "sam-run --cmap --interval 1000 -- crashy"
     cat >"$demo/crashy" <<'EOF'
 #!/bin/sh
-echo $$ >>"${0%/*}/pids"
+echo $$ >>"$SAM_RUN_DEMO_DIR/pids"
 echo "instance $SAM_RUN_INSTANCE up; restored from the data store: $SAM_RUN_FAILURES failure(s), previous end: ${SAM_RUN_PREVIOUS_END:-none}"
 if [ "$SAM_RUN_INSTANCE" -le 2 ]; then
     sleep 1
@@ -142,11 +144,11 @@ echo "instance $SAM_RUN_INSTANCE: serving"
 exec sleep 1000
 EOF
     chmod +x "$demo/crashy"
-    service crashy --cmap --interval 1000 -- "$demo/crashy"
+    service crashy --cmap --interval 1000 -- crashy
     wait_for crashy 'instance 3: serving'
 
     say "2. stuck: passes its health check, then hangs; warned with SIGTERM, ignores it, killed"
-    note "sam-run --cmap --interval 1000 --check 'test ! -e $demo/stuck.flag' -- stuck"
+    note "sam-run --cmap --interval 1000 --check 'test ! -e \$SAM_RUN_DEMO_DIR/stuck.flag' -- stuck"
     cat >"$demo/stuck" <<EOF
 #!/bin/sh
 echo \$\$ >>"$demo/pids"
@@ -163,7 +165,7 @@ touch "$demo/stuck.flag"
 while :; do sleep 0.2; done
 EOF
     chmod +x "$demo/stuck"
-    service stuck --cmap --interval 1000 --check "test ! -e $demo/stuck.flag" -- "$demo/stuck"
+    service stuck --cmap --interval 1000 --check "test ! -e \$SAM_RUN_DEMO_DIR/stuck.flag" -- stuck
     wait_for stuck 'got SIGTERM'
     wait_for stuck 'instance 2: serving'
 
@@ -180,7 +182,7 @@ fi
 exec "$build/tests/samrun/sd-notify-client" ready status:serving ping:1000000
 EOF
         chmod +x "$demo/notifyd"
-        service notifyd --notify --cmap --interval 1000 -- "$demo/notifyd"
+        service notifyd --notify --cmap --interval 1000 -- notifyd
         wait_for notifyd 'instance 2: health checking started \(READY=1\)'
         sleep 0.3
     fi
@@ -195,12 +197,12 @@ EOF
     note "sam-run --quorum --cmap --interval 1000 -- quorate"
     cat >"$demo/quorate" <<'EOF'
 #!/bin/sh
-echo $$ >>"${0%/*}/pids"
+echo $$ >>"$SAM_RUN_DEMO_DIR/pids"
 echo "instance $SAM_RUN_INSTANCE: serving, the cluster is quorate"
 exec sleep 1000
 EOF
     chmod +x "$demo/quorate"
-    service quorate --quorum --cmap --interval 1000 -- "$demo/quorate"
+    service quorate --quorum --cmap --interval 1000 -- quorate
     wait_for quorate 'instance 1: serving'
     note "\$ corosync-cmapctl -s quorum.expected_votes u32 2   # this node alone is no longer quorate"
     "$COROSYNC_CTL" expected-votes 2 >/dev/null

@@ -77,6 +77,16 @@ std::optional<std::string> command_of(const std::string &name) {
     return raw;
 }
 
+/* For the table: the program name without its directory, to keep rows short. */
+std::string short_command(const std::optional<std::string> &command) {
+    if (!command) {
+        return "-";
+    }
+    size_t end = command->find(' ');
+    size_t slash = command->rfind('/', end);
+    return slash == std::string::npos ? *command : command->substr(slash + 1);
+}
+
 std::string json_string(const std::string &text) {
     std::string out = "\"";
     for (unsigned char c : text) {
@@ -166,7 +176,7 @@ void print_table(const std::map<std::string, ProcessEntry> &entries, uint64_t no
         printf("%-8s %-19s %-8s %-9s %-11s %s\n", name.c_str(), e.state.value_or("-").c_str(),
                e.recovery.value_or("-").c_str(), period.c_str(),
                human_age(age_ms(e.last_updated_ns, now)).c_str(),
-               command_of(name).value_or("-").c_str());
+               short_command(command_of(name)).c_str());
     }
 }
 
