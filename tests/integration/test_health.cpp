@@ -178,6 +178,58 @@ TEST(BeforeStart, AfterStopNotTimedAndExitCodeMirrored) {
     REQUIRE(prog.events_of("signal").empty());
 }
 
+// An instance killed from outside before sam_start: not a failure, no
+// restart; the supervisor dies by the same signal.
+TEST(BeforeStart, KilledBeforeStartMirrored) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        for (;;)
+            idle_ms(1000);
+    });
+    it::Event reg;
+    REQUIRE(prog.wait_event("reg", 3000, &reg));
+    ::kill(reg.pid, SIGKILL);
+    const it::Exit x = prog.wait_exit(3000);
+    REQUIRE(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL);
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// The warn signal set by an instance stays set in the supervisor for the
+// next instances.
+TEST(HealthDeadline, WarnSignalSetByInstanceOutlivesIt) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        catch_signal(SIGUSR2);
+        it::emit("ev=reg iid=%u", iid);
+        if (iid == 1) {
+            if (sam_warn_signal_set(SIGUSR2) != CS_OK || sam_start() != CS_OK)
+                return 92;
+            ::_exit(1); // a failure: restart
+        }
+        if (iid >= 3)
+            return 0;
+        if (sam_start() != CS_OK)
+            return 93;
+        for (;;)
+            idle_ms(1000); // silent: warned with SIGUSR2, then killed
+    });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    const auto sigs = prog.events_of("signal");
+    REQUIRE(sigs.size() == 1);
+    REQUIRE(sigs[0].num("sig") == SIGUSR2 && sigs[0].num("iid") == 2);
+    REQUIRE(prog.events_of("reg").size() == 3);
+}
+
 TEST_GROUP(HcCallback) {
     it::Program prog;
     void teardown() override { prog.cleanup(); }

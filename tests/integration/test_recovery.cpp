@@ -137,13 +137,14 @@ TEST_GROUP(Signals) {
     }
 };
 
-// SIGUSR1 and SIGHUP sent to the supervisor reach the instance, which goes on.
-TEST(Signals, Usr1AndHupForwarded) {
+// SIGUSR1, SIGUSR2, SIGHUP and SIGQUIT sent to the supervisor reach the
+// instance, which goes on; the supervisor does not stop for them.
+TEST(Signals, Usr1Usr2HupQuitForwarded) {
     it::Script s;
-    s.record = {SIGUSR1, SIGHUP};
+    s.record = {SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT};
     s.auto_start = true;
     const it::Event started = start_and_wait_started(s);
-    for (int sig : {SIGUSR1, SIGHUP}) {
+    for (int sig : {SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT}) {
         ::kill(prog.pid(), sig);
         it::Event got;
         REQUIRE(prog.wait_event("signal", 2000, &got));
@@ -313,6 +314,84 @@ TEST(Backoff, InvalidDelayIgnoredWithLogLine) {
     for (int i = 0; i < 3; ++i)
         REQUIRE_MSG(gap_ms(regs[i], regs[i + 1]) < 90, "restart " + std::to_string(i + 1) + " was delayed");
     REQUIRE(gap_ms(regs[3], regs[4]) >= 100);
+}
+
+// SAM_RESTART_RESET_MS: an instance that ran that long resets the count of
+// quick failures, so its failure restarts at once again.
+TEST(Backoff, ResetAfterLongEnoughRun) {
+    prog.start(
+        [] {
+            if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+                return 90;
+            unsigned iid = 0;
+            if (sam_register(&iid) != CS_OK)
+                return 91;
+            it::emit("ev=reg iid=%u", iid);
+            if (iid >= 4)
+                return 0;
+            if (sam_start() != CS_OK)
+                return 92;
+            if (iid == 3) {
+                for (int i = 0; i < 8; ++i) {
+                    (void)sam_hc_send();
+                    idle_ms(50);
+                }
+                it::emit("ev=crashing iid=%u", iid);
+            }
+            ::_exit(1);
+        },
+        {{"SAM_RESTART_BURST", "1"}, {"SAM_RESTART_DELAY_MS", "200"}, {"SAM_RESTART_RESET_MS", "300"}});
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    const auto regs = prog.events_of("reg");
+    REQUIRE(regs.size() == 4);
+    it::Event crash;
+    REQUIRE(prog.wait_event("crashing", 0, &crash));
+    REQUIRE_MSG(gap_ms(regs[1], regs[2]) >= 200, "the second quick failure was not delayed");
+    REQUIRE_MSG(gap_ms(crash, regs[3]) < 100, std::to_string(gap_ms(crash, regs[3])) + " ms after a long run");
+}
+
+// SAM_RESTART_DELAY_MAX_MS caps the doubling; with SAM_RESTART_BURST=0 the
+// first failure is already delayed.
+TEST(Backoff, DelayCappedAtMax) {
+    crash_loop(4, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "100"}, {"SAM_RESTART_DELAY_MAX_MS", "150"}});
+    const auto regs = prog.events_of("reg");
+    const long long g1 = gap_ms(regs[0], regs[1]), g2 = gap_ms(regs[1], regs[2]), g3 = gap_ms(regs[2], regs[3]);
+    const std::string gaps = "gaps " + std::to_string(g1) + ", " + std::to_string(g2) + ", " + std::to_string(g3);
+    REQUIRE_MSG(g1 >= 100 && g1 < 150, gaps);
+    REQUIRE_MSG(g2 >= 150 && g2 < 250, gaps);
+    REQUIRE_MSG(g3 >= 150 && g3 < 250, gaps);
+}
+
+// SAM_RESTART_DELAY_MS=0 turns the back-off off: every restart at once.
+TEST(Backoff, ZeroDelayTurnsItOff) {
+    crash_loop(6, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "0"}});
+    const auto regs = prog.events_of("reg");
+    for (size_t i = 0; i + 1 < regs.size(); ++i)
+        REQUIRE_MSG(gap_ms(regs[i], regs[i + 1]) < 90, "restart " + std::to_string(i + 1) + " was delayed");
+}
+
+// SIGTERM while a restart waits out its delay: no restart, the supervisor
+// exits like the last instance did.
+TEST(Backoff, TermDuringDelayEndsSupervisor) {
+    prog.start(
+        [] {
+            if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+                return 90;
+            unsigned iid = 0;
+            if (sam_register(&iid) != CS_OK)
+                return 91;
+            it::emit("ev=reg iid=%u", iid);
+            if (sam_start() != CS_OK)
+                return 92;
+            ::_exit(5);
+        },
+        {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "5000"}});
+    REQUIRE(prog.wait_event("reg", 3000));
+    REQUIRE(prog.wait_log("restarting in 5000 ms", 3000));
+    ::kill(prog.pid(), SIGTERM);
+    const it::Exit x = prog.wait_exit(2000);
+    REQUIRE(exited_with(x, 5));
+    REQUIRE(prog.events_of("reg").size() == 1);
 }
 
 TEST_GROUP(Hostile) {
