@@ -2,6 +2,7 @@
 #include "script.hpp"
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -28,6 +29,27 @@ void catch_signal(int sig, void (*handler)(int)) {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     (void)::sigaction(sig, &sa, nullptr);
+}
+
+// What a program executed by the instance inherits: the targets of its
+// descriptors above 2, spaces replaced, comma separated.
+std::string exec_fd_targets() {
+    FILE *p = ::popen("for f in /proc/$$/fd/*; do n=${f##*/}; [ \"$n\" -gt 2 ] && readlink \"$f\"; done", "r");
+    if (p == nullptr)
+        return "<popen failed>";
+    std::string out;
+    char line[512];
+    while (std::fgets(line, sizeof line, p) != nullptr) {
+        std::string t(line);
+        while (!t.empty() && t.back() == '\n')
+            t.pop_back();
+        for (char &c : t)
+            if (c == ' ')
+                c = '_';
+        out += (out.empty() ? "" : ",") + t;
+    }
+    ::pclose(p);
+    return out.empty() ? "none" : out;
 }
 
 } // namespace
@@ -114,6 +136,12 @@ int run_script(const Script &s) {
             for (long i = 0; i < n; ++i)
                 ok += sam_hc_send() == CS_OK ? 1 : 0;
             emit("ev=hc_done iid=%u n=%ld ok=%ld", iid, n, ok);
+        } else if (line == "execfds") {
+            emit("ev=execfds iid=%u fds=%s", iid, exec_fd_targets().c_str());
+        } else if (line.rfind("store", 0) == 0) {
+            const std::string blob(static_cast<size_t>(std::atol(arg.c_str())), 's');
+            err = sam_data_store(blob.data(), blob.size());
+            emit("ev=stored iid=%u err=%d", iid, static_cast<int>(err));
         } else {
             emit("ev=ack iid=%u cmd=%s", iid, line.c_str());
         }

@@ -10,6 +10,9 @@
 //   crash SIG             emits ev=exiting, then kills itself with SIG
 //   mark_failed           emits ev=marking, then ev=marked err=E if it returns
 //   hc N                  N calls to sam_hc_send(); emits ev=hc_done n=N ok=K
+//   execfds               emits ev=execfds fds=A,B,...: what a program the
+//                         instance executes inherits (descriptors above 2)
+//   store N               sam_data_store() of N bytes; emits ev=stored err=E
 //   idle                  nothing (keeps the command loop honest)
 //
 // While started and not hung it calls sam_hc_send() every hc_period_ms.

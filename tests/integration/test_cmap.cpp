@@ -187,3 +187,23 @@ TEST(Cmap, QuorumBlocksStartAndLossKills) {
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
     REQUIRE(prog.events_of("reg").size() == 2);
 }
+
+// With the corosync connections open in the supervisor (QUORUM + CMAP), a
+// program the instance executes inherits none of them.
+TEST(Cmap, NoCorosyncDescriptorLeaksIntoExec) {
+    it::Script s;
+    s.interval_ms = 3000; // popen() may take a while on a loaded machine
+    s.policy = kQuorumCmapRestart;
+    s.auto_start = true;
+    start_script(s);
+    REQUIRE(prog.wait_event("started", 5000));
+    prog.send("execfds");
+    it::Event fds;
+    REQUIRE(prog.wait_event("execfds", 3000, &fds));
+    const std::string list = fds.get("fds");
+    for (const char *bad : {"socket:", "anon_inode:", "memfd:", "/dev/shm"})
+        REQUIRE_MSG(list.find(bad) == std::string::npos, "an executed program inherits " + list);
+    command("stop", "stopped");
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+}

@@ -513,3 +513,32 @@ TEST(Hostile, FutureHeartbeatStamp) {
     REQUIRE(prog.wait_log("future", 0));
     REQUIRE(exited_with(prog.wait_exit(3000), 0));
 }
+
+TEST_GROUP(Descriptors) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+// All internal descriptors are O_CLOEXEC: a program the instance executes
+// (after a large store went through the memfd path) inherits only the
+// test's own pipes, no socket, eventfd, pidfd, timerfd or memfd.
+TEST(Descriptors, NothingInternalLeaksIntoExec) {
+    it::Script s;
+    s.interval_ms = 3000; // popen() below may take a while on a loaded machine
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("started", 3000));
+    prog.send("store 200000");
+    it::Event stored, fds;
+    REQUIRE(prog.wait_event("stored", 3000, &stored));
+    REQUIRE(stored.num("err") == CS_OK);
+    prog.send("execfds");
+    REQUIRE(prog.wait_event("execfds", 3000, &fds));
+    const std::string list = fds.get("fds");
+    for (const char *bad : {"socket:", "anon_inode:", "memfd:", "/dev/shm"})
+        REQUIRE_MSG(list.find(bad) == std::string::npos, "an executed program inherits " + list);
+    prog.send("stop");
+    REQUIRE(prog.wait_event("stopped", 3000));
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+}
