@@ -381,7 +381,10 @@ void Relay::run() {
     block_signals();
     load_record();
     if (opts_.check_command) {
-        int timeout = opts_.check_timeout_ms.value_or(opts_.interval_ms);
+        /* libsam pauses its health checks while the callback runs, so by
+         * default a check gets half the interval, leaving the other half
+         * for the heartbeat that follows it. */
+        int timeout = opts_.check_timeout_ms.value_or(std::max(1, opts_.interval_ms / 2));
         check_ = std::make_unique<HealthCheck>(*opts_.check_command, timeout, *setup_.upstream);
         int err = HealthCheck::register_callback(check_.get());
         if (err != CS_OK) {

@@ -11,25 +11,25 @@ cmap_value() { # PID KEY
 }
 cmap_is() { [ "$(cmap_value "$1" "$2")" = "$3" ]; }
 
-start_bg run --cmap --interval 400 -- sh -c 'echo "run=$SAM_RUN_INSTANCE"; exec sleep 100'
+start_bg run --cmap --interval 1000 -- sh -c 'echo "run=$SAM_RUN_INSTANCE"; exec sleep 100'
 pid=$last_pid
 wait_line "$work/run.log" '^run=1'
 wait_until "$DEADLINE_S" cmap_is "$pid" state running || fail "state is '$(cmap_value "$pid" state)', not running"
 cmap_is "$pid" recovery restart || fail "recovery key"
-cmap_is "$pid" poll_period 400 || fail "poll_period key"
+cmap_is "$pid" poll_period 1000 || fail "poll_period key"
 corosync-cmapctl -b resources.process >"$work/cmapctl.log"
-pass "cmap keys: state running, recovery restart, poll_period 400"
+pass "cmap keys: state running, recovery restart, poll_period 1000"
 
 "$SAM_RUN" --status >"$work/status.log" 2>&1 || fail "--status failed"
 has_line "$work/status.log" '^PID +STATE +POLICY +PERIOD +UPDATED +COMMAND' || fail "no table header"
-has_line "$work/status.log" "^$pid +running +restart +400ms +[0-9.]+s ago .*sam-run" || fail "no row for $pid"
+has_line "$work/status.log" "^$pid +running +restart +1000ms +[0-9.]+s ago .*sam-run" || fail "no row for $pid"
 pass "--status table"
 
 "$SAM_RUN" --status --json >"$work/status-json.log" 2>&1 || fail "--status --json failed"
-has_line "$work/status-json.log" "\"pid\": $pid, \"state\": \"running\", \"recovery\": \"restart\", \"poll_period_ms\": 400" ||
+has_line "$work/status-json.log" "\"pid\": $pid, \"state\": \"running\", \"recovery\": \"restart\", \"poll_period_ms\": 1000" ||
     fail "no JSON object for $pid"
 age=$(sed -n "s/.*\"pid\": $pid,.*\"last_updated_age_ms\": \(-\{0,1\}[0-9]*\).*/\1/p" "$work/status-json.log")
-[ -n "$age" ] && [ "$age" -ge 0 ] && [ "$age" -le 2000 ] || fail "last_updated age '$age' ms: not refreshed within the period"
+[ -n "$age" ] && [ "$age" -ge 0 ] && [ "$age" -le 3000 ] || fail "last_updated age '$age' ms: not refreshed within the period"
 if command -v python3 >/dev/null 2>&1; then
     python3 -m json.tool "$work/status-json.log" >/dev/null || fail "--json output is not valid JSON"
 fi
@@ -39,7 +39,7 @@ kill -s TERM "$pid"
 wait_bg "$pid"
 
 # QUIT after a failure: state "failed" stays for the cluster to see.
-expect_status 4 quit --cmap --policy quit --interval 400 -- sh -c 'echo "$PPID" >/dev/null; exit 4'
+expect_status 4 quit --cmap --policy quit --interval 1000 -- sh -c 'echo "$PPID" >/dev/null; exit 4'
 qpid=$(sed -n 's/^libsam\[\([0-9]*\)\].*/\1/p; s/^sam-run\[\([0-9]*\)\].*/\1/p' "$work/quit.log" | head -1)
 [ -n "$qpid" ] || fail "cannot find the supervisor pid in the log"
 cmap_is "$qpid" state failed || fail "state after a QUIT failure is '$(cmap_value "$qpid" state)', not failed"

@@ -10,7 +10,7 @@ set -u
 : "${SAM_RUN:=../../src/tools/sam-run}"
 : "${SD_NOTIFY_CLIENT:=./sd-notify-client}"
 : "${NOTIFY_TOOL:=./notify-tool}"
-: "${DEADLINE_S:=15}"
+: "${DEADLINE_S:=30}"
 export SAM_LOG_STDERR=1
 
 test_name=$(basename "$0")

@@ -11,7 +11,7 @@ trap 'restore_quorum; cleanup' EXIT
 
 cmap_is() { [ "$(corosync-cmapctl -g "resources.process.$1.$2" 2>/dev/null | sed 's/^.* = //')" = "$3" ]; }
 
-start_bg q --quorum --cmap --interval 300 -- sh -c 'echo "run=$SAM_RUN_INSTANCE at=$(date +%s%N)"; exec sleep 100'
+start_bg q --quorum --cmap --interval 1000 -- sh -c 'echo "run=$SAM_RUN_INSTANCE at=$(date +%s%N)"; exec sleep 100'
 pid=$last_pid
 log=$work/q.log
 wait_line "$log" '^run=1'
