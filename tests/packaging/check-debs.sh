@@ -12,6 +12,8 @@
 #   5. sam-client.c built against the SYSTEM libsam (gcc ... -lsam) and run
 #      with LD_LIBRARY_PATH on the unpacked library: it must really load
 #      ours (/proc/self/maps) and see the same return values
+#   6. the other way round: built against the unpacked libsam-cxx-dev, the
+#      same program runs with the host's corosync libsam4
 #
 # Usage: tests/packaging/check-debs.sh [--worktree] [--keep]
 #   --worktree  copy the working tree's tracked files (with uncommitted
@@ -149,6 +151,18 @@ step "sam-client register with LD_LIBRARY_PATH=$libdir"
 SAM_EXPECT_DIR="$root" SAM_LOG_STDERR=1 LD_LIBRARY_PATH="$libdir" "$work/sam-client" register
 rc=$?
 [ $rc -eq 42 ] || fail "sam-client register exited with $rc with our library, expected 42"
+
+# ---- 6. the other direction: built against ours, run with corosync's -----------
+step "sam-client built against the unpacked libsam-cxx-dev, run with the system libsam"
+dpkg-deb -x "$devdeb" "$root" || fail "dpkg-deb -x $(basename "$devdeb")"
+gcc -Wall -o "$work/sam-client-ours" "$here/sam-client.c" -I"$root/usr/include" -L"$libdir" -lsam ||
+    fail "cannot build against the packaged header and library"
+# LD_BIND_NOW: every symbol version must resolve at start, not on first call.
+LD_BIND_NOW=1 "$work/sam-client-ours" >"$work/reverse.log" 2>&1 || {
+    cat "$work/reverse.log"
+    fail "a program built against libsam-cxx-dev does not run with corosync's libsam4"
+}
+echo "ok   a program built against libsam-cxx-dev also runs with corosync's libsam4"
 
 echo
 echo "PASS"
