@@ -167,6 +167,11 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
 
     REQUIRE(it::ctl("start") == 0);
     REQUIRE(prog.wait_log("republished", 10000));
+    // The failed start left the instance registered: cmap must not say
+    // "running" (wd would then judge a process that is not health checked).
+    std::string republished;
+    REQUIRE(cmap.get_string(it::process_key(prog.pid(), "state"), republished) == CS_OK);
+    REQUIRE_MSG(republished == "stopped", "after a failed sam_start the republished state is '" + republished + "'");
     prog.send("start");
     it::Event ok_start;
     REQUIRE(prog.wait_event("started", 5000, &ok_start));
@@ -175,6 +180,46 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
     REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 0, &last), last);
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 5000));
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+}
+
+// A graceful corosync stop (cmap calls may block meanwhile) and start while
+// a CMAP-only instance beats every T/3 with T = 200 ms: the health deadline
+// is never delayed or missed, the instance is never warned, sam_stop fails
+// while the state cannot be written (the instance stays started) and works
+// once corosync is back.
+TEST(Outage, GracefulStopDoesNotDisturbHealthChecks) {
+    it::Script s;
+    s.interval_ms = 200;
+    s.policy = kCmapRestart;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("started", 5000));
+    REQUIRE(it::ctl("stop 20") == 0);
+    REQUIRE(prog.wait_log("lost the cmap connection", 5000));
+    prog.send("stop");
+    it::Event failed_stop;
+    REQUIRE(prog.wait_event("stopped", 5000, &failed_stop));
+    REQUIRE_MSG(failed_stop.num("err") != CS_OK, "sam_stop succeeded although the state could not be written");
+    REQUIRE(it::ctl("start") == 0);
+    REQUIRE(prog.wait_log("republished", 10000));
+    REQUIRE(prog.events_of("signal").empty()); // never warned meanwhile
+    REQUIRE(prog.events_of("reg").size() == 1);
+    std::string last;
+    // The failed stop left the instance started (and health checked): cmap
+    // must say "running" again, not the "stopped" that could not be written.
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last),
+                "after a failed sam_stop the republished state is '" + last + "'");
+    prog.send("stop");
+    it::Event ok_stop;
+    REQUIRE(prog.wait_event("stopped", 5000, &ok_stop));
+    REQUIRE(ok_stop.num("err") == CS_OK);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "stopped", 0, &last), last);
+    REQUIRE(prog.events_of("signal").empty());
+    REQUIRE(prog.events_of("reg").size() == 1);
     prog.send("exit 0");
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }
