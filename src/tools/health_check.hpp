@@ -44,7 +44,7 @@ class HealthCheck {
     const UpstreamNotifier &upstream_;
     UniqueFd dev_null_;
     std::unique_ptr<ExecVector> argv_;
-    std::mutex mutex_;                  /* guards envp_ */
+    std::mutex mutex_;                 /* guards envp_ */
     std::shared_ptr<ExecVector> envp_; /* null until the program runs */
     std::atomic<unsigned> failures_in_a_row_{0};
 };

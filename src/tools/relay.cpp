@@ -20,18 +20,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sys/eventfd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <system_error>
-#include <thread>
 
+#include "blocking_signals.hpp"
 #include "health_check.hpp"
 #include "log.hpp"
 #include "process.hpp"
 #include "relay.hpp"
+#include "run_record.hpp"
 
 extern char **environ;
 
@@ -43,23 +42,6 @@ constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, 
 constexpr int kExitInternal = 125;
 /* How many rejected notify datagrams are logged before we go quiet. */
 constexpr unsigned kRejectLogLimit = 10;
-
-/* What sam-run keeps in libsam's data store, so that each instance knows how
- * the previous one ended. Versioned by its magic; anything else is ignored. */
-struct RunRecord {
-    char magic[8];
-    uint32_t failures;
-    int32_t last_kind;
-    int32_t last_value;
-    uint32_t reserved;
-};
-constexpr char kRecordMagic[8] = {'s', 'a', 'm', 'r', 'u', 'n', '1', '\0'};
-enum RecordKind : int32_t {
-    kRecordNone = 0,
-    kRecordRunning = 1, /* never updated: the relay was killed */
-    kRecordExited = 2,
-    kRecordSignaled = 3,
-};
 
 uint64_t monotonic_ms() {
     timespec ts;
@@ -75,63 +57,12 @@ std::string printable(const std::string &text) {
     return out;
 }
 
-/* sam_start() blocks while the cluster is inquorate. Meanwhile signals must
- * still work: this thread forwards them to the program, or, when none runs
- * yet, lets the relay die of them (the supervisor then leaves the same way). */
-class SignalsDuringBlockingCall {
-  public:
-    SignalsDuringBlockingCall(int signal_fd, int program_pidfd)
-        : wake_(eventfd(0, EFD_CLOEXEC)),
-          thread_([this, signal_fd, program_pidfd] { watch(signal_fd, program_pidfd); }) {}
-    ~SignalsDuringBlockingCall() {
-        uint64_t one = 1;
-        (void)!write(wake_.get(), &one, sizeof one);
-        thread_.join();
-    }
-    SignalsDuringBlockingCall(const SignalsDuringBlockingCall &) = delete;
-    SignalsDuringBlockingCall &operator=(const SignalsDuringBlockingCall &) = delete;
-
-  private:
-    void watch(int signal_fd, int program_pidfd) {
-        for (;;) {
-            pollfd fds[2] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-            if (poll(fds, 2, -1) < 0 && errno != EINTR) {
-                return;
-            }
-            if (fds[1].revents != 0) {
-                return;
-            }
-            signalfd_siginfo si;
-            while (read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-                int sig = static_cast<int>(si.ssi_signo);
-                if (program_pidfd >= 0) {
-                    log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
-                    pidfd_send_signal(program_pidfd, sig, nullptr, 0);
-                    continue;
-                }
-                log_line("SIG%s while waiting for quorum: leaving", signal_name(sig).c_str());
-                sigset_t one;
-                sigemptyset(&one);
-                sigaddset(&one, sig);
-                signal(sig, SIG_DFL);
-                pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-                raise(sig);
-            }
-        }
-    }
-
-    UniqueFd wake_;
-    std::thread thread_;
-};
-
 class Relay {
   public:
     explicit Relay(const RelaySetup &setup) : setup_(setup), opts_(*setup.options) {}
     [[noreturn]] void run();
 
   private:
-    void load_record();
-    void save_record();
     [[nodiscard]] bool start_health_checking(const char *why);
     void stop_health_checking(const char *why);
     void block_signals();
@@ -174,8 +105,7 @@ class Relay {
 
     const RelaySetup &setup_;
     const Options &opts_;
-    RunRecord record_{};
-    std::string previous_end_;
+    RunRecord record_;
     bool started_ = false;
     bool stopping_seen_ = false;
     bool triggered_ = false;
@@ -189,41 +119,6 @@ class Relay {
     Spawned program_;
     std::unique_ptr<HealthCheck> check_;
 };
-
-void Relay::load_record() {
-    size_t size = 0;
-    if (sam_data_getsize(&size) == CS_OK && size == sizeof record_ &&
-        sam_data_restore(&record_, sizeof record_) == CS_OK &&
-        memcmp(record_.magic, kRecordMagic, sizeof kRecordMagic) == 0) {
-        switch (record_.last_kind) {
-        case kRecordRunning:
-            previous_end_ = "killed by the supervisor";
-            ++record_.failures;
-            break;
-        case kRecordExited:
-            previous_end_ = "exit " + std::to_string(record_.last_value);
-            break;
-        case kRecordSignaled:
-            previous_end_ = "signal " + signal_name(record_.last_value);
-            break;
-        default:
-            break;
-        }
-    } else {
-        record_ = RunRecord{};
-        memcpy(record_.magic, kRecordMagic, sizeof kRecordMagic);
-    }
-    record_.last_kind = kRecordRunning;
-    record_.last_value = 0;
-    save_record();
-}
-
-void Relay::save_record() {
-    cs_error_t err = sam_data_store(&record_, sizeof record_);
-    if (err != CS_OK) {
-        log_line("cannot store the run record (sam_data_store error %d)", static_cast<int>(err));
-    }
-}
 
 bool Relay::start_health_checking(const char *why) {
     uint64_t before = monotonic_ms();
@@ -300,9 +195,9 @@ void Relay::spawn_program() {
         }
     }
     env.push_back("SAM_RUN_INSTANCE=" + std::to_string(setup_.instance_id));
-    env.push_back("SAM_RUN_FAILURES=" + std::to_string(record_.failures));
-    if (!previous_end_.empty()) {
-        env.push_back("SAM_RUN_PREVIOUS_END=" + previous_end_);
+    env.push_back("SAM_RUN_FAILURES=" + std::to_string(record_.failures()));
+    if (!record_.previous_end().empty()) {
+        env.push_back("SAM_RUN_PREVIOUS_END=" + record_.previous_end());
     }
     size_t pid_slot = SIZE_MAX;
     if (setup_.notify != nullptr) {
@@ -331,9 +226,7 @@ void Relay::spawn_program() {
         log_line("cannot execute %s: %s", setup_.program_path.c_str(),
                  strerror(program_.exec_errno));
         program_.pidfd.reset();
-        record_.last_kind = kRecordExited;
-        record_.last_value = status;
-        save_record();
+        record_.record_exit_status(status);
         if (started_) {
             stop_health_checking("the program could not be executed");
         }
@@ -344,7 +237,8 @@ void Relay::spawn_program() {
     }
     log_line("started %s as pid %d%s%s", opts_.command.front().c_str(),
              static_cast<int>(program_.pid),
-             previous_end_.empty() ? "" : "; previous instance: ", previous_end_.c_str());
+             record_.previous_end().empty() ? "" : "; previous instance: ",
+             record_.previous_end().c_str());
 }
 
 void Relay::arm_ticks() {
@@ -379,7 +273,7 @@ void Relay::run() {
      * inherit the mask, so no stop signal can hit a thread that would die
      * of it instead of letting us forward it. */
     block_signals();
-    load_record();
+    record_.begin_instance();
     if (opts_.check_command) {
         /* libsam pauses its health checks while the callback runs, so by
          * default a check gets half the interval, leaving the other half
@@ -440,12 +334,7 @@ void Relay::on_program_exit() {
     siginfo_t info = reap(program_.pidfd.get());
     bool finished =
         info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
-    record_.last_kind = info.si_code == CLD_EXITED ? kRecordExited : kRecordSignaled;
-    record_.last_value = info.si_status;
-    if (!finished) {
-        ++record_.failures;
-    }
-    save_record();
+    record_.record_end(info, !finished);
     if (finished) {
         log_line("program finished (exit 0)");
         if (started_) {

@@ -1,0 +1,60 @@
+/*
+ * blocking_signals.cpp - see blocking_signals.hpp.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "blocking_signals.hpp"
+#include "log.hpp"
+#include "options.hpp"
+#include "pidfd.hpp"
+
+namespace samrun {
+
+SignalsDuringBlockingCall::SignalsDuringBlockingCall(int signal_fd, int program_pidfd)
+    : wake_(eventfd(0, EFD_CLOEXEC)),
+      thread_([this, signal_fd, program_pidfd] { watch(signal_fd, program_pidfd); }) {}
+
+SignalsDuringBlockingCall::~SignalsDuringBlockingCall() {
+    uint64_t one = 1;
+    /* If the eventfd could not be made, poll() below returns at once. */
+    (void)!write(wake_.get(), &one, sizeof one);
+    thread_.join();
+}
+
+void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd) {
+    for (;;) {
+        pollfd fds[2] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) {
+            return;
+        }
+        if (fds[1].revents != 0) {
+            return;
+        }
+        signalfd_siginfo si;
+        while (read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+            int sig = static_cast<int>(si.ssi_signo);
+            if (program_pidfd >= 0) {
+                log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
+                pidfd_send_signal(program_pidfd, sig, nullptr, 0);
+                continue;
+            }
+            log_line("SIG%s while waiting for quorum: leaving", signal_name(sig).c_str());
+            /* Only this thread unblocks it, so it is delivered here, now,
+             * with its default action: the whole relay ends by it. */
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, sig);
+            signal(sig, SIG_DFL);
+            pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+            raise(sig);
+        }
+    }
+}
+
+} // namespace samrun
