@@ -207,3 +207,33 @@ TEST(Cmap, NoCorosyncDescriptorLeaksIntoExec) {
     prog.send("exit 0");
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }
+
+// While sam_start waits for quorum, last_updated keeps being refreshed: the
+// wd service never calls the waiting process late or failed.
+TEST(Cmap, WaitingForQuorumNotReportedByWd) {
+    REQUIRE(it::ctl("expected-votes 2") == 0);
+    REQUIRE(it::ctl("wait-inquorate 5") == 0);
+    std::string before;
+    (void)it::ctl("log-grep 'too late'", &before);
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kQuorumCmapRestart;
+    s.auto_start = true;
+    start_script(s);
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(key("state"), "waiting for quorum", 3000, &last), last);
+    const std::string pid = std::to_string(sup);
+    REQUIRE(it::ctl("wait-log 'Fsm:" + pid + " event \"config_changed\", state \"stopped\" --> \"running\"' 5") == 0);
+    // Three wd periods of waiting: the condition under test is absence.
+    REQUIRE(!prog.wait_event("started", 1500));
+    std::string after, failed;
+    (void)it::ctl("log-grep 'too late'", &after);
+    REQUIRE_MSG(std::atoll(after.c_str()) == std::atoll(before.c_str()), "wd called it late");
+    (void)it::ctl("log-grep 'resource \"" + pid + "\" failed'", &failed);
+    REQUIRE_MSG(std::atoll(failed.c_str()) == 0, "wd called it failed");
+    REQUIRE(it::ctl("expected-votes 1") == 0);
+    REQUIRE(prog.wait_event("started", 5000));
+    command("stop", "stopped");
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+}

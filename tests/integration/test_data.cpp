@@ -245,3 +245,40 @@ TEST(Data, KilledMidStoreLeavesWholeData) {
     REQUIRE(prog.wait_event("seen", 0, &seen));
     REQUIRE(seen.num("getsize") == CS_OK && seen.num("restore") == CS_OK && seen.num("whole") == 1);
 }
+
+// Sizes around the switch from inline messages to the large-data path
+// (and a single byte) arrive byte for byte in the next instance.
+TEST(Data, BoundarySizesAcrossRestart) {
+    static const size_t kSizes[] = {1, 32 * 1024 - 1, 32 * 1024, 32 * 1024 + 1, 256 * 1024};
+    constexpr unsigned kCount = sizeof kSizes / sizeof kSizes[0];
+    prog.start([] {
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        if (iid > 1) {
+            // Check what the previous instance stored.
+            const size_t want = kSizes[iid - 2];
+            size_t size = 0;
+            std::vector<unsigned char> got(want + 8, 0xee);
+            const cs_error_t g = sam_data_getsize(&size);
+            const cs_error_t r = sam_data_restore(got.data(), got.size());
+            const size_t diff = first_mismatch(got.data(), want, iid - 1);
+            it::emit("ev=seen want=%zu getsize=%d size=%zu restore=%d first_diff=%zu tail=%d", want,
+                     static_cast<int>(g), size, static_cast<int>(r), diff, got[want] == 0xee ? 1 : 0);
+        }
+        if (iid > kCount)
+            return 0;
+        std::vector<unsigned char> data(kSizes[iid - 1]);
+        fill_pattern(data.data(), data.size(), iid);
+        if (sam_data_store(data.data(), data.size()) != CS_OK)
+            return 93;
+        fail_after_start();
+    });
+    REQUIRE(exited_with(prog.wait_exit(10000), 0));
+    const auto seen = prog.events_of("seen");
+    REQUIRE(seen.size() == kCount);
+    for (const it::Event &e : seen) {
+        REQUIRE_MSG(e.num("getsize") == CS_OK && e.num("size") == e.num("want"), e.text);
+        REQUIRE_MSG(e.num("restore") == CS_OK && e.num("first_diff") == e.num("want") && e.num("tail") == 1, e.text);
+    }
+}

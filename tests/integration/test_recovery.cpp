@@ -542,3 +542,62 @@ TEST(Descriptors, NothingInternalLeaksIntoExec) {
     prog.send("exit 0");
     REQUIRE(exited_with(prog.wait_exit(3000), 0));
 }
+
+namespace {
+int count_entries(const std::string &dir) {
+    DIR *d = ::opendir(dir.c_str());
+    if (d == nullptr)
+        return -1;
+    int n = 0;
+    while (dirent *e = ::readdir(d))
+        if (e->d_name[0] != '.')
+            ++n;
+    ::closedir(d);
+    return n;
+}
+int count_lines(const std::string &path) {
+    FILE *f = std::fopen(path.c_str(), "r");
+    if (f == nullptr)
+        return -1;
+    int n = 0;
+    for (int c; (c = std::fgetc(f)) != EOF;)
+        n += c == '\n';
+    std::fclose(f);
+    return n;
+}
+} // namespace
+
+// Thirty restarts leave the supervisor with as many descriptors and
+// mappings as after the first one (pidfd, channel, heartbeat page, data).
+TEST(Descriptors, NoLeakAcrossRestarts) {
+    it::Script s;
+    s.interval_ms = 1000;
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_DELAY_MS", "0"}});
+    const std::string fd_dir = "/proc/" + std::to_string(prog.pid()) + "/fd";
+    const std::string maps = "/proc/" + std::to_string(prog.pid()) + "/maps";
+    int fds2 = -1, maps2 = -1;
+    // Counted at the same point each time: the instance has started, and the
+    // previous instance's store (whose memfd the supervisor closes just
+    // after replying) is long done.
+    for (unsigned iid = 1; iid <= 30; ++iid) {
+        REQUIRE(prog.wait_event([iid](const it::Event &e) { return e.is("started") && e.num("iid") == iid; }, 3000));
+        if (iid == 2) {
+            fds2 = count_entries(fd_dir);
+            maps2 = count_lines(maps);
+        }
+        if (iid == 30) {
+            const int fds30 = count_entries(fd_dir), maps30 = count_lines(maps);
+            REQUIRE_MSG(fds30 == fds2, "descriptors " + std::to_string(fds2) + " -> " + std::to_string(fds30));
+            REQUIRE_MSG(maps30 <= maps2 + 2, "mappings " + std::to_string(maps2) + " -> " + std::to_string(maps30));
+            break;
+        }
+        prog.send("store 40000"); // the large-data path: a memfd each time
+        REQUIRE(prog.wait_event("stored", 3000));
+        prog.send("exit 1");
+    }
+    prog.send("stop");
+    REQUIRE(prog.wait_event("stopped", 3000));
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+}
