@@ -160,8 +160,8 @@ void print_usage(FILE *out) {
           "      --version              show the version\n"
           "\n"
           "Exit status: the program's (its code, or 128+N when killed by signal N; sam-run\n"
-          "dies by the same signal), 2 for usage errors, 126 if COMMAND cannot be\n"
-          "executed, 127 if it is not found.\n"
+          "dies by the same signal), 2 for usage errors, 125 if sam-run itself fails,\n"
+          "126 if COMMAND cannot be executed, 127 if it is not found.\n"
           "See sam-run(8).\n",
           out);
 }
