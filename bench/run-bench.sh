@@ -91,7 +91,8 @@ if [ "$needs_corosync" = 1 ] && [ "$no_corosync" = 0 ] && [ -z "${COROSYNC_CTL:-
         --pairs "$pairs" --metrics "$metrics" --cpu "$cpu" --log "$log")
     [ "$pin" = 1 ] || inner+=(--unpin)
     [ "$quick" = 1 ] && inner+=(--quick)
-    RUN_BENCH_INSIDE=1 bash "$with_corosync" "${inner[@]}"
+    RUN_BENCH_INSIDE=1 RUN_BENCH_COMMAND="$0$(printf ' %q' "${orig_args[@]}")" \
+        bash "$with_corosync" "${inner[@]}"
     rc=$?
     # 77: the wrapper could not make a private corosync here (not root, no
     # namespaces); this script itself never exits 77. Go on without CMAP.
@@ -275,7 +276,7 @@ table() {
 out=$(table)
 {
     echo
-    echo "Command: run-bench.sh ${orig_args[*]}"
+    echo "Command: ${RUN_BENCH_COMMAND:-$0$(printf ' %q' "${orig_args[@]}")}"
     echo "Machine: $(nproc) CPUs, $(uname -r); upstream: $(readlink -f "$upstream/libsam.so.4") (libsam4 $(dpkg-query -W -f '${Version}' libsam4 2>/dev/null || echo "?"))"
     echo "Pinned: $([ "$pin" = 1 ] && echo "yes, CPU $cpu (sam-bench and corosync)" || echo no)." \
         "$pairs A/B pair(s) per metric, medians of each side (hang max: max over all runs)." \
