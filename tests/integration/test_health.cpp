@@ -38,6 +38,10 @@ bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.s
 
 } // namespace
 
+namespace {
+int always_healthy() { return 0; }
+} // namespace
+
 TEST_GROUP(HealthDeadline) {
     it::Program prog;
     void teardown() override { prog.cleanup(); }
@@ -228,6 +232,69 @@ TEST(HealthDeadline, WarnSignalSetByInstanceOutlivesIt) {
     REQUIRE(sigs.size() == 1);
     REQUIRE(sigs[0].num("sig") == SIGUSR2 && sigs[0].num("iid") == 2);
     REQUIRE(prog.events_of("reg").size() == 3);
+}
+
+// An application that ignores SIGCHLD still gets its instance's exit
+// status mirrored (the kernel must not reap the instance behind our back).
+TEST(BeforeStart, SigchldIgnoredByApplication) {
+    prog.start([] {
+        ::signal(SIGCHLD, SIG_IGN);
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        return 7;
+    });
+    REQUIRE(exited_with(prog.wait_exit(3000), 7));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// Under RESTART any end after sam_start is a failure, exit 0 included.
+TEST(HealthDeadline, ExitZeroAfterStartIsAFailure) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 4;
+        if (sam_start() != CS_OK)
+            return 92;
+        return 0;
+    });
+    REQUIRE(exited_with(prog.wait_exit(3000), 4));
+    REQUIRE(prog.events_of("reg").size() == 2);
+}
+
+// The largest interval is clamped, not overflowed: a started instance with
+// T = INT_MAX is not killed at once.
+TEST(HealthDeadline, HugeIntervalDoesNotOverflow) {
+    prog.start([] {
+        if (sam_initialize(0x7fffffff, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        catch_signal(SIGTERM);
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0;
+        if (sam_hc_callback_register(always_healthy) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        idle_ms(300);
+        (void)sam_hc_send();
+        it::emit("ev=alive iid=%u", iid);
+        return sam_stop() == CS_OK ? 0 : 93;
+    });
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("signal").empty());
+    REQUIRE(prog.events_of("reg").size() == 1);
 }
 
 TEST_GROUP(HcCallback) {
