@@ -237,3 +237,28 @@ TEST(Cmap, WaitingForQuorumNotReportedByWd) {
     prog.send("exit 0");
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }
+
+// QUORUM_QUIT with T = 0 (no health deadline): a quorum loss still warns,
+// then kills about a second later; the supervisor quits like the instance
+// and leaves "failed".
+TEST(Cmap, QuorumLossWithoutDeadlineUnderQuit) {
+    it::Script s;
+    s.interval_ms = 0;
+    s.policy = SAM_RECOVERY_POLICY_QUORUM_QUIT | SAM_RECOVERY_POLICY_CMAP;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    s.hc_period_ms = 100;
+    start_script(s);
+    REQUIRE(prog.wait_event("started", 5000));
+    REQUIRE(it::ctl("expected-votes 2") == 0);
+    it::Event warn;
+    REQUIRE(prog.wait_event("signal", 3000, &warn));
+    REQUIRE(warn.num("sig") == SIGUSR1);
+    const it::Exit x = prog.wait_exit(5000);
+    const uint64_t ended = it::now_ns();
+    REQUIRE(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL);
+    REQUIRE_MSG(ended - warn.t >= it::ms(900), std::to_string((ended - warn.t) / 1000000) + " ms after the warning");
+    REQUIRE(str("state") == "failed");
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
