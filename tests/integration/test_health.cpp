@@ -130,6 +130,51 @@ TEST(HealthDeadline, AnyCallIsASignOfLife) {
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
+namespace {
+volatile sig_atomic_t g_warned = 0;
+void note_warned(int sig) {
+    g_warned = 1;
+    it::emit_signal(sig, static_cast<unsigned>(g_iid));
+}
+} // namespace
+
+// The warn signal is a warning: an instance that resumes its health checks
+// after it is not killed (and is warned only once).
+TEST(HealthDeadline, WarnedInstanceThatResumesLivesOn) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0;
+        struct sigaction sa {};
+        sa.sa_handler = note_warned;
+        sigemptyset(&sa.sa_mask);
+        (void)::sigaction(SIGUSR1, &sa, nullptr);
+        if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        const uint64_t give_up = it::now_ns() + it::ms(5 * kT);
+        while (!g_warned && it::now_ns() < give_up)
+            idle_ms(5); // silent until warned
+        if (!g_warned)
+            return 93;
+        for (int i = 0; i < 20; ++i) { // 5 T of health checks
+            (void)sam_hc_send();
+            idle_ms(kT / 4);
+        }
+        it::emit("ev=alive iid=%u", iid);
+        return sam_stop() == CS_OK ? 0 : 94;
+    });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("signal").size() == 1);
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
 TEST_GROUP(BeforeStart) {
     it::Program prog;
     void teardown() override { prog.cleanup(); }
