@@ -42,6 +42,62 @@ here=$(dirname "$self")
 
 say() { echo "$prog: $*" >&2; }
 
+keep=${WITH_COROSYNC_KEEP:-0}
+guard_pid=""
+workdir=${COROSYNC_WORKDIR:-}
+
+is_zombie_or_gone() {
+    local stat state
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+    state=${stat##*) }
+    state=${state%% *}
+    [ "$state" = Z ] || [ "$state" = X ]
+}
+
+# Kill whatever is still running in our network namespace: a test's
+# leftovers must not outlive it, and naming them helps find the leak.
+# Builtins only, so this shell has no child of its own to trip over.
+sweep() {
+    local p pid comm
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        [ "$pid" = "$$" ] && continue
+        [ "$pid" = "$BASHPID" ] && continue
+        [ -n "$guard_pid" ] && [ "$pid" = "$guard_pid" ] && continue
+        [ "$p/ns/net" -ef /proc/self/ns/net ] || continue
+        is_zombie_or_gone "$pid" && continue
+        comm=?
+        { read -r comm <"$p/comm"; } 2>/dev/null
+        say "killing leftover process $pid ($comm)"
+        kill -KILL "$pid" 2>/dev/null
+    done
+}
+
+teardown() {
+    if [ -e "$workdir/corosync.pid" ]; then
+        "$COROSYNC_CTL" stop "${COROSYNC_TIMEOUT_S:-20}" ||
+            "$COROSYNC_CTL" kill 5 || say "could not stop corosync"
+    fi
+    sweep
+    if [ "$keep" = 1 ]; then
+        say "kept $workdir"
+    else
+        rm -rf "$workdir"
+    fi
+}
+
+# --- guardian mode (see below, where it is started) -----------------------
+if [ "${WITH_COROSYNC_GUARDIAN:-}" = 1 ]; then
+    trap '' INT TERM HUP
+    guard_pid=$$
+    while read -r _; do :; done
+    if [ -e "$workdir/corosync.pid" ] || { [ "$keep" != 1 ] && [ -d "$workdir" ]; }; then
+        say "the script ended without cleaning up; cleaning up"
+        teardown
+    fi
+    exit 0
+fi
+
 [ "${1:-}" = -- ] && shift
 if [ $# -eq 0 ]; then
     say "usage: $0 [--] CMD [ARGS...]"
@@ -95,67 +151,17 @@ sed -e "s|@CLUSTER_NAME@|${COROSYNC_CLUSTER_NAME:-libsam-test}|g" \
     "$template" >"$COROSYNC_CONF" || exit 99
 
 grace_s=${WITH_COROSYNC_GRACE_S:-5}
-keep=${WITH_COROSYNC_KEEP:-0}
 tail_lines=${WITH_COROSYNC_LOG_TAIL:-30}
 cmd_pid=""
-guard_pid=""
 
-is_zombie_or_gone() {
-    local stat state
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" = Z ] || [ "$state" = X ]
-}
-
-# Kill whatever is still running in our network namespace: a test's
-# leftovers must not outlive it, and naming them helps find the leak.
-sweep() {
-    local p pid comm stat state
-    for p in /proc/[0-9]*; do
-        pid=${p#/proc/}
-        [ "$pid" = "$$" ] && continue
-        [ "$pid" = "$BASHPID" ] && continue
-        [ -n "$guard_pid" ] && [ "$pid" = "$guard_pid" ] && continue
-        [ "$p/ns/net" -ef /proc/self/ns/net ] || continue
-        stat=$(cat "$p/stat" 2>/dev/null) || continue
-        state=${stat##*) }
-        state=${state%% *}
-        [ "$state" = Z ] && continue
-        comm=$(cat "$p/comm" 2>/dev/null)
-        # Our own short-lived helpers (this function's cat) are children of
-        # this shell and have exited by now; anything else is a leftover.
-        say "killing leftover process $pid ($comm)"
-        kill -KILL "$pid" 2>/dev/null
-    done
-}
-
-teardown() {
-    if [ -e "$workdir/corosync.pid" ]; then
-        "$COROSYNC_CTL" stop "${COROSYNC_TIMEOUT_S:-20}" ||
-            "$COROSYNC_CTL" kill 5 || say "could not stop corosync"
-    fi
-    sweep
-    if [ "$keep" = 1 ]; then
-        say "kept $workdir"
-    else
-        rm -rf "$workdir"
-    fi
-}
-
-# Guardian: reads a pipe whose only writer is this script.  When the
-# script ends in any way (even SIGKILL) the read returns, and if the
-# script could not clean up, the guardian does.  Every child we start gets
-# the pipe's write end closed so it cannot keep the guardian waiting.
-exec {guard_fd}> >(
-    trap '' INT TERM HUP
-    # A builtin read: an external reader would be swept as a leftover.
-    while read -r _; do :; done
-    if [ -e "$workdir/corosync.pid" ] || { [ "$keep" != 1 ] && [ -d "$workdir" ]; }; then
-        guard_pid=$BASHPID
-        teardown
-    fi
-)
+# Guardian: a second copy of this script reading a pipe whose only writer
+# is this one.  When this script ends in any way (even SIGKILL) the read
+# returns, and if the script could not clean up, the guardian does.  It
+# runs in a session of its own (setsid does not fork here: a process
+# substitution is no group leader, so $! stays right), so a kill aimed at
+# the test's process group does not take it along.  Every child we start
+# gets the pipe's write end closed so it cannot keep the guardian waiting.
+exec {guard_fd}> >(WITH_COROSYNC_GUARDIAN=1 exec setsid "$self")
 guard_pid=$!
 
 dump_log_tail() {
