@@ -205,6 +205,14 @@ int main(void) {
             "and in the next one");
 
 #else
+    /* UBSan's vptr check probes memory through a pipe it must open: with the
+     * table full it fails and reports a false "invalid vptr" in the library's
+     * std::shared_ptr code (seen with GCC 12). Nothing to learn there. */
+    const char *san = getenv("FAULT_SANITIZER");
+    if (san != NULL && strstr(san, "undefined") != NULL) {
+        fl_note("SKIP: UBSan's vptr check needs a free descriptor; this test fills the table");
+        return 77;
+    }
     /* Descriptors. Everything every process of the run reports is collected
      * until the supervisor-to-be has exited: an instance that was forked and
      * then killed by a failing sam_register() must never have run the
