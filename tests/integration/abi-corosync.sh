@@ -42,7 +42,7 @@ echo "ok cmap"
 "$ctl" expected-votes 2 || fail "cannot take quorum away"
 "$ctl" wait-inquorate 5 || fail "still quorate"
 # In the background without a wrapper: $! is the supervisor's pid.
-LD_LIBRARY_PATH=$libdir "$client" quorum >"$out" 2>&1 &
+LD_PRELOAD=$preload LD_LIBRARY_PATH=$libdir "$client" quorum >"$out" 2>&1 &
 pid=$!
 deadline=$(($(now_ms) + 5000))
 until [ "$(cmap_get "resources.process.$pid.state")" = "waiting for quorum" ]; do
