@@ -165,9 +165,11 @@ SAM_EXPORT cs_error_t sam_register(unsigned int *instance_id) {
         }
         // Not under the lock: run() forks, and the child re-creates the lock.
         const cs_error_t err = supervisor->run(instance_id, std::move(cmap));
-        if (err == CS_OK)
-            return CS_OK; // a new instance; the supervisor object stays behind in the parent
+        // In a new instance (CS_OK) the supervisor object is a copy whose
+        // descriptors were closed and whose link was let go: freeing it is safe.
         delete supervisor;
+        if (err == CS_OK)
+            return CS_OK;
         std::lock_guard<std::mutex> g(lib.mu);
         lib.set_state(ApiState::Initialized);
         return err;

@@ -6,6 +6,7 @@
 #include <new>
 
 #include <poll.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -145,6 +146,14 @@ Supervisor::Outcome Supervisor::spawn_instance() {
             publish_stopped_before_fork();
     }
 
+    // A descriptor slot for the pidfd, reserved before the fork: once the
+    // child runs, failing for want of a descriptor would leave it behind.
+    UniqueFd reserved(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
+    if (!reserved) {
+        --lib_.last_instance_id;
+        log_line(LOG_ERR, "cannot prepare instance %u: %s", iid, std::strerror(errno));
+        return Outcome::Fatal;
+    }
     const pid_t pid = ::fork();
     if (pid < 0) {
         --lib_.last_instance_id;
@@ -152,10 +161,12 @@ Supervisor::Outcome Supervisor::spawn_instance() {
         return Outcome::Fatal;
     }
     if (pid == 0) {
+        reserved.reset();
         become_instance(pair, std::move(shared_page));
         return Outcome::BecameInstance;
     }
 
+    reserved.reset();
     UniqueFd pidfd(open_pidfd(pid));
     if (!pidfd || !watch(epoll_.get(), pidfd.get(), kPidfd) ||
         !watch(epoll_.get(), pair.supervisor_end.get(), kChannel)) {
@@ -231,7 +242,11 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     page_.reset();
     if (link_) {
         link_->abandon_in_child();
-        (void)link_.release(); // its thread lives only in the supervisor
+        // Its thread lives only in the supervisor: never destroy it here. Kept
+        // reachable so leak checkers see it as intentionally retained.
+        static CorosyncLink *abandoned = nullptr;
+        abandoned = link_.release();
+        (void)abandoned;
     }
 
     new (&lib_.mu) std::mutex();
@@ -348,6 +363,9 @@ Supervisor::Outcome Supervisor::on_channel() {
 Supervisor::Outcome Supervisor::on_timer() {
     uint64_t expirations;
     (void)::read(timer_.get(), &expirations, sizeof expirations);
+    // The stamp first, then the clock: a beat landing in between must never
+    // look like a time from the future.
+    const uint64_t stamp = page_ ? page_->last_beat() : 0;
     const uint64_t now = monotonic_ns();
 
     if (phase_ == Phase::BackingOff) {
@@ -361,7 +379,7 @@ Supervisor::Outcome Supervisor::on_timer() {
         return Outcome::Continue;
     }
     if (phase_ == Phase::Running) {
-        switch (deadline_.on_timer(now, page_ ? page_->last_beat() : 0)) {
+        switch (deadline_.on_timer(now, stamp)) {
         case HealthVerdict::Wait:
             break;
         case HealthVerdict::Warn:
@@ -567,13 +585,15 @@ void Supervisor::on_state_written(cs_error_t err) {
                  static_cast<int>(err));
         // The request fails and nothing changes: a failed start stays
         // registered, a failed stop stays started.
+        // cmap must show what really holds, once corosync is back.
         if (publishing_to_ == Phase::Idle) {
             phase_ = Phase::Running;
             deadline_.start(monotonic_ns());
-            if (link_)
-                link_->set_healthy(true);
+            link_->set_healthy(true);
+            (void)link_->publish_state(kStateRunning, false);
         } else {
             phase_ = Phase::Idle;
+            (void)link_->publish_state(kStateStopped, false);
         }
         reply(err);
         rearm_timer();
@@ -629,7 +649,10 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
     last_status_code_ = status_code;
     last_status_kind_ = status_kind;
     const bool by_signal = status_kind == CLD_KILLED || status_kind == CLD_DUMPED;
-    const bool was_started = phase_ == Phase::Running || (phase_ == Phase::Publishing && publishing_to_ == Phase::Idle);
+    // Once sam_start() was called the instance counts as started, also while
+    // it waits for quorum or for its state to reach cmap (as upstream).
+    const bool was_started =
+        phase_ == Phase::Running || phase_ == Phase::WaitingForQuorum || phase_ == Phase::Publishing;
     const bool failure = killed_by_us_ || was_started;
     const unsigned iid = lib_.last_instance_id;
     char how[64];
