@@ -75,7 +75,8 @@ void DataBlob::prefault() const noexcept {
     // A memfd mapping inherited over fork has no page tables in the child:
     // map every page in one call instead of taking a fault per few pages
     // inside memcpy. Best effort (Linux 5.14+); memcpy faults them in anyway.
-    if (mapping_.get() != nullptr)
+    // Once per blob and process: after that the page tables stay.
+    if (mapping_.get() != nullptr && !prefaulted_.exchange(true, std::memory_order_relaxed))
         (void)::madvise(mapping_.get(), mapping_.size(), MADV_POPULATE_READ);
 }
 

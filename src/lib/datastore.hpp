@@ -8,6 +8,7 @@
 // completes or leaves the previous data whole.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -41,6 +42,7 @@ class DataBlob {
     DataBlob() = default;
     std::vector<unsigned char> heap_;
     Mapping mapping_;
+    mutable std::atomic<bool> prefaulted_{false}; // the supervisor never restores, so each instance starts false
     const unsigned char *data_ = nullptr;
     size_t size_ = 0;
 };
