@@ -1,6 +1,7 @@
 // channel.cpp - datagram transport between an instance and its supervisor.
 #include "channel.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include <sys/socket.h>
@@ -50,10 +51,9 @@ cs_error_t channel_call(int fd, const wire::RequestHeader &header, const void *d
     return status ? static_cast<cs_error_t>(*status) : CS_ERR_LIBRARY;
 }
 
-Received channel_receive(int fd, size_t max_len) {
+Received channel_receive(int fd, unsigned char *buf, size_t cap) {
     Received r;
-    r.bytes.resize(max_len);
-    iovec iov{r.bytes.data(), r.bytes.size()};
+    iovec iov{buf, cap};
     alignas(cmsghdr) unsigned char control[CMSG_SPACE(4 * sizeof(int))];
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -65,7 +65,6 @@ Received channel_receive(int fd, size_t max_len) {
         retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC); });
     if (n < 0) {
         r.kind = (errno == EAGAIN || errno == EWOULDBLOCK) ? Received::Kind::Nothing : Received::Kind::Error;
-        r.bytes.clear();
         return r;
     }
     // Take ownership of every descriptor first, so none leaks whatever happens.
@@ -83,11 +82,10 @@ Received channel_receive(int fd, size_t max_len) {
     }
     if (n == 0 && r.fd_count == 0) {
         r.kind = Received::Kind::Closed;
-        r.bytes.clear();
         return r;
     }
-    r.truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || static_cast<size_t>(n) > max_len;
-    r.bytes.resize(std::min(static_cast<size_t>(n), max_len));
+    r.truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || static_cast<size_t>(n) > cap;
+    r.len = std::min(static_cast<size_t>(n), cap);
     r.kind = Received::Kind::Message;
     return r;
 }

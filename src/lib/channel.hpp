@@ -8,7 +8,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include <corosync/corotypes.h>
 
@@ -33,14 +32,15 @@ struct ChannelPair {
 // Supervisor side: one received datagram.
 struct Received {
     enum class Kind { Message, Closed, Nothing, Error } kind = Kind::Nothing;
-    std::vector<unsigned char> bytes; // the datagram as received
-    UniqueFd fd;                      // a passed descriptor, if any
-    size_t fd_count = 0;              // how many arrived (extra ones are closed)
-    bool truncated = false;           // datagram or control data did not fit
+    size_t len = 0;         // bytes of the datagram now in the caller's buffer
+    UniqueFd fd;            // a passed descriptor, if any
+    size_t fd_count = 0;    // how many arrived (extra ones are closed)
+    bool truncated = false; // datagram or control data did not fit
 };
 
-// Non-blocking receive of one datagram on the supervisor end.
-[[nodiscard]] Received channel_receive(int fd, size_t max_len);
+// Non-blocking receive of one datagram on the supervisor end into buf[0, cap):
+// the caller owns the buffer and reuses it, so receiving allocates nothing.
+[[nodiscard]] Received channel_receive(int fd, unsigned char *buf, size_t cap);
 
 // Supervisor side: answer the pending request. Returns false if the instance
 // end is gone (it then dies or has died; the pidfd tells).

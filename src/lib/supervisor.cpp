@@ -66,6 +66,11 @@ Supervisor::Supervisor(Library &lib)
 Supervisor::~Supervisor() = default;
 
 bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
+    rx_buf_.reset(new (std::nothrow) unsigned char[kRxBufSize]);
+    if (!rx_buf_) {
+        errno = ENOMEM;
+        return false;
+    }
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     if (!epoll_ || !timer_)
@@ -131,14 +136,41 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cma
     return CS_ERR_LIBRARY;
 }
 
-Supervisor::Outcome Supervisor::spawn_instance() {
+// The channel pair and heartbeat page of the next instance. Made when the
+// current one starts (before sam_start() returns, so an instance sees the
+// same descriptors in its supervisor every time), so a restart, which only
+// follows a start, just forks; made at the fork if there is no spare (the
+// first instance, or preparing it failed).
+bool Supervisor::make_spare() {
+    if (spare_page_ && spare_pair_.instance_end)
+        return true;
     ChannelPair pair;
     auto page = HeartbeatPage::create();
-    if (!make_channel_pair(pair) || !page) {
+    if (!make_channel_pair(pair) || !page)
+        return false;
+    try {
+        spare_page_ = std::make_shared<HeartbeatPage>(std::move(*page));
+    } catch (const std::bad_alloc &) {
+        errno = ENOMEM;
+        return false;
+    }
+    spare_pair_ = std::move(pair);
+    return true;
+}
+
+void Supervisor::prepare_spare() {
+    if (!make_spare())
+        log_line(LOG_WARNING, "cannot prepare the next instance ahead of time: %s (will retry at restart)",
+                 std::strerror(errno));
+}
+
+Supervisor::Outcome Supervisor::spawn_instance() {
+    if (!make_spare()) {
         log_line(LOG_ERR, "cannot prepare instance %u: %s", lib_.last_instance_id + 1, std::strerror(errno));
         return Outcome::Fatal;
     }
-    auto shared_page = std::make_shared<HeartbeatPage>(std::move(*page));
+    ChannelPair pair = std::move(spare_pair_);
+    std::shared_ptr<HeartbeatPage> shared_page = std::move(spare_page_);
     const unsigned iid = ++lib_.last_instance_id;
     if (link_) {
         link_->set_healthy(false);
@@ -240,6 +272,8 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     channel_.reset();
     pair.supervisor_end.reset();
     page_.reset();
+    spare_pair_ = ChannelPair{};
+    spare_page_.reset();
     if (link_) {
         link_->abandon_in_child();
         // Its thread lives only in the supervisor: never destroy it here. Kept
@@ -319,9 +353,8 @@ Supervisor::Outcome Supervisor::on_instance_exit() {
 }
 
 Supervisor::Outcome Supervisor::on_channel() {
-    const size_t max_len = sizeof(wire::RequestHeader) + wire::kInlineDataMax;
     for (int handled = 0; channel_ && handled < kRequestsPerWakeup; ++handled) {
-        Received msg = channel_receive(channel_.get(), max_len);
+        Received msg = channel_receive(channel_.get(), rx_buf_.get(), kRxBufSize);
         switch (msg.kind) {
         case Received::Kind::Nothing:
             return Outcome::Continue;
@@ -338,7 +371,7 @@ Supervisor::Outcome Supervisor::on_channel() {
             kill_instance("sent an oversized message");
             return Outcome::Continue;
         }
-        const wire::DecodeResult d = wire::decode_request(msg.bytes.data(), msg.bytes.size(), msg.fd_count);
+        const wire::DecodeResult d = wire::decode_request(rx_buf_.get(), msg.len, msg.fd_count);
         if (!d.request) {
             log_line(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
                      static_cast<int>(d.error.size()), d.error.data());
@@ -363,6 +396,7 @@ Supervisor::Outcome Supervisor::on_channel() {
 Supervisor::Outcome Supervisor::on_timer() {
     uint64_t expirations;
     (void)::read(timer_.get(), &expirations, sizeof expirations);
+    armed_at_ = 0; // a one-shot timer that fired is disarmed
     // The stamp first, then the clock: a beat landing in between must never
     // look like a time from the future.
     const uint64_t stamp = page_ ? page_->last_beat() : 0;
@@ -537,6 +571,7 @@ void Supervisor::begin_running() {
     }
     phase_ = Phase::Running;
     deadline_.start(monotonic_ns());
+    prepare_spare();
     reply(CS_OK);
     rearm_timer();
 }
@@ -612,6 +647,7 @@ void Supervisor::on_state_written(cs_error_t err) {
     deadline_.start(monotonic_ns());
     if (link_)
         link_->set_healthy(true);
+    prepare_spare();
     reply(CS_OK);
     rearm_timer();
 }
@@ -733,13 +769,18 @@ void Supervisor::rearm_timer() {
         earliest(kill_at_ns_);
     if (phase_ == Phase::BackingOff)
         earliest(restart_at_ns_);
+    if (at == armed_at_)
+        return; // already set that way: spare the system call
     itimerspec spec{};
     if (at != 0) {
         spec.it_value.tv_sec = static_cast<time_t>(at / 1000000000ULL);
         spec.it_value.tv_nsec = static_cast<long>(at % 1000000000ULL);
     }
-    if (::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0)
+    if (::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
         log_line(LOG_ERR, "cannot arm the health timer: %s", std::strerror(errno));
+        return;
+    }
+    armed_at_ = at;
 }
 
 void Supervisor::reply(cs_error_t status) {

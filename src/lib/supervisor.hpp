@@ -16,6 +16,7 @@
 #include <corosync/corotypes.h>
 
 #include "backoff.hpp"
+#include "channel.hpp"
 #include "fd.hpp"
 #include "health.hpp"
 #include "state.hpp"
@@ -25,7 +26,6 @@ namespace sam {
 
 class CmapState;
 class CorosyncLink;
-struct Received;
 
 class Supervisor {
   public:
@@ -56,8 +56,10 @@ class Supervisor {
     bool set_up(std::unique_ptr<CmapState> cmap);
     void undo_set_up() noexcept;
     Outcome spawn_instance();
+    bool make_spare();
+    void prepare_spare();
     void publish_stopped_before_fork();
-    void become_instance(struct ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
+    void become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
     Outcome loop();
 
     // Events: one handler each.
@@ -101,7 +103,15 @@ class Supervisor {
 
     UniqueFd epoll_, timer_, signals_;
     UniqueFd pidfd_, channel_;
+    // Every datagram from the instance lands here: the largest valid request
+    // (header and inline data), reused so that receiving allocates nothing.
+    static constexpr size_t kRxBufSize = sizeof(wire::RequestHeader) + wire::kInlineDataMax;
+    std::unique_ptr<unsigned char[]> rx_buf_;
     std::shared_ptr<HeartbeatPage> page_;
+    // What the next instance gets, prepared once the current one has started
+    // so that a restart does not wait for it.
+    ChannelPair spare_pair_;
+    std::shared_ptr<HeartbeatPage> spare_page_;
     bool quorate_ = true;
     struct sigaction original_sigchld_ {};
     pid_t child_ = -1;
@@ -117,6 +127,7 @@ class Supervisor {
     uint64_t kill_at_ns_ = 0;    // quorum loss: SIGKILL at this time unless dead already
     uint64_t restart_at_ns_ = 0; // BackingOff: next instance at this time
     uint64_t spawned_at_ns_ = 0;
+    uint64_t armed_at_ = 0;      // what the timerfd is set to (0 = disarmed)
     int last_status_code_ = 0; // si_status of the last instance
     int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
 };

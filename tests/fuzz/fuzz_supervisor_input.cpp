@@ -317,7 +317,8 @@ void on_message(Model &m, Reader &in) {
         return; // e.g. EMSGSIZE: the kernel refuses before the supervisor ever sees it
     EXPECT(static_cast<size_t>(sent) == datagram.size());
 
-    Received msg = channel_receive(c.supervisor_end, max_len);
+    std::vector<unsigned char> buf(max_len);
+    Received msg = channel_receive(c.supervisor_end, buf.data(), buf.size());
     if (datagram.empty() && pass == 0) {
         // An empty datagram reads as "closed" on SEQPACKET: the supervisor drops the channel.
         EXPECT(msg.kind == Received::Kind::Closed);
@@ -327,20 +328,20 @@ void on_message(Model &m, Reader &in) {
     EXPECT(msg.fd_count == pass);
     EXPECT(msg.fd.valid() == (pass > 0));
     EXPECT(msg.truncated == (datagram.size() > max_len));
-    EXPECT(channel_receive(c.supervisor_end, max_len).kind == Received::Kind::Nothing);
+    EXPECT(channel_receive(c.supervisor_end, buf.data(), buf.size()).kind == Received::Kind::Nothing);
     if (msg.truncated) {
         instance_failed(m, 0); // "sent an oversized message"
         return;
     }
-    EXPECT(msg.bytes == datagram);
-    const wire::DecodeResult d = wire::decode_request(msg.bytes.data(), msg.bytes.size(), msg.fd_count);
-    EXPECT(d.request.has_value() == reference_accepts(msg.bytes.data(), msg.bytes.size(), msg.fd_count));
+    EXPECT(std::vector<unsigned char>(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(msg.len)) == datagram);
+    const wire::DecodeResult d = wire::decode_request(buf.data(), msg.len, msg.fd_count);
+    EXPECT(d.request.has_value() == reference_accepts(buf.data(), msg.len, msg.fd_count));
     if (!d.request) {
         instance_failed(m, 0);
         return;
     }
     m.deadline.life(m.now);
-    apply_request(m, *d.request, msg.bytes.data(), msg.bytes.size(), &msg);
+    apply_request(m, *d.request, buf.data(), msg.len, &msg);
     // The supervisor's answer must decode on the instance side.
     EXPECT(channel_reply(c.supervisor_end, CS_OK));
     wire::Reply reply{};
