@@ -64,12 +64,35 @@ std::unique_ptr<CorosyncLink> CorosyncLink::start(std::unique_ptr<CmapState> cma
         return nullptr;
     // Created by the supervisor thread after it blocked the forwarded
     // signals, so this thread inherits the mask and never takes them.
-    link->thread_ = std::thread([l = link.get()] { l->run(); });
+    //
+    // Its stack: corosync's dispatch functions keep a 1 MiB buffer on the
+    // stack, so 4 MiB is ample; and being smaller than the 8 MiB default, the
+    // stack this thread leaves behind in a forked instance is never handed by
+    // glibc's stack cache (with this thread's id) to a default-sized thread
+    // the instance starts, which ThreadSanitizer reports as a duplicate thread.
+    pthread_attr_t attr;
+    int err = ::pthread_attr_init(&attr);
+    if (err == 0) {
+        err = ::pthread_attr_setstacksize(&attr, kThreadStackSize);
+        if (err == 0)
+            err = ::pthread_create(&link->thread_, &attr, &CorosyncLink::thread_main, link.get());
+        (void)::pthread_attr_destroy(&attr);
+    }
+    if (err != 0) {
+        errno = err;
+        return nullptr;
+    }
+    link->running_ = true;
     return link;
 }
 
+void *CorosyncLink::thread_main(void *self) {
+    static_cast<CorosyncLink *>(self)->run();
+    return nullptr;
+}
+
 CorosyncLink::~CorosyncLink() {
-    if (thread_.joinable())
+    if (running_)
         finish(Finish::DeleteKeys);
 }
 
@@ -105,17 +128,19 @@ void CorosyncLink::watch_instance(std::shared_ptr<HeartbeatPage> page) {
 }
 
 void CorosyncLink::finish(Finish how) {
-    if (!thread_.joinable())
+    if (!running_)
         return;
     {
         std::lock_guard<std::mutex> g(m_);
         commands_.push_back(Command{Command::Kind::Finish, nullptr, false, how, 0});
     }
     bump(wakeup_fd_.get());
-    thread_.join();
+    (void)::pthread_join(thread_, nullptr);
+    running_ = false;
 }
 
 void CorosyncLink::abandon_in_child() noexcept {
+    running_ = false; // the thread exists only in the supervisor
     if (cmap_)
         cmap_->abandon();
     if (quorum_)

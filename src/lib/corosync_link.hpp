@@ -15,8 +15,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
+
+#include <pthread.h>
 
 #include <corosync/corotypes.h>
 
@@ -67,6 +68,8 @@ class CorosyncLink {
 
   private:
     CorosyncLink() = default;
+    static constexpr size_t kThreadStackSize = 4u << 20;
+    static void *thread_main(void *self);
     void run();
     void post(Event e);
 
@@ -92,7 +95,8 @@ class CorosyncLink {
     std::atomic<uint64_t> life_ns_{0};
     std::atomic<bool> healthy_{false};
     std::atomic<bool> quorate_{false};
-    std::thread thread_;
+    pthread_t thread_{};
+    bool running_ = false; // thread_ was started and not yet joined
 };
 
 } // namespace sam

@@ -30,6 +30,21 @@
 
 namespace it {
 
+// ThreadSanitizer delivers a signal to the handler only when the thread next
+// enters the runtime (a libc call), and maps its own memory as it goes: the
+// tests that time a signal handler or count mappings allow for that.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kUnderTsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kUnderTsan = true;
+#else
+inline constexpr bool kUnderTsan = false;
+#endif
+#else
+inline constexpr bool kUnderTsan = false;
+#endif
+
 uint64_t now_ns() noexcept;
 inline uint64_t ms(uint64_t n) noexcept { return n * 1000000ULL; }
 

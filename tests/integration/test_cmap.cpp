@@ -180,7 +180,10 @@ TEST(Cmap, QuorumBlocksStartAndLossKills) {
         REQUIRE(prog.wait_event("reg", 3000, &reg2));
         REQUIRE(reg2.num("iid") == 2);
         const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
-        REQUIRE_MSG(gap >= 290 && gap < 1000, std::to_string(gap) + " ms from warn to instance 2");
+        // Under TSan the handler (and so warn.t) runs late, at the instance's
+        // next libc call, up to one beat period (T/3 here) after delivery.
+        const long long floor = it::kUnderTsan ? 290 - 100 : 290;
+        REQUIRE_MSG(gap >= floor && gap < 1000, std::to_string(gap) + " ms from warn to instance 2");
     }
     command("stop", "stopped");
     prog.send("exit 0");

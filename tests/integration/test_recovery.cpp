@@ -589,7 +589,10 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
         if (iid == 30) {
             const int fds30 = count_entries(fd_dir), maps30 = count_lines(maps);
             REQUIRE_MSG(fds30 == fds2, "descriptors " + std::to_string(fds2) + " -> " + std::to_string(fds30));
-            REQUIRE_MSG(maps30 <= maps2 + 2, "mappings " + std::to_string(maps2) + " -> " + std::to_string(maps30));
+            // One mapping left behind per restart would show as +28.
+            const int slack = it::kUnderTsan ? 8 : 2;
+            REQUIRE_MSG(maps30 <= maps2 + slack,
+                        "mappings " + std::to_string(maps2) + " -> " + std::to_string(maps30));
             break;
         }
         prog.send("store 40000"); // the large-data path: a memfd each time
