@@ -20,11 +20,15 @@ void log_configure_from_env() noexcept {
 }
 
 void log_line(int priority, const char *format, ...) noexcept {
-    char text[512];
     va_list ap;
     va_start(ap, format);
-    std::vsnprintf(text, sizeof text, format, ap);
+    vlog_line(priority, format, ap);
     va_end(ap);
+}
+
+void vlog_line(int priority, const char *format, va_list ap) noexcept {
+    char text[512];
+    std::vsnprintf(text, sizeof text, format, ap);
     if (to_stderr.load(std::memory_order_relaxed)) {
         char line[600];
         const int n = std::snprintf(line, sizeof line, "libsam[%ld]: %s\n", static_cast<long>(::getpid()), text);
@@ -36,6 +40,27 @@ void log_line(int priority, const char *format, ...) noexcept {
         return;
     }
     ::syslog(LOG_DAEMON | priority, "libsam[%ld]: %s", static_cast<long>(::getpid()), text);
+}
+
+void LogQueue::later(int priority, const char *format, ...) noexcept {
+    va_list ap;
+    va_start(ap, format);
+    vlater(priority, format, ap);
+    va_end(ap);
+}
+
+void LogQueue::vlater(int priority, const char *format, va_list ap) noexcept {
+    if (count_ == kSlots)
+        flush();
+    Line &line = lines_[count_++];
+    line.priority = priority;
+    std::vsnprintf(line.text, sizeof line.text, format, ap);
+}
+
+void LogQueue::flush() noexcept {
+    for (size_t i = 0; i < count_; ++i)
+        log_line(lines_[i].priority, "%s", lines_[i].text);
+    count_ = 0;
 }
 
 } // namespace sam

@@ -2,6 +2,8 @@
 #include "supervisor.hpp"
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -37,6 +39,9 @@ constexpr uint64_t kQuorumKillDefaultNs = 1000000000ULL;
 
 // How long a restart waits for the "stopped" state to reach cmap.
 constexpr uint64_t kStoppedWriteWaitNs = 500ULL * 1000000ULL;
+
+// How long a queued log line may wait for the loop to wake up anyway.
+constexpr uint64_t kLogDelayNs = 2ULL * 1000000ULL;
 
 // Requests handled per wake-up, so a flooding instance cannot starve the loop.
 constexpr int kRequestsPerWakeup = 64;
@@ -123,7 +128,7 @@ void Supervisor::undo_set_up() noexcept {
 cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cmap) {
     instance_id_out_ = instance_id;
     if (!set_up(std::move(cmap))) {
-        log_line(LOG_ERR, "supervisor set-up failed: %s", std::strerror(errno));
+        log_now(LOG_ERR, "supervisor set-up failed: %s", std::strerror(errno));
         undo_set_up();
         return CS_ERR_LIBRARY;
     }
@@ -131,7 +136,8 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cma
     if (o == Outcome::Continue)
         o = loop();
     if (o == Outcome::BecameInstance)
-        return CS_OK;
+        return CS_OK; // lines the supervisor queued are its own to write
+    flush_logs();
     undo_set_up();
     return CS_ERR_LIBRARY;
 }
@@ -160,13 +166,13 @@ bool Supervisor::make_spare() {
 
 void Supervisor::prepare_spare() {
     if (!make_spare())
-        log_line(LOG_WARNING, "cannot prepare the next instance ahead of time: %s (will retry at restart)",
+        log_now(LOG_WARNING, "cannot prepare the next instance ahead of time: %s (will retry at restart)",
                  std::strerror(errno));
 }
 
 Supervisor::Outcome Supervisor::spawn_instance() {
     if (!make_spare()) {
-        log_line(LOG_ERR, "cannot prepare instance %u: %s", lib_.last_instance_id + 1, std::strerror(errno));
+        log_now(LOG_ERR, "cannot prepare instance %u: %s", lib_.last_instance_id + 1, std::strerror(errno));
         return Outcome::Fatal;
     }
     ChannelPair pair = std::move(spare_pair_);
@@ -183,13 +189,13 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     UniqueFd reserved(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
     if (!reserved) {
         --lib_.last_instance_id;
-        log_line(LOG_ERR, "cannot prepare instance %u: %s", iid, std::strerror(errno));
+        log_now(LOG_ERR, "cannot prepare instance %u: %s", iid, std::strerror(errno));
         return Outcome::Fatal;
     }
     const pid_t pid = ::fork();
     if (pid < 0) {
         --lib_.last_instance_id;
-        log_line(LOG_ERR, "cannot fork instance %u: %s", iid, std::strerror(errno));
+        log_now(LOG_ERR, "cannot fork instance %u: %s", iid, std::strerror(errno));
         return Outcome::Fatal;
     }
     if (pid == 0) {
@@ -202,7 +208,7 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     UniqueFd pidfd(open_pidfd(pid));
     if (!pidfd || !watch(epoll_.get(), pidfd.get(), kPidfd) ||
         !watch(epoll_.get(), pair.supervisor_end.get(), kChannel)) {
-        log_line(LOG_ERR, "cannot watch instance %u (pid %d): %s", iid, static_cast<int>(pid), std::strerror(errno));
+        log_now(LOG_ERR, "cannot watch instance %u (pid %d): %s", iid, static_cast<int>(pid), std::strerror(errno));
         ::kill(pid, SIGKILL);
         (void)retry_eintr([&] { return ::waitpid(pid, nullptr, 0); });
         return Outcome::Fatal;
@@ -220,7 +226,7 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     kill_at_ns_ = 0;
     restart_at_ns_ = 0;
     spawned_at_ns_ = monotonic_ns();
-    log_line(LOG_INFO, "instance %u started as pid %d", iid, static_cast<int>(pid));
+    log_soon(LOG_INFO, "instance %u started as pid %d", iid, static_cast<int>(pid));
     rearm_timer();
     return Outcome::Continue;
 }
@@ -300,10 +306,12 @@ Supervisor::Outcome Supervisor::loop() {
     for (;;) {
         epoll_event events[8];
         const int n = ::epoll_wait(epoll_.get(), events, 8, -1);
+        // Lines queued before we slept: the new instance has had the CPU.
+        flush_logs();
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            log_line(LOG_ERR, "event loop failed: %s", std::strerror(errno));
+            log_now(LOG_ERR, "event loop failed: %s", std::strerror(errno));
             return Outcome::Fatal;
         }
         // Requests first, the instance's death last: a request that reached us
@@ -373,7 +381,7 @@ Supervisor::Outcome Supervisor::on_channel() {
         }
         const wire::DecodeResult d = wire::decode_request(rx_buf_.get(), msg.len, msg.fd_count);
         if (!d.request) {
-            log_line(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
+            log_now(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
                      static_cast<int>(d.error.size()), d.error.data());
             kill_instance("sent a malformed message");
             return Outcome::Continue;
@@ -437,7 +445,7 @@ Supervisor::Outcome Supervisor::on_signal() {
         const int sig = static_cast<int>(info.ssi_signo);
         const bool stop = sig == SIGTERM || sig == SIGINT;
         if (pidfd_) {
-            log_line(LOG_INFO, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(sig), lib_.last_instance_id,
+            log_now(LOG_INFO, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(sig), lib_.last_instance_id,
                      static_cast<int>(child_), stop ? "; no restart after it ends" : "");
             ::kill(child_, sig);
         }
@@ -445,7 +453,7 @@ Supervisor::Outcome Supervisor::on_signal() {
             continue;
         stop_requested_ = true;
         if (!pidfd_) {
-            log_line(LOG_INFO, "SIG%s while waiting to restart: exiting", signal_name(sig));
+            log_now(LOG_INFO, "SIG%s while waiting to restart: exiting", signal_name(sig));
             exit_like_instance(false);
         }
     }
@@ -578,7 +586,7 @@ void Supervisor::begin_running() {
 
 void Supervisor::enter_waiting_for_quorum() {
     phase_ = Phase::WaitingForQuorum;
-    log_line(LOG_INFO, "instance %u waits for quorum before it starts", lib_.last_instance_id);
+    log_now(LOG_INFO, "instance %u waits for quorum before it starts", lib_.last_instance_id);
     if (link_ && policy_.cmap())
         link_->publish_state(kStateWaiting, false);
 }
@@ -587,7 +595,7 @@ void Supervisor::on_quorum(bool quorate) {
     if (quorate == quorate_)
         return;
     quorate_ = quorate;
-    log_line(quorate ? LOG_INFO : LOG_WARNING, "cluster is %s", quorate ? "quorate" : "not quorate");
+    log_now(quorate ? LOG_INFO : LOG_WARNING, "cluster is %s", quorate ? "quorate" : "not quorate");
     if (!policy_.quorum())
         return;
     switch (phase_) {
@@ -616,7 +624,7 @@ void Supervisor::on_state_written(cs_error_t err) {
         return;
     awaited_token_ = 0;
     if (err != CS_OK) {
-        log_line(LOG_WARNING, "cannot publish the state of instance %u in cmap (error %d)", lib_.last_instance_id,
+        log_now(LOG_WARNING, "cannot publish the state of instance %u in cmap (error %d)", lib_.last_instance_id,
                  static_cast<int>(err));
         // The request fails and nothing changes: a failed start stays
         // registered, a failed stop stays started.
@@ -656,7 +664,7 @@ void Supervisor::warn_instance(const char *why) {
     if (deadline_.was_warned() || !pidfd_)
         return;
     const int sig = lib_.warn_signal.load();
-    log_line(LOG_WARNING, "instance %u (pid %d): %s; sending SIG%s", lib_.last_instance_id, static_cast<int>(child_),
+    log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIG%s", lib_.last_instance_id, static_cast<int>(child_),
              why, signal_name(sig));
     ::kill(child_, sig);
     deadline_.warned(monotonic_ns());
@@ -667,7 +675,7 @@ void Supervisor::warn_instance(const char *why) {
 void Supervisor::kill_instance(const char *why) {
     if (phase_ == Phase::Killing || !pidfd_)
         return;
-    log_line(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id,
+    log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id,
              static_cast<int>(child_), why);
     // The pid cannot be reused before we reap it, so kill() is race-free here.
     ::kill(child_, SIGKILL);
@@ -701,30 +709,30 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
         link_->set_healthy(false);
 
     if (stop_requested_) {
-        log_line(LOG_INFO, "instance %u %s after a stop signal; supervisor exits", iid, how);
+        log_now(LOG_INFO, "instance %u %s after a stop signal; supervisor exits", iid, how);
         exit_like_instance(false);
     }
     if (mark_failed_) {
-        log_line(LOG_WARNING, "instance %u %s after marking itself failed; supervisor exits", iid, how);
+        log_now(LOG_WARNING, "instance %u %s after marking itself failed; supervisor exits", iid, how);
         exit_like_instance(true);
     }
     if (!failure) {
-        log_line(LOG_INFO, "instance %u %s while not started; supervisor exits", iid, how);
+        log_now(LOG_INFO, "instance %u %s while not started; supervisor exits", iid, how);
         exit_like_instance(false);
     }
     if (policy_.quit()) {
-        log_line(LOG_WARNING, "instance %u failed (%s); policy quit: supervisor exits", iid, how);
+        log_now(LOG_WARNING, "instance %u failed (%s); policy quit: supervisor exits", iid, how);
         exit_like_instance(true);
     }
     const uint64_t now = monotonic_ns();
     const uint64_t ran_ms = (now - spawned_at_ns_) / 1000000ULL;
     const uint64_t delay_ms = backoff_.on_failure(ran_ms);
     if (delay_ms == 0) {
-        log_line(LOG_WARNING, "instance %u failed (%s) after %llu ms; restarting", iid, how,
+        log_soon(LOG_WARNING, "instance %u failed (%s) after %llu ms; restarting", iid, how,
                  static_cast<unsigned long long>(ran_ms));
         return spawn_instance();
     }
-    log_line(LOG_WARNING, "instance %u failed (%s) after %llu ms; quick failure %llu, restarting in %llu ms", iid, how,
+    log_now(LOG_WARNING, "instance %u failed (%s) after %llu ms; quick failure %llu, restarting in %llu ms", iid, how,
              static_cast<unsigned long long>(ran_ms), static_cast<unsigned long long>(backoff_.quick_failures()),
              static_cast<unsigned long long>(delay_ms));
     phase_ = Phase::BackingOff;
@@ -734,6 +742,7 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
 }
 
 void Supervisor::exit_like_instance(bool failed) {
+    flush_logs();
     if (link_) {
         link_->finish(failed ? CorosyncLink::Finish::MarkFailed : CorosyncLink::Finish::DeleteKeys);
         link_.reset();
@@ -769,6 +778,7 @@ void Supervisor::rearm_timer() {
         earliest(kill_at_ns_);
     if (phase_ == Phase::BackingOff)
         earliest(restart_at_ns_);
+    earliest(log_flush_at_ns_);
     if (at == armed_at_)
         return; // already set that way: spare the system call
     itimerspec spec{};
@@ -777,10 +787,37 @@ void Supervisor::rearm_timer() {
         spec.it_value.tv_nsec = static_cast<long>(at % 1000000000ULL);
     }
     if (::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
-        log_line(LOG_ERR, "cannot arm the health timer: %s", std::strerror(errno));
+        log_now(LOG_ERR, "cannot arm the health timer: %s", std::strerror(errno));
         return;
     }
     armed_at_ = at;
+}
+
+// Written at once, after anything still queued.
+void Supervisor::log_now(int priority, const char *format, ...) noexcept {
+    flush_logs();
+    va_list ap;
+    va_start(ap, format);
+    vlog_line(priority, format, ap);
+    va_end(ap);
+}
+
+// Queued until the loop next wakes (at the latest kLogDelayNs from now): on a
+// restart the new instance runs before the supervisor spends time on syslog.
+void Supervisor::log_soon(int priority, const char *format, ...) noexcept {
+    va_list ap;
+    va_start(ap, format);
+    queued_logs_.vlater(priority, format, ap);
+    va_end(ap);
+    if (log_flush_at_ns_ == 0)
+        log_flush_at_ns_ = saturating_add(monotonic_ns(), kLogDelayNs);
+}
+
+void Supervisor::flush_logs() noexcept {
+    if (queued_logs_.empty())
+        return;
+    queued_logs_.flush();
+    log_flush_at_ns_ = 0;
 }
 
 void Supervisor::reply(cs_error_t status) {

@@ -19,6 +19,7 @@
 #include "channel.hpp"
 #include "fd.hpp"
 #include "health.hpp"
+#include "log.hpp"
 #include "state.hpp"
 #include "wire.hpp"
 
@@ -87,6 +88,9 @@ class Supervisor {
     [[noreturn]] void exit_like_instance(bool failed);
 
     void rearm_timer();
+    void log_now(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
+    void log_soon(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
+    void flush_logs() noexcept;
     void reply(cs_error_t status);
     void drop_channel();
 
@@ -128,6 +132,8 @@ class Supervisor {
     uint64_t restart_at_ns_ = 0; // BackingOff: next instance at this time
     uint64_t spawned_at_ns_ = 0;
     uint64_t armed_at_ = 0;      // what the timerfd is set to (0 = disarmed)
+    LogQueue queued_logs_;       // see log_soon()
+    uint64_t log_flush_at_ns_ = 0;
     int last_status_code_ = 0; // si_status of the last instance
     int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
 };
