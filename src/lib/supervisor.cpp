@@ -167,7 +167,7 @@ bool Supervisor::make_spare() {
 void Supervisor::prepare_spare() {
     if (!make_spare())
         log_now(LOG_WARNING, "cannot prepare the next instance ahead of time: %s (will retry at restart)",
-                 std::strerror(errno));
+                std::strerror(errno));
 }
 
 Supervisor::Outcome Supervisor::spawn_instance() {
@@ -382,7 +382,7 @@ Supervisor::Outcome Supervisor::on_channel() {
         const wire::DecodeResult d = wire::decode_request(rx_buf_.get(), msg.len, msg.fd_count);
         if (!d.request) {
             log_now(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
-                     static_cast<int>(d.error.size()), d.error.data());
+                    static_cast<int>(d.error.size()), d.error.data());
             kill_instance("sent a malformed message");
             return Outcome::Continue;
         }
@@ -446,7 +446,7 @@ Supervisor::Outcome Supervisor::on_signal() {
         const bool stop = sig == SIGTERM || sig == SIGINT;
         if (pidfd_) {
             log_now(LOG_INFO, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(sig), lib_.last_instance_id,
-                     static_cast<int>(child_), stop ? "; no restart after it ends" : "");
+                    static_cast<int>(child_), stop ? "; no restart after it ends" : "");
             ::kill(child_, sig);
         }
         if (!stop)
@@ -625,7 +625,7 @@ void Supervisor::on_state_written(cs_error_t err) {
     awaited_token_ = 0;
     if (err != CS_OK) {
         log_now(LOG_WARNING, "cannot publish the state of instance %u in cmap (error %d)", lib_.last_instance_id,
-                 static_cast<int>(err));
+                static_cast<int>(err));
         // The request fails and nothing changes: a failed start stays
         // registered, a failed stop stays started.
         // cmap must show what really holds, once corosync is back.
@@ -665,7 +665,7 @@ void Supervisor::warn_instance(const char *why) {
         return;
     const int sig = lib_.warn_signal.load();
     log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIG%s", lib_.last_instance_id, static_cast<int>(child_),
-             why, signal_name(sig));
+            why, signal_name(sig));
     ::kill(child_, sig);
     deadline_.warned(monotonic_ns());
     if (link_)
@@ -676,7 +676,7 @@ void Supervisor::kill_instance(const char *why) {
     if (phase_ == Phase::Killing || !pidfd_)
         return;
     log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id,
-             static_cast<int>(child_), why);
+            static_cast<int>(child_), why);
     // The pid cannot be reused before we reap it, so kill() is race-free here.
     ::kill(child_, SIGKILL);
     killed_by_us_ = true;
@@ -733,8 +733,8 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
         return spawn_instance();
     }
     log_now(LOG_WARNING, "instance %u failed (%s) after %llu ms; quick failure %llu, restarting in %llu ms", iid, how,
-             static_cast<unsigned long long>(ran_ms), static_cast<unsigned long long>(backoff_.quick_failures()),
-             static_cast<unsigned long long>(delay_ms));
+            static_cast<unsigned long long>(ran_ms), static_cast<unsigned long long>(backoff_.quick_failures()),
+            static_cast<unsigned long long>(delay_ms));
     phase_ = Phase::BackingOff;
     restart_at_ns_ = saturating_add(now, ms_to_ns(delay_ms));
     rearm_timer();
