@@ -158,6 +158,14 @@ void CorosyncLink::run() {
     std::string state;          // what we last asked cmap to show
     uint64_t published = 0;     // last last_updated written
     uint64_t next_refresh = 0;
+    // Awaited state writes that failed for want of cmap: answered when the
+    // reconnect has republished the state, or with their error at `until`.
+    struct Waiting {
+        uint64_t token;
+        cs_error_t error;
+        uint64_t until;
+    };
+    std::vector<Waiting> waiting;
 
     auto cmap_lost = [&](cs_error_t err, uint64_t now) {
         if (cmap_retry.at == 0)
@@ -217,6 +225,8 @@ void CorosyncLink::run() {
             earliest(cmap_retry.at);
         if (quorum_)
             earliest(quorum_retry.at);
+        for (const Waiting &w : waiting)
+            earliest(w.until);
 
         pollfd fds[3] = {{wakeup_fd_.get(), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
         if (quorum_ && quorum_->connected())
@@ -274,8 +284,14 @@ void CorosyncLink::run() {
                         }
                     }
                 }
-                if (c.awaited)
+                if (c.awaited && err != CS_OK && cmap_) {
+                    // corosync is away (restarting, most likely): the caller
+                    // waits a while for the reconnect rather than failing now.
+                    log_line(LOG_WARNING, "cmap unavailable: state \"%s\" will be written when it is back", c.state);
+                    waiting.push_back(Waiting{c.token, err, now + kAwaitedWriteWaitNs});
+                } else if (c.awaited) {
                     post(Event{Event::Kind::StateWritten, false, err, c.token});
+                }
             }
         }
 
@@ -313,9 +329,21 @@ void CorosyncLink::run() {
                 published = 0;
                 log_line(LOG_INFO, "reconnected to cmap; keys of %s republished", cmap_->prefix().c_str());
                 refresh(now, true);
+                // The republished state is the latest one asked for.
+                for (const Waiting &w : waiting)
+                    post(Event{Event::Kind::StateWritten, false, CS_OK, w.token});
+                waiting.clear();
             } else {
                 cmap_retry.failed(now);
             }
+        }
+        for (auto it = waiting.begin(); it != waiting.end();) {
+            if (now < it->until) {
+                ++it;
+                continue;
+            }
+            post(Event{Event::Kind::StateWritten, false, it->error, it->token});
+            it = waiting.erase(it);
         }
         if (next_refresh != 0 && now >= next_refresh) {
             refresh(now, false);

@@ -31,6 +31,10 @@ class QuorumWatch;
 
 class CorosyncLink {
   public:
+    // How long an awaited state write (sam_start, sam_stop) waits for cmap to
+    // come back: long enough for corosync to restart.
+    static constexpr uint64_t kAwaitedWriteWaitNs = 5000ULL * 1000000ULL;
+
     struct Event {
         enum class Kind { Quorum, StateWritten } kind;
         bool quorate = false;
@@ -51,7 +55,9 @@ class CorosyncLink {
     [[nodiscard]] bool quorate() const noexcept { return quorate_.load(); }
 
     // Asks for the state key to be written. When `awaited`, a StateWritten
-    // event carrying the returned token reports the result. The state also decides what last_updated
+    // event carrying the returned token reports the result; if cmap is not
+    // there, it comes when a reconnect has republished the state (CS_OK), or
+    // with the error after kAwaitedWriteWaitNs. The state also decides what last_updated
     // follows: the instance's heartbeats while "running", the supervisor's
     // own clock while "waiting for quorum".
     uint64_t publish_state(const char *state, bool awaited);

@@ -131,8 +131,8 @@ TEST(Outage, CorosyncKilledAndRestarted) {
 
 // Without corosync: sam_initialize with QUORUM fails with corosync's error,
 // sam_register with CMAP fails with CS_ERR_BAD_HANDLE, and neither changes
-// the state; sam_start of a CMAP instance returns the cmap error when the
-// state cannot be written, and works again once corosync is back.
+// the state; sam_start of a CMAP instance waits 5 s for corosync, then
+// returns the cmap error, and works again once corosync is back.
 TEST(Outage, CallsWhileCorosyncIsDown) {
     it::Script s;
     s.interval_ms = 500;
@@ -141,10 +141,14 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
     REQUIRE(prog.wait_event("reg", 5000));
     REQUIRE(it::ctl("kill 10") == 0);
     REQUIRE(prog.wait_log("lost the cmap connection", 5000));
+    const uint64_t asked = it::now_ns();
     prog.send("start");
     it::Event failed_start;
-    REQUIRE(prog.wait_event("started", 5000, &failed_start));
+    REQUIRE(prog.wait_event("started", 10000, &failed_start));
     REQUIRE_MSG(failed_start.num("err") != CS_OK, "sam_start succeeded although the state could not be written");
+    // It gave corosync the promised 5 s to come back first.
+    const uint64_t waited_ms = (failed_start.t - asked) / 1000000ULL;
+    REQUIRE_MSG(waited_ms >= 4900 && waited_ms < 8000, "sam_start failed after " + std::to_string(waited_ms) + " ms");
 
     other.start([] {
         const cs_error_t q = sam_initialize(500, SAM_RECOVERY_POLICY_QUORUM_RESTART);
@@ -184,12 +188,39 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }
 
+// sam_start while corosync restarts: the call waits for the reconnect and
+// succeeds with the state "running" in the new corosync, instead of failing
+// (an application that gives up when sam_start fails would end for good).
+TEST(Outage, StartWaitsForCorosyncToComeBack) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kCmapRestart;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("reg", 5000));
+    REQUIRE(it::ctl("kill 10") == 0);
+    REQUIRE(prog.wait_log("lost the cmap connection", 5000));
+    prog.send("start");
+    REQUIRE(prog.wait_log("will be written when it is back", 3000));
+    REQUIRE(prog.events_of("started").empty()); // still waiting
+    REQUIRE(it::ctl("start") == 0);
+    it::Event started;
+    REQUIRE(prog.wait_event("started", 8000, &started));
+    REQUIRE_MSG(started.num("err") == CS_OK, started.text);
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    prog.send("stop");
+    it::Event stopped;
+    REQUIRE(prog.wait_event("stopped", 5000, &stopped));
+    REQUIRE(stopped.num("err") == CS_OK);
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+}
+
 // A graceful corosync stop (cmap calls may block meanwhile) and start while
 // a CMAP-only instance beats every 50 ms with T = 500 ms (T leaves room for
 // the CPU that a starting corosync takes on a loaded machine): the instance
-// is never warned, sam_stop fails
-// while the state cannot be written (the instance stays started) and works
-// once corosync is back.
+// is never warned, sam_stop fails after waiting 5 s while the state cannot be
+// written (the instance stays started) and works once corosync is back.
 TEST(Outage, GracefulStopDoesNotDisturbHealthChecks) {
     it::Script s;
     s.interval_ms = 500;
@@ -202,10 +233,13 @@ TEST(Outage, GracefulStopDoesNotDisturbHealthChecks) {
     REQUIRE(prog.wait_event("started", 5000));
     REQUIRE(it::ctl("stop 20") == 0);
     REQUIRE(prog.wait_log("lost the cmap connection", 5000));
+    const uint64_t asked = it::now_ns();
     prog.send("stop");
     it::Event failed_stop;
-    REQUIRE(prog.wait_event("stopped", 5000, &failed_stop));
+    REQUIRE(prog.wait_event("stopped", 10000, &failed_stop));
     REQUIRE_MSG(failed_stop.num("err") != CS_OK, "sam_stop succeeded although the state could not be written");
+    const uint64_t waited_ms = (failed_stop.t - asked) / 1000000ULL;
+    REQUIRE_MSG(waited_ms >= 4900 && waited_ms < 8000, "sam_stop failed after " + std::to_string(waited_ms) + " ms");
     REQUIRE(it::ctl("start") == 0);
     REQUIRE(prog.wait_log("republished", 10000));
     REQUIRE(prog.events_of("signal").empty()); // never warned meanwhile
