@@ -666,7 +666,11 @@ void Supervisor::warn_instance(const char *why) {
     const int sig = lib_.warn_signal.load();
     log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIG%s", lib_.last_instance_id, static_cast<int>(child_),
             why, signal_name(sig));
-    ::kill(child_, sig);
+    // Queued (si_code SI_QUEUE), so the instance can tell our warning from a
+    // stop signal passed on with kill() (sam-run relies on that).
+    union sigval nothing {};
+    if (::sigqueue(child_, sig, nothing) != 0)
+        ::kill(child_, sig);
     deadline_.warned(monotonic_ns());
     if (link_)
         link_->set_healthy(false);

@@ -39,3 +39,23 @@ wait_bg "$pid"
 pass "SIGTERM while waiting for quorum: sam-run ends ($bg_status)"
 restore_quorum
 "$COROSYNC_CTL" wait-quorate >/dev/null || fail "quorum did not return"
+
+# Most daemons answer SIGTERM with a clean exit. With plain liveness the
+# quorum-loss warning (SIGTERM, queued by the supervisor) must still count as
+# a failure, not as the end of the service: the program runs again once
+# quorum is back.
+start_bg d --quorum --cmap --interval 1000 -- \
+    sh -c 'echo "run=$SAM_RUN_INSTANCE"; trap "echo term=$SAM_RUN_INSTANCE; exit 0" TERM; while :; do sleep 0.1; done'
+pid=$last_pid
+log=$work/d.log
+wait_line "$log" '^run=1'
+wait_until "$DEADLINE_S" cmap_is "$pid" state running || fail "daemon: not running in cmap"
+"$COROSYNC_CTL" expected-votes 2 >/dev/null || fail "cannot take quorum away"
+wait_line "$log" '^term=1'
+wait_until "$DEADLINE_S" cmap_is "$pid" state "waiting for quorum" || fail "daemon: not waiting for quorum after its clean exit"
+gone "$pid" && fail "sam-run ended after the program's clean exit on the quorum-loss warning"
+restore_quorum || fail "cannot give quorum back"
+wait_line "$log" '^run=2'
+pass "clean exit on the quorum-loss warning: restarted once quorum is back"
+kill -s TERM "$pid"
+wait_bg "$pid"
