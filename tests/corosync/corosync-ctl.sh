@@ -161,7 +161,17 @@ launch() {
         # harness's signals meant for the test; it is stopped explicitly.
         exec setsid "$corosync_bin" -f -c "$conf" </dev/null >>"$workdir/corosync.out" 2>&1
     ) &
-    echo $! >"$pidfile"
+    pid=$!
+    echo "$pid" >"$pidfile"
+    # Until the subshell has exec'd (bash, then setsid, then corosync) the
+    # pid does not look like corosync: on a loaded machine a check right now
+    # would call a starting corosync "not running". Wait for the exec.
+    local end
+    end=$(deadline_ms 10)
+    while alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != corosync ]; do
+        [ "$(now_ms)" -lt "$end" ] || break
+        sleep "$poll_s"
+    done
 }
 
 start_failed() { # WHAT TIMEOUT_S
