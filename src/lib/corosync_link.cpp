@@ -155,17 +155,8 @@ void CorosyncLink::run() {
     // last_updated still has to stay fresh for the watchdog service, whose own
     // default period then applies.
     const uint64_t refresh_ns = interval_ms_ == 0 ? kLivenessRefreshNs : std::max(ms_to_ns(interval_ms_) / 4, kMinRefreshNs);
-    std::string state;          // what we last asked cmap to show
     uint64_t published = 0;     // last last_updated written
     uint64_t next_refresh = 0;
-    // Awaited state writes that failed for want of cmap: answered when the
-    // reconnect has republished the state, or with their error at `until`.
-    struct Waiting {
-        uint64_t token;
-        cs_error_t error;
-        uint64_t until;
-    };
-    std::vector<Waiting> waiting;
 
     auto cmap_lost = [&](cs_error_t err, uint64_t now) {
         if (cmap_retry.at == 0)
@@ -183,9 +174,9 @@ void CorosyncLink::run() {
         if (!cmap_ || !cmap_->connected())
             return;
         uint64_t value = 0;
-        if (state == "running" && healthy_.load() && interval_ms_ == 0) {
+        if (state_ == "running" && healthy_.load() && interval_ms_ == 0) {
             value = now;
-        } else if (state == "running" && healthy_.load()) {
+        } else if (state_ == "running" && healthy_.load()) {
             std::shared_ptr<HeartbeatPage> page;
             {
                 std::lock_guard<std::mutex> g(m_);
@@ -195,7 +186,7 @@ void CorosyncLink::run() {
             const uint64_t beat = page ? page->last_beat() : 0;
             if (beat > value && beat <= now)
                 value = beat;
-        } else if (state == "waiting for quorum" || (force && state == "running")) {
+        } else if (state_ == "waiting for quorum" || (force && state_ == "running")) {
             value = now;
         }
         if (value == 0 || (value <= published && !force))
@@ -225,7 +216,7 @@ void CorosyncLink::run() {
             earliest(cmap_retry.at);
         if (quorum_)
             earliest(quorum_retry.at);
-        for (const Waiting &w : waiting)
+        for (const Waiting &w : waiting_)
             earliest(w.until);
 
         pollfd fds[3] = {{wakeup_fd_.get(), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
@@ -264,7 +255,7 @@ void CorosyncLink::run() {
                     }
                     return;
                 }
-                state = c.state;
+                state_ = c.state;
                 cs_error_t err = CS_OK;
                 if (cmap_) {
                     if (!cmap_->connected()) {
@@ -273,7 +264,7 @@ void CorosyncLink::run() {
                     } else {
                         // A fresh last_updated goes first: the watchdog service
                         // checks it as soon as a process is no longer "stopped".
-                        if (state != "stopped")
+                        if (state_ != "stopped")
                             refresh(now, true);
                         if (cmap_->connected()) {
                             err = cmap_->set_state(c.state);
@@ -288,7 +279,7 @@ void CorosyncLink::run() {
                     // corosync is away (restarting, most likely): the caller
                     // waits a while for the reconnect rather than failing now.
                     log_line(LOG_WARNING, "cmap unavailable: state \"%s\" will be written when it is back", c.state);
-                    waiting.push_back(Waiting{c.token, err, now + kAwaitedWriteWaitNs});
+                    waiting_.push_back(Waiting{c.token, err, now + kAwaitedWriteWaitNs});
                 } else if (c.awaited) {
                     post(Event{Event::Kind::StateWritten, false, err, c.token});
                 }
@@ -330,20 +321,20 @@ void CorosyncLink::run() {
                 log_line(LOG_INFO, "reconnected to cmap; keys of %s republished", cmap_->prefix().c_str());
                 refresh(now, true);
                 // The republished state is the latest one asked for.
-                for (const Waiting &w : waiting)
+                for (const Waiting &w : waiting_)
                     post(Event{Event::Kind::StateWritten, false, CS_OK, w.token});
-                waiting.clear();
+                waiting_.clear();
             } else {
                 cmap_retry.failed(now);
             }
         }
-        for (auto it = waiting.begin(); it != waiting.end();) {
+        for (auto it = waiting_.begin(); it != waiting_.end();) {
             if (now < it->until) {
                 ++it;
                 continue;
             }
             post(Event{Event::Kind::StateWritten, false, it->error, it->token});
-            it = waiting.erase(it);
+            it = waiting_.erase(it);
         }
         if (next_refresh != 0 && now >= next_refresh) {
             refresh(now, false);

@@ -15,6 +15,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <pthread.h>
@@ -102,6 +103,19 @@ class CorosyncLink {
     std::atomic<bool> healthy_{false};
     std::atomic<bool> quorate_{false};
     pthread_t thread_{};
+
+    // Owned by the thread (members, not locals of run(), so that a forked
+    // instance, where the thread's stack is no longer anyone's, still reaches
+    // them from the abandoned link: LeakSanitizer counts them as leaks otherwise).
+    struct Waiting {
+        uint64_t token;
+        cs_error_t error;
+        uint64_t until;
+    };
+    // Awaited state writes that failed for want of cmap: answered when the
+    // reconnect has republished the state, or with their error at `until`.
+    std::vector<Waiting> waiting_;
+    std::string state_; // what we last asked cmap to show
     bool running_ = false; // thread_ was started and not yet joined
 };
 
