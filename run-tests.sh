@@ -33,7 +33,11 @@ build_and_check() { # dir configure-args...
     (cd "$dir" && "$top/configure" -q "$@" && make -j2 -s >build.log 2>&1) || {
         tail -30 "$dir/build.log" 2>/dev/null; return 1; }
     (cd "$dir" && make -j2 -k check >check.log 2>&1)
-    grep -h '^FAIL\|^ERROR\|^XPASS' "$dir/check.log" || true
+    # What failed, and why: the end of each failing test's own log.
+    grep -h '^FAIL\|^ERROR\|^XPASS' "$dir/check.log" | while read -r _ name _; do
+        echo "FAIL: $name"
+        find "$dir" -path "*/${name%.*}.log" -exec tail -n 25 {} \; | sed 's/^/    /'
+    done
     return 0
 }
 

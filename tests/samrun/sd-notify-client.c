@@ -4,7 +4,7 @@
  * scripts drive it with a list of actions:
  *   ready | stopping | trigger | status:TEXT | ping:N (N WATCHDOG=1 messages,
  *   spaced by half of the watchdog period from sd_watchdog_enabled()) |
- *   sleep:MS | hang | exit:CODE
+ *   sleep:MS | await:PATH (until PATH exists, at most 60 s) | hang | exit:CODE
  * Each action is echoed on stdout first, so the tests can follow along.
  */
 #include <stdio.h>
@@ -55,6 +55,16 @@ int main(int argc, char **argv) {
             }
         } else if (strncmp(action, "sleep:", 6) == 0) {
             sleep_ms(strtoul(action + 6, NULL, 10));
+        } else if (strncmp(action, "await:", 6) == 0) {
+            int waited_ms = 0;
+            while (access(action + 6, F_OK) != 0) {
+                if (waited_ms >= 60000) {
+                    fprintf(stderr, "sd-notify-client: %s did not appear within 60 s\n", action + 6);
+                    return 93;
+                }
+                sleep_ms(10);
+                waited_ms += 10;
+            }
         } else if (strcmp(action, "hang") == 0) {
             for (;;) {
                 pause();
