@@ -258,7 +258,14 @@ void Program::start(const std::function<int()> &body, const Env &env) {
         ::setenv("SAM_LOG_STDERR", "1", 1);
         for (const auto &kv : env)
             ::setenv(kv.first.c_str(), kv.second.c_str(), 1);
-        // The test process may block signals (it does not); start clean.
+        // Start clean whatever the test runner inherited: no blocked signal,
+        // and none ignored (a job started in the background by a
+        // non-interactive shell ignores SIGINT and SIGQUIT, which would
+        // defeat the tests that forward them).
+        for (int sig = 1; sig < NSIG; ++sig) {
+            if (sig != SIGKILL && sig != SIGSTOP)
+                (void)::signal(sig, SIG_DFL);
+        }
         sigset_t none;
         sigemptyset(&none);
         (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
