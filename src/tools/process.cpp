@@ -13,11 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <optional>
 #include <system_error>
 
 #include "options.hpp"
 #include "process.hpp"
+#include "procfs.hpp"
 
 namespace samrun {
 
@@ -169,21 +170,12 @@ bool is_same_or_descendant(pid_t pid, pid_t ancestor) {
         if (pid == ancestor) {
             return true;
         }
-        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-        std::string content((std::istreambuf_iterator<char>(stat)),
-                            std::istreambuf_iterator<char>());
-        /* "pid (comm) S ppid ...": comm may contain anything, so the ppid
-         * is found after the last ')'. */
-        size_t close_paren = content.rfind(')');
-        if (close_paren == std::string::npos) {
-            return false;
+        std::optional<std::string> stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+        std::optional<pid_t> parent = stat ? parent_from_stat(*stat) : std::nullopt;
+        if (!parent) {
+            return false; /* gone, or unreadable: not one of ours */
         }
-        char state = 0;
-        int ppid = 0;
-        if (sscanf(content.c_str() + close_paren + 1, " %c %d", &state, &ppid) != 2) {
-            return false;
-        }
-        pid = ppid;
+        pid = *parent;
     }
     return false;
 }

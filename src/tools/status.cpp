@@ -9,12 +9,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "procfs.hpp"
 #include "status.hpp"
 
 namespace samrun {
@@ -61,11 +61,11 @@ std::optional<std::string> command_of(const std::string &name) {
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
         return std::nullopt;
     }
-    std::ifstream in("/proc/" + name + "/cmdline", std::ios::binary);
-    std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (raw.empty()) {
+    std::optional<std::string> read = read_small_file("/proc/" + name + "/cmdline");
+    if (!read || read->empty()) {
         return std::nullopt;
     }
+    std::string raw = std::move(*read);
     while (!raw.empty() && raw.back() == '\0') {
         raw.pop_back();
     }

@@ -1,0 +1,52 @@
+/*
+ * procfs.cpp - see procfs.hpp.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "procfs.hpp"
+#include "unique_fd.hpp"
+
+namespace samrun {
+
+std::optional<std::string> read_small_file(const std::string &path, size_t limit) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd.valid()) {
+        return std::nullopt;
+    }
+    std::string content;
+    char buf[4096];
+    while (content.size() < limit) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return std::nullopt; /* ESRCH: the process ended under us */
+        }
+        if (n == 0) {
+            break;
+        }
+        content.append(buf, std::min(static_cast<size_t>(n), limit - content.size()));
+    }
+    return content;
+}
+
+std::optional<pid_t> parent_from_stat(const std::string &stat) {
+    size_t close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) {
+        return std::nullopt;
+    }
+    char state = 0;
+    int ppid = -1;
+    if (sscanf(stat.c_str() + close_paren + 1, " %c %d", &state, &ppid) != 2 || ppid < 0) {
+        return std::nullopt;
+    }
+    return static_cast<pid_t>(ppid);
+}
+
+} // namespace samrun
