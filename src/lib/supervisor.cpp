@@ -739,6 +739,11 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
     log_now(LOG_WARNING, "instance %u failed (%s) after %llu ms; quick failure %llu, restarting in %llu ms", iid, how,
             static_cast<unsigned long long>(ran_ms), static_cast<unsigned long long>(backoff_.quick_failures()),
             static_cast<unsigned long long>(delay_ms));
+    // No instance runs until the restart. cmap must not keep saying
+    // "running" with a last_updated that no longer moves: corosync's
+    // watchdog service would count the process as failed.
+    if (link_ && policy_.cmap())
+        (void)link_->publish_state(kStateStopped, false);
     phase_ = Phase::BackingOff;
     restart_at_ns_ = saturating_add(now, ms_to_ns(delay_ms));
     rearm_timer();

@@ -45,8 +45,8 @@ TEST_GROUP(Cmap) {
         const cs_error_t e = cmap.get_string(key(leaf), v);
         return e == CS_OK ? v : "<error " + std::to_string(static_cast<int>(e)) + ">";
     }
-    it::Event start_script(const it::Script &s) {
-        prog.start([s] { return it::run_script(s); });
+    it::Event start_script(const it::Script &s, const it::Program::Env &env = {}) {
+        prog.start([s] { return it::run_script(s); }, env);
         sup = prog.pid();
         it::Event reg;
         REQUIRE(prog.wait_event("reg", 5000, &reg));
@@ -103,6 +103,28 @@ TEST(Cmap, FailureUnderQuitLeavesFailed) {
     REQUIRE(exited_with(prog.wait_exit(5000), 3));
     REQUIRE(str("state") == "failed");
     REQUIRE(str("recovery") == "quit");
+}
+
+// RESTART with a back-off delay: while no instance runs, cmap says
+// "stopped", not a "running" whose last_updated has stopped moving (which
+// corosync's watchdog service would take for a hung process).
+TEST(Cmap, BackOffShowsStopped) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapRestart;
+    s.auto_start = true;
+    start_script(s, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "4000"}});
+    REQUIRE(prog.wait_event("started", 5000));
+    REQUIRE(str("state") == "running");
+    prog.send("exit 1");
+    REQUIRE(prog.wait_log("restarting in 4000 ms", 3000));
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 1500, &last), "during the back-off: " + last);
+    it::Event reg2;
+    REQUIRE(prog.wait_event("reg", 8000, &reg2));
+    REQUIRE(reg2.num("iid") == 2);
+    REQUIRE(prog.wait_event("started", 5000));
+    REQUIRE(str("state") == "running");
 }
 
 namespace {
