@@ -1,6 +1,7 @@
 // supervisor.cpp - the supervisor's event loop and its state x event handlers.
 #include "supervisor.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -57,6 +58,26 @@ bool watch(int epoll_fd, int fd, uint64_t tag) noexcept {
 
 void unwatch(int epoll_fd, int fd) noexcept { (void)::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr); }
 
+// Where redirect_to_supervisor() sends what it catches. A signal handler
+// reaches only globals; both are written before the handler is installed.
+std::atomic<pid_t> g_supervisor_pid{0};
+std::atomic<pid_t> g_supervisor_tid{0};
+
+// Runs only in threads of the application that were started before
+// sam_register() and do not block the stop signals: the kernel picks such a
+// thread for a kill() of the supervisor, and the default action would end
+// the process without the instance hearing of it. Nothing is decided here:
+// the signal, with its siginfo, goes to the supervisor's thread, which
+// blocks it and reads it from its signalfd.
+void redirect_to_supervisor(int sig, siginfo_t *info, void *) {
+    const int saved_errno = errno;
+    const pid_t pid = g_supervisor_pid.load(std::memory_order_relaxed);
+    const pid_t tid = g_supervisor_tid.load(std::memory_order_relaxed);
+    if (::syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, info) != 0)
+        (void)::syscall(SYS_tgkill, pid, tid, sig);
+    errno = saved_errno;
+}
+
 const char *signal_name(int sig) noexcept {
     const char *name = ::sigabbrev_np(sig);
     return name != nullptr ? name : "?";
@@ -84,7 +105,7 @@ bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
     // Stop signals enter the loop through a signalfd; they stay blocked in
     // this thread so none is lost between fork() and the loop.
     sigemptyset(&forwarded_);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+    for (int sig : kForwardedSignals)
         sigaddset(&forwarded_, sig);
     if (::pthread_sigmask(SIG_BLOCK, &forwarded_, &original_mask_) != 0)
         return false;
@@ -92,6 +113,17 @@ bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
     signals_.reset(::signalfd(-1, &forwarded_, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!signals_)
         return false;
+    g_supervisor_pid.store(self_);
+    g_supervisor_tid.store(static_cast<pid_t>(::syscall(SYS_gettid)));
+    struct sigaction redirect {};
+    redirect.sa_sigaction = redirect_to_supervisor;
+    redirect.sa_flags = SA_SIGINFO | SA_RESTART;
+    redirect.sa_mask = forwarded_;
+    for (int sig : kForwardedSignals) {
+        if (::sigaction(sig, &redirect, &original_actions_[actions_changed_]) != 0)
+            return false;
+        ++actions_changed_;
+    }
 
     // waitid() needs SIGCHLD at its default: an application that ignores it
     // would have its children reaped by the kernel, exit status lost.
@@ -119,10 +151,19 @@ void Supervisor::undo_set_up() noexcept {
         link_->finish(CorosyncLink::Finish::DeleteKeys);
         link_.reset();
     }
+    restore_signal_actions();
     if (mask_changed_)
         (void)::pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
     if (sigchld_changed_)
         (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
+}
+
+// Before the mask is restored: a signal still pending must meet the
+// application's action, not ours.
+void Supervisor::restore_signal_actions() noexcept {
+    for (size_t i = 0; i < actions_changed_; ++i)
+        (void)::sigaction(kForwardedSignals[i], &original_actions_[i], nullptr);
+    actions_changed_ = 0;
 }
 
 cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cmap) {
@@ -299,6 +340,7 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
 
     if (sigchld_changed_)
         (void)::sigaction(SIGCHLD, &original_sigchld_, nullptr);
+    restore_signal_actions();
     (void)::pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
 }
 

@@ -93,6 +93,7 @@ class Supervisor {
     void flush_logs() noexcept;
     void reply(cs_error_t status);
     void drop_channel();
+    void restore_signal_actions() noexcept;
 
     Library &lib_;
     const Policy policy_;
@@ -100,9 +101,15 @@ class Supervisor {
     HealthDeadline deadline_;
     RestartBackoff backoff_;
     std::unique_ptr<CorosyncLink> link_;
+    static constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    static constexpr size_t kForwardedCount = sizeof(kForwardedSignals) / sizeof(int);
     sigset_t forwarded_{};
     sigset_t original_mask_{};
     bool mask_changed_ = false;
+    // The application's own actions for the forwarded signals, while ours
+    // redirect them to this thread (see set_up()).
+    struct sigaction original_actions_[kForwardedCount] {};
+    size_t actions_changed_ = 0; // how many of original_actions_ are ours to restore
     bool sigchld_changed_ = false;
 
     UniqueFd epoll_, timer_, signals_;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <dirent.h>
@@ -189,6 +190,37 @@ TEST(Signals, IntNoRestart) {
     start_and_wait_started(s);
     ::kill(prog.pid(), SIGINT);
     REQUIRE(killed_by(prog.wait_exit(3000), SIGINT));
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// The application started a thread before sam_register(); it stays in the
+// supervisor and blocks no signal, so the kernel hands a kill() of the
+// supervisor to that thread. Stop signals must still reach the instance:
+// SIGUSR1 is passed on and the supervisor goes on; SIGTERM is passed on and
+// the supervisor exits like the instance (0), without a restart.
+TEST(Signals, ForwardedWhenTheApplicationHasOtherThreads) {
+    it::Script s;
+    s.record = {SIGUSR1};
+    s.exit_on_term = true;
+    s.auto_start = true;
+    prog.start([s] {
+        std::thread([] {
+            for (;;)
+                ::pause();
+        }).detach();
+        return it::run_script(s);
+    });
+    it::Event started;
+    REQUIRE(prog.wait_event("started", 3000, &started));
+    ::kill(prog.pid(), SIGUSR1);
+    it::Event got;
+    REQUIRE_MSG(prog.wait_event("signal", 2000, &got), prog.transcript());
+    REQUIRE(got.num("sig") == SIGUSR1 && got.pid == started.pid);
+    ::kill(prog.pid(), SIGTERM);
+    REQUIRE_MSG(prog.wait_event("signal", 2000, &got), prog.transcript());
+    REQUIRE(got.num("sig") == SIGTERM && got.pid == started.pid);
+    const it::Exit x = prog.wait_exit(3000);
+    REQUIRE_MSG(exited_with(x, 0), "supervisor ended with " + it::describe_status(x.status));
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
