@@ -59,6 +59,57 @@ TEST_GROUP(Cmap) {
         REQUIRE_MSG(prog.wait_event(ev, 5000, &e), cmd);
         REQUIRE_MSG(e.num("err") == CS_OK, cmd);
     }
+    // See TEST(Cmap, QuorumBlocksStartAndLossKills).
+    void quorum_blocks_start_and_loss_kills(int policy) {
+        const bool with_cmap = (policy & SAM_RECOVERY_POLICY_CMAP) != 0;
+        REQUIRE(it::ctl("expected-votes 2") == 0);
+        REQUIRE(it::ctl("wait-inquorate 5") == 0);
+        it::Script s;
+        s.interval_ms = 300;
+        s.policy = policy;
+        s.warn_signal = SIGUSR1;
+        s.record = {SIGUSR1};
+        s.auto_start = true;
+        start_script(s);
+        std::string last;
+        for (unsigned iid = 1; iid <= 2; ++iid) {
+            REQUIRE(prog.wait_event(
+                [iid](const it::Event &e) { return e.is("starting") && e.num("iid") == iid; }, 5000));
+            if (with_cmap)
+                REQUIRE_MSG(cmap.wait_string(key("state"), "waiting for quorum", 3000, &last), last);
+            // Still blocked a while later (the condition under test is absence).
+            REQUIRE(!prog.wait_event("started", 300));
+            REQUIRE(it::ctl("expected-votes 1") == 0);
+            it::Event started;
+            REQUIRE(prog.wait_event("started", 5000, &started));
+            REQUIRE(started.num("iid") == iid && started.num("err") == CS_OK);
+            if (with_cmap)
+                REQUIRE_MSG(str("state") == "running", str("state"));
+            else
+                for (const char *leaf : kLeaves)
+                    REQUIRE_MSG(str(leaf) == "<error " + std::to_string(CS_ERR_NOT_EXIST) + ">",
+                                std::string(leaf) + " written without CMAP: " + str(leaf));
+            if (iid == 2)
+                break;
+            // Quorum lost while started: warn, then SIGKILL after T, then instance 2.
+            REQUIRE(it::ctl("expected-votes 2") == 0);
+            it::Event warn, reg2;
+            REQUIRE(prog.wait_event("signal", 3000, &warn));
+            REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
+            REQUIRE(prog.wait_event("reg", 3000, &reg2));
+            REQUIRE(reg2.num("iid") == 2);
+            const long long gap =
+                (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
+            // Under TSan the handler (and so warn.t) runs late, at the instance's
+            // next libc call, up to one beat period (T/3 here) after delivery.
+            const long long floor = it::kUnderTsan ? 290 - 100 : 290;
+            REQUIRE_MSG(gap >= floor && gap < 1000, std::to_string(gap) + " ms from warn to instance 2");
+        }
+        command("stop", "stopped");
+        prog.send("exit 0");
+        REQUIRE(exited_with(prog.wait_exit(5000), 0));
+        REQUIRE(prog.events_of("reg").size() == 2);
+    }
 };
 
 // recovery and poll_period from register on; state stopped -> running (when
@@ -168,49 +219,14 @@ TEST(Cmap, MarkFailedBeforeStart) {
     expect_marked_failed(prog, cmap, sup);
 }
 
-// QUORUM: sam_start blocks while inquorate ("waiting for quorum"), returns
-// when quorum comes; a quorum loss while started warns, then kills; the
-// next instance waits in sam_start until quorum returns.
-TEST(Cmap, QuorumBlocksStartAndLossKills) {
-    REQUIRE(it::ctl("expected-votes 2") == 0);
-    REQUIRE(it::ctl("wait-inquorate 5") == 0);
-    it::Script s;
-    s.interval_ms = 300;
-    s.policy = kQuorumCmapRestart;
-    s.warn_signal = SIGUSR1;
-    s.record = {SIGUSR1};
-    s.auto_start = true;
-    start_script(s);
-    std::string last;
-    for (unsigned iid = 1; iid <= 2; ++iid) {
-        REQUIRE(prog.wait_event([iid](const it::Event &e) { return e.is("starting") && e.num("iid") == iid; }, 5000));
-        REQUIRE_MSG(cmap.wait_string(key("state"), "waiting for quorum", 3000, &last), last);
-        // Still blocked a while later (the condition under test is absence).
-        REQUIRE(!prog.wait_event("started", 300));
-        REQUIRE(it::ctl("expected-votes 1") == 0);
-        it::Event started;
-        REQUIRE(prog.wait_event("started", 5000, &started));
-        REQUIRE(started.num("iid") == iid && started.num("err") == CS_OK);
-        REQUIRE_MSG(str("state") == "running", str("state"));
-        if (iid == 2)
-            break;
-        // Quorum lost while started: warn, then SIGKILL after T, then instance 2.
-        REQUIRE(it::ctl("expected-votes 2") == 0);
-        it::Event warn, reg2;
-        REQUIRE(prog.wait_event("signal", 3000, &warn));
-        REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
-        REQUIRE(prog.wait_event("reg", 3000, &reg2));
-        REQUIRE(reg2.num("iid") == 2);
-        const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
-        // Under TSan the handler (and so warn.t) runs late, at the instance's
-        // next libc call, up to one beat period (T/3 here) after delivery.
-        const long long floor = it::kUnderTsan ? 290 - 100 : 290;
-        REQUIRE_MSG(gap >= floor && gap < 1000, std::to_string(gap) + " ms from warn to instance 2");
-    }
-    command("stop", "stopped");
-    prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
-    REQUIRE(prog.events_of("reg").size() == 2);
+// QUORUM: sam_start blocks while inquorate ("waiting for quorum" with
+// CMAP), returns when quorum comes; a quorum loss while started warns, then
+// kills; the next instance waits in sam_start until quorum returns.
+// Without CMAP the same holds and nothing is written to cmap.
+TEST(Cmap, QuorumBlocksStartAndLossKills) { quorum_blocks_start_and_loss_kills(kQuorumCmapRestart); }
+
+TEST(Cmap, QuorumWithoutCmapBlocksStartAndLossKills) {
+    quorum_blocks_start_and_loss_kills(SAM_RECOVERY_POLICY_QUORUM_RESTART);
 }
 
 // With the corosync connections open in the supervisor (QUORUM + CMAP), a
