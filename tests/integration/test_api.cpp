@@ -81,7 +81,7 @@ void expect_data_rules(const char *state) {
     expect_rc(n("restore_null"), sam_data_restore(nullptr, sizeof buf), CS_ERR_INVALID_PARAM);
     expect_rc(n("getsize_null"), sam_data_getsize(nullptr), CS_ERR_INVALID_PARAM);
     // store(NULL) deletes; then restore copies nothing and succeeds.
-    expect_rc(n("store_null"), sam_data_store(nullptr, 0), CS_OK);
+    expect_rc(n("store_null"), sam_data_store(nullptr, sizeof payload), CS_OK);
     size = 99;
     expect_rc(n("getsize_after_delete"), sam_data_getsize(&size), CS_OK);
     expect_rc(n("getsize_after_delete_value"), size == 0 ? CS_OK : CS_ERR_LIBRARY, CS_OK);

@@ -109,15 +109,15 @@ TEST(Data, HandedFromInstanceToInstance) {
     REQUIRE(seen[2].get("data") == "from-2");
 }
 
-// store(NULL) deletes, also for the next instance; with nothing stored,
-// restore returns CS_OK and leaves the buffer alone.
+// store(NULL, n) deletes whatever n is, also for the next instance; with
+// nothing stored, restore returns CS_OK and leaves the buffer alone.
 TEST(Data, StoreNullDeletesForTheNextInstance) {
     prog.start([] {
         unsigned iid = 0;
         if (const int e = restart_register(iid))
             return e;
         if (iid == 1) {
-            if (sam_data_store("doomed", 6) != CS_OK || sam_data_store(nullptr, 0) != CS_OK)
+            if (sam_data_store("doomed", 6) != CS_OK || sam_data_store(nullptr, 10) != CS_OK)
                 return 93;
             fail_after_start();
         }
