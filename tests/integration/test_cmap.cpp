@@ -141,6 +141,47 @@ TEST(Cmap, KeysFollowTheStates) {
     }
 }
 
+// An instance killed before sam_start ends the supervisor by the same
+// signal, and the keys go with it, as after a clean exit.
+TEST(Cmap, KilledBeforeStartDeletesKeys) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapRestart;
+    start_script(s);
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 2000, &last), last);
+    prog.send("crash " + std::to_string(SIGUSR2));
+    const it::Exit x = prog.wait_exit(5000);
+    REQUIRE_MSG(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGUSR2,
+                it::describe_status(x.status));
+    for (const char *leaf : kLeaves) {
+        std::string v;
+        REQUIRE_MSG(cmap.get_string(key(leaf), v) == CS_ERR_NOT_EXIST, leaf);
+    }
+    REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+// Every instance starts out "stopped": after a failure of a running
+// instance, the next one already sees "stopped" when sam_register returns.
+TEST(Cmap, NextInstanceStartsStopped) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapRestart;
+    start_script(s);
+    command("start", "started");
+    REQUIRE(str("state") == "running");
+    prog.send("exit 1");
+    it::Event reg2;
+    REQUIRE(prog.wait_event("reg", 5000, &reg2));
+    REQUIRE(reg2.num("iid") == 2);
+    REQUIRE_MSG(str("state") == "stopped", "when instance 2 registered: " + str("state"));
+    command("start", "started");
+    REQUIRE(str("state") == "running");
+    command("stop", "stopped");
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+}
+
 // QUIT: a failure after start leaves state "failed" behind.
 TEST(Cmap, FailureUnderQuitLeavesFailed) {
     it::Script s;
