@@ -356,7 +356,14 @@ int counting_cb() {
     return n > g_cb_fail_after.load() ? 1 : 0;
 }
 
-int callback_program(int fail_after) {
+int unhealthy_cb() {
+    it::emit("ev=bad_cb");
+    return 1;
+}
+
+// replacement: 0 keeps the first callback, 1 replaces it with a healthy
+// one, 2 replaces it with NULL.
+int callback_program(int fail_after, int replacement = 0) {
     g_cb_fail_after = fail_after;
     if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
         return 90;
@@ -368,8 +375,13 @@ int callback_program(int fail_after) {
     if (iid >= 2)
         return 0;
     catch_signal(SIGUSR1);
-    if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_hc_callback_register(counting_cb) != CS_OK ||
-        sam_start() != CS_OK)
+    sam_hc_callback_t first = replacement == 0 ? counting_cb : unhealthy_cb;
+    if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_hc_callback_register(first) != CS_OK)
+        return 92;
+    if (replacement != 0 &&
+        sam_hc_callback_register(replacement == 1 ? counting_cb : nullptr) != CS_OK)
+        return 94;
+    if (sam_start() != CS_OK)
         return 92;
     idle_ms(5 * kT); // no sam_hc_send() from here
     it::emit("ev=alive iid=%u", iid);
@@ -407,6 +419,29 @@ TEST(HcCallback, UnhealthyCallbackGetsInstanceKilled) {
     // The unhealthy answer came on the 2nd call; nothing after the kill.
     const auto cbs = prog.events_of("cb");
     REQUIRE(cbs.size() >= 2 && cbs.size() <= 4);
+}
+
+// A later registration replaces the callback: the unhealthy first one is
+// never called, the healthy replacement keeps the instance alive.
+TEST(HcCallback, LaterRegistrationReplaces) {
+    prog.start([] { return callback_program(1 << 30, 1); });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("signal").empty());
+    REQUIRE(prog.events_of("bad_cb").empty());
+    const size_t calls = prog.events_of("cb").size();
+    REQUIRE_MSG(calls >= 3 && calls <= 7, std::to_string(calls) + " callback calls in 5 T");
+}
+
+// Replaced by NULL: no callback is called, and the library's thread goes on
+// sending the health checks.
+TEST(HcCallback, ReplacedByNullKeepsBeating) {
+    prog.start([] { return callback_program(1 << 30, 2); });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE(prog.events_of("alive").size() == 1);
+    REQUIRE(prog.events_of("signal").empty());
+    REQUIRE(prog.events_of("bad_cb").empty());
+    REQUIRE(prog.events_of("cb").empty());
 }
 
 TEST_GROUP(ThreadSafety) {
