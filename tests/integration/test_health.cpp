@@ -6,6 +6,11 @@
 #include <thread>
 #include <vector>
 
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -536,4 +541,74 @@ TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
     REQUIRE(done.num("stores") > 0 && done.num("reads") > 0 && done.num("beats") > 0);
     REQUIRE(exited_with(prog.wait_exit(3000), 0));
     REQUIRE(prog.events_of("reg").size() == 1);
+}
+
+TEST_GROUP(FastPath) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+namespace {
+struct StrictBeats {
+    int result_fd = -1;
+};
+
+// In seccomp strict mode only read, write, exit and sigreturn are allowed;
+// any other system call kills the process with SIGKILL. So this thread
+// proves that sam_hc_send() makes none (its clock is read through the vDSO).
+// It leaves by the raw exit system call: pthread_exit would need others.
+void *beat_under_seccomp(void *arg) {
+    const int fd = static_cast<StrictBeats *>(arg)->result_fd;
+    if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) != 0) {
+        const int failed = -1;
+        (void)!::write(fd, &failed, sizeof failed);
+        return nullptr;
+    }
+    int ok = 0;
+    for (int i = 0; i < 100000; ++i)
+        ok += sam_hc_send() == CS_OK ? 1 : 0;
+    (void)!::write(fd, &ok, sizeof ok);
+    ::syscall(SYS_exit, 0);
+    return nullptr;
+}
+} // namespace
+
+// sam_hc_send() on a started instance makes no system call (DESIGN: the
+// fast path is a store to the shared page).
+TEST(FastPath, HcSendMakesNoSystemCall) {
+    if (it::kUnderTsan)
+        return; // TSan's own bookkeeping may map memory from any call
+    prog.start([] {
+        if (sam_initialize(10000, SAM_RECOVERY_POLICY_QUIT) != CS_OK)
+            return 90;
+        if (sam_register(nullptr) != CS_OK)
+            return 91;
+        if (sam_start() != CS_OK)
+            return 92;
+        int fds[2];
+        if (::pipe(fds) != 0)
+            return 93;
+        StrictBeats arg{fds[1]};
+        pthread_t thread;
+        if (::pthread_create(&thread, nullptr, beat_under_seccomp, &arg) != 0)
+            return 94;
+        // A forbidden call kills only that thread (the process goes on), so
+        // its answer is awaited with a deadline.
+        pollfd p{fds[0], POLLIN, 0};
+        if (::poll(&p, 1, 5000) != 1) {
+            it::emit("ev=beats ok=-2");
+            return 95;
+        }
+        int ok = 0;
+        if (::read(fds[0], &ok, sizeof ok) != static_cast<ssize_t>(sizeof ok))
+            return 95;
+        (void)::pthread_join(thread, nullptr);
+        it::emit("ev=beats ok=%d", ok);
+        return sam_stop() == CS_OK ? 0 : 96;
+    });
+    it::Event beats;
+    REQUIRE_MSG(prog.wait_event("beats", 10000, &beats), prog.transcript());
+    REQUIRE_MSG(beats.num("ok") == 100000,
+                beats.text + " (-2: the thread was killed for a system call)");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }
