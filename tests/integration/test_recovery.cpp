@@ -1,6 +1,6 @@
-// test_recovery.cpp - DESIGN section 4 items 1-5 and 9: death seen at once,
-// honest exit status, forwarded stop signals, no orphans and no SIGPIPE,
-// crash-loop back-off, hostile instances.
+// test_recovery.cpp - DESIGN section 4 items 1-5, 7 and 9: death seen at
+// once, honest exit status, forwarded stop signals, no orphans and no
+// SIGPIPE, crash-loop back-off, recovery lines in syslog, hostile instances.
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -9,6 +9,12 @@
 #include <vector>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -635,4 +641,66 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
     REQUIRE(exited_with(prog.wait_exit(3000), 0));
+}
+
+TEST_GROUP(Logging) {
+    it::Program prog;
+    void teardown() override { prog.cleanup(); }
+};
+
+// Without SAM_LOG_STDERR the recovery lines go to syslog (facility daemon):
+// the program runs in a mount namespace whose /dev/log is a socket of this
+// test, and nothing reaches stderr.
+TEST(Logging, SyslogByDefault) {
+    char dir[] = "/tmp/samlog.XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    const std::string path = std::string(dir) + "/log";
+    const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(sock >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    REQUIRE(::bind(sock, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    prog.start([path] {
+        // A private /dev holding only null and our log socket.
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755") != 0 ||
+            ::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)) != 0)
+            return 80;
+        const int placeholder = ::open("/dev/log", O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+        if (placeholder < 0)
+            return 81;
+        ::close(placeholder);
+        if (::mount(path.c_str(), "/dev/log", nullptr, MS_BIND, nullptr) != 0)
+            return 82;
+        ::unsetenv("SAM_LOG_STDERR");
+        if (sam_initialize(0, SAM_RECOVERY_POLICY_QUIT) != CS_OK || sam_register(nullptr) != CS_OK)
+            return 90;
+        ::_exit(3); // the instance, before sam_start: the supervisor exits 3 and says so
+    });
+    const it::Exit x = prog.wait_exit(5000);
+    REQUIRE_MSG(exited_with(x, 3), it::describe_status(x.status) + "\n" + prog.transcript());
+    std::string lines;
+    for (;;) {
+        pollfd p{sock, POLLIN, 0};
+        if (::poll(&p, 1, 1000) != 1)
+            break;
+        char buf[1024];
+        const ssize_t n = ::recv(sock, buf, sizeof buf - 1, 0);
+        if (n <= 0)
+            break;
+        lines.append(buf, static_cast<size_t>(n));
+        lines += '\n';
+        if (lines.find("exited with status 3") != std::string::npos)
+            break;
+    }
+    ::close(sock);
+    (void)::unlink(path.c_str());
+    (void)::rmdir(dir);
+    // <30>: facility daemon (3 << 3), priority info (6).
+    REQUIRE_MSG(lines.find("<30>") != std::string::npos, lines);
+    REQUIRE_MSG(lines.find("libsam[") != std::string::npos, lines);
+    REQUIRE_MSG(lines.find("instance 1 started as pid") != std::string::npos, lines);
+    REQUIRE_MSG(lines.find("instance 1 exited with status 3") != std::string::npos, lines);
+    REQUIRE_MSG(prog.log().find("instance 1") == std::string::npos, "on stderr: " + prog.log());
 }
