@@ -78,22 +78,17 @@ static int restores_old(void) {
     return ok;
 }
 
-static int memory_supervisor(void *unused) {
-    (void)unused;
-    setenv("SAM_RESTART_DELAY_MS", "0", 1);
-    if (sam_initialize(0, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-        return 90;
-    unsigned iid = 0;
-    if (sam_register(&iid) != CS_OK)
-        return 91;
-    if (iid == 2) {
-        fl_report(R_OLD_AFTER_RESTART, restores_old(), 0);
-        exit(0);
-    }
+/* Stores OLD_SIZE bytes of the pattern, then tries BIG_SIZE with RLIMIT_AS
+ * just above what the process uses, and reports `kind` with the store's
+ * status and whether the old data is still whole. */
+static void store_old_then_big_under_limit(int32_t kind) {
     unsigned char *old = malloc(OLD_SIZE);
+    if (old == NULL)
+        FL_FAIL("malloc");
     fl_fill(old, OLD_SIZE, OLD_SEED);
     if (sam_data_store(old, OLD_SIZE) != CS_OK)
         FL_FAIL("storing the old data failed");
+    free(old);
     /* The big buffer exists before the limit; untouched, it costs no memory. */
     void *big = mmap(NULL, BIG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (big == MAP_FAILED)
@@ -107,7 +102,23 @@ static int memory_supervisor(void *unused) {
     const int intact = restores_old();
     as.rlim_cur = as.rlim_max;
     setrlimit(RLIMIT_AS, &as);
-    fl_report(R_OOM, err, intact);
+    munmap(big, BIG_SIZE);
+    fl_report(kind, err, intact);
+}
+
+static int memory_supervisor(void *unused) {
+    (void)unused;
+    setenv("SAM_RESTART_DELAY_MS", "0", 1);
+    if (sam_initialize(0, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+        return 90;
+    unsigned iid = 0;
+    if (sam_register(&iid) != CS_OK)
+        return 91;
+    if (iid == 2) {
+        fl_report(R_OLD_AFTER_RESTART, restores_old(), 0);
+        exit(0);
+    }
+    store_old_then_big_under_limit(R_OOM);
     if (sam_start() != CS_OK)
         FL_FAIL("sam_start failed");
     exit(1); /* a failure: the next instance shows what the supervisor kept */
@@ -119,24 +130,7 @@ static int memory_initialized(void *unused) {
     (void)unused;
     if (sam_initialize(0, SAM_RECOVERY_POLICY_QUIT) != CS_OK)
         return 90;
-    unsigned char *old = malloc(OLD_SIZE);
-    fl_fill(old, OLD_SIZE, OLD_SEED);
-    if (sam_data_store(old, OLD_SIZE) != CS_OK)
-        FL_FAIL("storing the old data before sam_register failed");
-    free(old);
-    void *big = mmap(NULL, BIG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (big == MAP_FAILED)
-        FL_FAIL("mmap: %m");
-    struct rlimit as;
-    getrlimit(RLIMIT_AS, &as);
-    as.rlim_cur = (rlim_t)(vm_size_kib() + 16 * 1024) * 1024;
-    if (setrlimit(RLIMIT_AS, &as) != 0)
-        FL_FAIL("setrlimit(RLIMIT_AS): %m");
-    const cs_error_t err = sam_data_store(big, BIG_SIZE);
-    const int intact = restores_old();
-    as.rlim_cur = as.rlim_max;
-    setrlimit(RLIMIT_AS, &as);
-    fl_report(R_OOM_INITIALIZED, err, intact);
+    store_old_then_big_under_limit(R_OOM_INITIALIZED);
     unsigned iid = 0;
     if (sam_register(&iid) != CS_OK)
         return 91;

@@ -59,6 +59,14 @@ TEST_GROUP(Cmap) {
         REQUIRE_MSG(prog.wait_event(ev, 5000, &e), cmd);
         REQUIRE_MSG(e.num("err") == CS_OK, cmd);
     }
+    // None of the supervisor's keys exists in cmap.
+    void require_no_keys() {
+        for (const char *leaf : kLeaves) {
+            std::string v;
+            const cs_error_t e = cmap.get_string(key(leaf), v);
+            REQUIRE_MSG(e == CS_ERR_NOT_EXIST, std::string(leaf) + ": " + (e == CS_OK ? v : std::to_string(e)));
+        }
+    }
     // See TEST(Cmap, QuorumBlocksStartAndLossKills).
     void quorum_blocks_start_and_loss_kills(int policy) {
         const bool with_cmap = (policy & SAM_RECOVERY_POLICY_CMAP) != 0;
@@ -86,9 +94,7 @@ TEST_GROUP(Cmap) {
             if (with_cmap)
                 REQUIRE_MSG(str("state") == "running", str("state"));
             else
-                for (const char *leaf : kLeaves)
-                    REQUIRE_MSG(str(leaf) == "<error " + std::to_string(CS_ERR_NOT_EXIST) + ">",
-                                std::string(leaf) + " written without CMAP: " + str(leaf));
+                require_no_keys();
             if (iid == 2)
                 break;
             // Quorum lost while started: warn, then SIGKILL after T, then instance 2.
@@ -135,10 +141,7 @@ TEST(Cmap, KeysFollowTheStates) {
     }
     prog.send("exit 0");
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
-    for (const char *leaf : kLeaves) {
-        std::string v;
-        REQUIRE_MSG(cmap.get_string(key(leaf), v) == CS_ERR_NOT_EXIST, leaf);
-    }
+    require_no_keys();
 }
 
 // An instance killed before sam_start ends the supervisor by the same
@@ -154,10 +157,7 @@ TEST(Cmap, KilledBeforeStartDeletesKeys) {
     const it::Exit x = prog.wait_exit(5000);
     REQUIRE_MSG(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGUSR2,
                 it::describe_status(x.status));
-    for (const char *leaf : kLeaves) {
-        std::string v;
-        REQUIRE_MSG(cmap.get_string(key(leaf), v) == CS_ERR_NOT_EXIST, leaf);
-    }
+    require_no_keys();
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
