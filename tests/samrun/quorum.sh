@@ -59,3 +59,21 @@ wait_line "$log" '^run=2'
 pass "clean exit on the quorum-loss warning: restarted once quorum is back"
 kill -s TERM "$pid"
 wait_bg "$pid"
+
+# --quorum without --cmap: the same rules, and nothing in cmap.
+"$COROSYNC_CTL" wait-quorate >/dev/null || fail "quorum did not return"
+start_bg n --quorum --interval 1000 -- sh -c 'echo "run=$SAM_RUN_INSTANCE"; exec sleep 100'
+pid=$last_pid
+log=$work/n.log
+wait_line "$log" '^run=1'
+"$COROSYNC_CTL" expected-votes 2 >/dev/null || fail "cannot take quorum away"
+wait_line "$log" 'instance 1: program (failed|ended) \(signal TERM\)'
+wait_line "$log" 'libsam.*instance 2 started as pid'
+has_line "$log" '^run=2' && fail "without --cmap: a new instance ran without quorum"
+restore_quorum || fail "cannot give quorum back"
+wait_line "$log" '^run=2'
+dump=$(corosync-cmapctl 2>/dev/null) && [ -n "$dump" ] || fail "cannot read cmap"
+printf '%s\n' "$dump" | grep -q "^resources.process.$pid\." && fail "without --cmap, keys were written"
+pass "--quorum without --cmap: stopped on loss, started again on return, nothing in cmap"
+kill -s TERM "$pid"
+wait_bg "$pid"
