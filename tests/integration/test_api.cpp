@@ -180,9 +180,13 @@ TEST(States, RegisteredStartedStoppedFinalized) {
         expect_rc("stopped.start", sam_start(), CS_OK);
         expect_rc("restarted.hc_send", sam_hc_send(), CS_OK);
         // Finalize while started stops health checking: the instance may
-        // then linger and exit cleanly.
+        // then linger (here three intervals without a sign of life, the
+        // absence of a kill being what is tested) and exit cleanly.
         expect_rc("restarted.finalize", sam_finalize(), CS_OK);
         expect_all_bad_handle("instance_finalized");
+        const uint64_t linger_until = it::now_ns() + it::ms(900);
+        while (it::now_ns() < linger_until)
+            (void)it::command(static_cast<int>((linger_until - it::now_ns()) / 1000000 + 1));
         it::emit("ev=end");
         return 0;
     });
