@@ -7,6 +7,14 @@
 // (quorum changes, completed cmap writes). The instance is always in one
 // Phase; every event has one handler, and each handler is a small switch
 // over the phase (state x event, as in s6-supervise).
+//
+// epoll directly rather than libqb's qb_loop: every fork() gives the new
+// instance a copy of the loop that it must drop without touching the
+// supervisor's. An epoll instance is shared across fork(), so removing
+// sources through a loop API in the child would unregister them in the
+// supervisor too; ours is simply closed, with nothing else to undo (no
+// loop-owned signal handlers, jobs or timer lists). Five descriptors need
+// no more.
 #pragma once
 
 #include <csignal>
