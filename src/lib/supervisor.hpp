@@ -12,9 +12,8 @@
 // instance a copy of the loop that it must drop without touching the
 // supervisor's. An epoll instance is shared across fork(), so removing
 // sources through a loop API in the child would unregister them in the
-// supervisor too; ours is simply closed, with nothing else to undo (no
-// loop-owned signal handlers, jobs or timer lists). Five descriptors need
-// no more.
+// supervisor too; ours is simply closed. Five descriptors need no job
+// queues or timer lists.
 #pragma once
 
 #include <csignal>
