@@ -61,8 +61,7 @@ Received channel_receive(int fd, unsigned char *buf, size_t cap) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
 
-    const ssize_t n =
-        retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC); });
+    const ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC); });
     if (n < 0) {
         r.kind = (errno == EAGAIN || errno == EWOULDBLOCK) ? Received::Kind::Nothing : Received::Kind::Error;
         return r;

@@ -26,8 +26,8 @@ struct ChannelPair {
 
 // Instance side: one request, then wait for its reply. Returns the status the
 // supervisor answered, or CS_ERR_LIBRARY if the channel is broken.
-[[nodiscard]] cs_error_t channel_call(int fd, const wire::RequestHeader &header, const void *data,
-                                      size_t data_len, int pass_fd) noexcept;
+[[nodiscard]] cs_error_t channel_call(int fd, const wire::RequestHeader &header, const void *data, size_t data_len,
+                                      int pass_fd) noexcept;
 
 // Supervisor side: one received datagram.
 struct Received {

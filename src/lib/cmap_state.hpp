@@ -51,8 +51,8 @@ class CmapState {
     std::string prefix_;
     std::string recovery_;
     uint64_t poll_period_ms_ = 0;
-    std::string state_;          // last state written (empty: none yet)
-    uint64_t last_updated_ = 0;  // last stamp written (0: none yet)
+    std::string state_;         // last state written (empty: none yet)
+    uint64_t last_updated_ = 0; // last stamp written (0: none yet)
 };
 
 } // namespace sam

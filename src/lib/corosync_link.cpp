@@ -17,9 +17,9 @@ namespace sam {
 
 namespace {
 
-constexpr uint64_t kReconnectFirstNs = 100ULL * 1000000ULL;  // first retry after 100 ms,
-constexpr uint64_t kReconnectMaxNs = 2000ULL * 1000000ULL;   // doubling up to 2 s
-constexpr uint64_t kMinRefreshNs = 10ULL * 1000000ULL;       // never refresh more often than this
+constexpr uint64_t kReconnectFirstNs = 100ULL * 1000000ULL;   // first retry after 100 ms,
+constexpr uint64_t kReconnectMaxNs = 2000ULL * 1000000ULL;    // doubling up to 2 s
+constexpr uint64_t kMinRefreshNs = 10ULL * 1000000ULL;        // never refresh more often than this
 constexpr uint64_t kLivenessRefreshNs = 1000ULL * 1000000ULL; // interval 0: refresh once a second
 
 void bump(int fd) noexcept {
@@ -154,8 +154,9 @@ void CorosyncLink::run() {
     // With no interval only death is watched: a live instance is healthy, and
     // last_updated still has to stay fresh for the watchdog service, whose own
     // default period then applies.
-    const uint64_t refresh_ns = interval_ms_ == 0 ? kLivenessRefreshNs : std::max(ms_to_ns(interval_ms_) / 4, kMinRefreshNs);
-    uint64_t published = 0;     // last last_updated written
+    const uint64_t refresh_ns =
+        interval_ms_ == 0 ? kLivenessRefreshNs : std::max(ms_to_ns(interval_ms_) / 4, kMinRefreshNs);
+    uint64_t published = 0; // last last_updated written
     uint64_t next_refresh = 0;
 
     auto cmap_lost = [&](cs_error_t err, uint64_t now) {
@@ -226,7 +227,8 @@ void CorosyncLink::run() {
             fds[2].fd = cmap_->fd();
         int timeout_ms = -1;
         if (wake_at != 0)
-            timeout_ms = wake_at <= now ? 0 : static_cast<int>(std::min<uint64_t>((wake_at - now) / 1000000ULL + 1, 60000));
+            timeout_ms =
+                wake_at <= now ? 0 : static_cast<int>(std::min<uint64_t>((wake_at - now) / 1000000ULL + 1, 60000));
         const int n = ::poll(fds, 3, timeout_ms);
         if (n < 0 && errno != EINTR) {
             log_line(LOG_ERR, "corosync link: poll failed: %s", std::strerror(errno));
@@ -308,7 +310,8 @@ void CorosyncLink::run() {
         if (quorum_ && quorum_retry.at != 0 && now >= quorum_retry.at) {
             if (quorum_->reconnect() == CS_OK) {
                 quorum_retry.ok();
-                log_line(LOG_INFO, "reconnected to the quorum service (%s)", quorum_->quorate() ? "quorate" : "not quorate");
+                log_line(LOG_INFO, "reconnected to the quorum service (%s)",
+                         quorum_->quorate() ? "quorate" : "not quorate");
                 set_quorate(quorum_->quorate());
             } else {
                 quorum_retry.failed(now);

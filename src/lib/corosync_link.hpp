@@ -92,8 +92,8 @@ class CorosyncLink {
     std::shared_ptr<QuorumWatch> quorum_;
     uint64_t interval_ms_ = 0;
 
-    UniqueFd events_fd_;  // loop side: readable when events_ is not empty
-    UniqueFd wakeup_fd_;  // thread side: readable when commands_ is not empty
+    UniqueFd events_fd_; // loop side: readable when events_ is not empty
+    UniqueFd wakeup_fd_; // thread side: readable when commands_ is not empty
     std::mutex m_;
     std::deque<Command> commands_;
     uint64_t next_token_ = 0;
@@ -115,7 +115,7 @@ class CorosyncLink {
     // Awaited state writes that failed for want of cmap: answered when the
     // reconnect has republished the state, or with their error at `until`.
     std::vector<Waiting> waiting_;
-    std::string state_; // what we last asked cmap to show
+    std::string state_;    // what we last asked cmap to show
     bool running_ = false; // thread_ was started and not yet joined
 };
 

@@ -58,8 +58,8 @@ UniqueFd make_sealed_memfd(const void *data, size_t size, cs_error_t &error) noe
     while (done < size) {
         const ssize_t n = retry_eintr([&] { return ::write(fd.get(), p + done, size - done); });
         if (n <= 0) {
-            error = (n < 0 && (errno == ENOMEM || errno == ENOSPC || errno == EFBIG)) ? CS_ERR_NO_MEMORY
-                                                                                       : CS_ERR_LIBRARY;
+            error =
+                (n < 0 && (errno == ENOMEM || errno == ENOSPC || errno == EFBIG)) ? CS_ERR_NO_MEMORY : CS_ERR_LIBRARY;
             return UniqueFd();
         }
         done += static_cast<size_t>(n);

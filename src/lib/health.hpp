@@ -36,13 +36,9 @@ class HeartbeatPage {
     [[nodiscard]] bool valid() const noexcept { return map_.get() != nullptr; }
 
     // Instance side: one store, no system call.
-    void beat(uint64_t now_ns) noexcept {
-        shared()->last_beat_ns.store(now_ns, std::memory_order_release);
-    }
+    void beat(uint64_t now_ns) noexcept { shared()->last_beat_ns.store(now_ns, std::memory_order_release); }
     // Supervisor side: what the instance last wrote (0 = never).
-    [[nodiscard]] uint64_t last_beat() const noexcept {
-        return shared()->last_beat_ns.load(std::memory_order_acquire);
-    }
+    [[nodiscard]] uint64_t last_beat() const noexcept { return shared()->last_beat_ns.load(std::memory_order_acquire); }
     void release() noexcept { map_.reset(); }
 
   private:

@@ -12,8 +12,8 @@ namespace sam {
 
 namespace {
 
-cs_error_t call(Library &lib, wire::RequestType type, uint64_t arg = 0, uint64_t size = 0,
-                const void *data = nullptr, size_t data_len = 0, int pass_fd = -1) {
+cs_error_t call(Library &lib, wire::RequestType type, uint64_t arg = 0, uint64_t size = 0, const void *data = nullptr,
+                size_t data_len = 0, int pass_fd = -1) {
     if (!lib.instance.channel)
         return CS_ERR_LIBRARY;
     return channel_call(lib.instance.channel.get(), wire::make_header(type, arg, size), data, data_len, pass_fd);

@@ -28,7 +28,10 @@ class QuorumWatch {
     [[nodiscard]] cs_error_t dispatch();
     [[nodiscard]] cs_error_t reconnect();
     void disconnect() noexcept;
-    void abandon() noexcept { handle_ = 0; fd_ = -1; }
+    void abandon() noexcept {
+        handle_ = 0;
+        fd_ = -1;
+    }
 
   private:
     QuorumWatch() = default;

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <new>
 
-#include <poll.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -721,8 +721,8 @@ void Supervisor::warn_instance(const char *why) {
 void Supervisor::kill_instance(const char *why) {
     if (phase_ == Phase::Killing || !pidfd_)
         return;
-    log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id,
-            static_cast<int>(child_), why);
+    log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id, static_cast<int>(child_),
+            why);
     // The pid cannot be reused before we reap it, so kill() is race-free here.
     ::kill(child_, SIGKILL);
     killed_by_us_ = true;

@@ -138,15 +138,15 @@ class Supervisor {
     Phase phase_ = Phase::Idle;
     Phase publishing_to_ = Phase::Idle; // what Publishing turns into when the write completes
     bool reply_pending_ = false;
-    uint64_t awaited_token_ = 0; // the cmap write Publishing waits for
+    uint64_t awaited_token_ = 0;  // the cmap write Publishing waits for
     bool stop_requested_ = false; // SIGTERM/SIGINT seen: no more restarts
     bool mark_failed_ = false;
     bool killed_by_us_ = false;
     uint64_t kill_at_ns_ = 0;    // quorum loss: SIGKILL at this time unless dead already
     uint64_t restart_at_ns_ = 0; // BackingOff: next instance at this time
     uint64_t spawned_at_ns_ = 0;
-    uint64_t armed_at_ = 0;      // what the timerfd is set to (0 = disarmed)
-    LogQueue queued_logs_;       // see log_soon()
+    uint64_t armed_at_ = 0; // what the timerfd is set to (0 = disarmed)
+    LogQueue queued_logs_;  // see log_soon()
     uint64_t log_flush_at_ns_ = 0;
     int last_status_code_ = 0; // si_status of the last instance
     int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED

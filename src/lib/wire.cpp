@@ -20,8 +20,7 @@ namespace {
 DecodeResult reject(std::string_view why) noexcept { return DecodeResult{std::nullopt, why}; }
 
 bool is_known(uint16_t type) noexcept {
-    return type >= static_cast<uint16_t>(RequestType::Start) &&
-           type <= static_cast<uint16_t>(RequestType::MarkFailed);
+    return type >= static_cast<uint16_t>(RequestType::Start) && type <= static_cast<uint16_t>(RequestType::MarkFailed);
 }
 
 } // namespace

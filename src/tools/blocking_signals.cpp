@@ -17,8 +17,7 @@
 namespace samrun {
 
 SignalsDuringBlockingCall::SignalsDuringBlockingCall(int signal_fd, int program_pidfd)
-    : wake_(eventfd(0, EFD_CLOEXEC)),
-      thread_([this, signal_fd, program_pidfd] { watch(signal_fd, program_pidfd); }) {}
+    : wake_(eventfd(0, EFD_CLOEXEC)), thread_([this, signal_fd, program_pidfd] { watch(signal_fd, program_pidfd); }) {}
 
 SignalsDuringBlockingCall::~SignalsDuringBlockingCall() {
     uint64_t one = 1;

@@ -17,20 +17,15 @@ std::atomic<pid_t> g_log_pid{0};
 std::atomic<unsigned int> g_log_instance{0};
 } // namespace
 
-void log_set_pid(pid_t pid) {
-    g_log_pid = pid;
-}
-void log_set_instance(unsigned int instance_id) {
-    g_log_instance = instance_id;
-}
+void log_set_pid(pid_t pid) { g_log_pid = pid; }
+void log_set_instance(unsigned int instance_id) { g_log_instance = instance_id; }
 
 void log_line(const char *format, ...) {
     char line[1024];
     int used;
     unsigned int instance = g_log_instance;
     if (instance != 0) {
-        used = snprintf(line, sizeof line, "sam-run[%d] instance %u: ", static_cast<int>(g_log_pid),
-                        instance);
+        used = snprintf(line, sizeof line, "sam-run[%d] instance %u: ", static_cast<int>(g_log_pid), instance);
     } else {
         used = snprintf(line, sizeof line, "sam-run[%d]: ", static_cast<int>(g_log_pid));
     }

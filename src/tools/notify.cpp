@@ -49,8 +49,7 @@ NotifyFields parse_notify_datagram(const char *data, size_t size) {
     size_t start = 0;
     while (start < size) {
         const void *nl = memchr(data + start, '\n', size - start);
-        size_t end =
-            nl != nullptr ? static_cast<size_t>(static_cast<const char *>(nl) - data) : size;
+        size_t end = nl != nullptr ? static_cast<size_t>(static_cast<const char *>(nl) - data) : size;
         std::string line(data + start, end - start);
         start = end + 1;
         size_t eq = line.find('=');
@@ -93,8 +92,7 @@ NotifyServer::NotifyServer(const std::string &address) : address_(address) {
 
 NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string &why) {
     char buffer[kMaxDatagram];
-    alignas(
-        cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
     iovec iov{buffer, sizeof buffer};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -173,8 +171,8 @@ void UpstreamNotifier::send(const std::string &text) const {
     socklen_t len = make_address(address_, addr);
     /* MSG_NOSIGNAL/MSG_DONTWAIT: a gone or stuck manager must neither kill
      * nor block the relay. */
-    (void)sendto(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
-                 reinterpret_cast<sockaddr *>(&addr), len);
+    (void)sendto(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&addr),
+                 len);
 }
 
 } // namespace samrun

@@ -208,8 +208,7 @@ ParseResult parse_options(int argc, char **argv) {
         case 'w': {
             int sig = parse_signal(optarg);
             if (sig <= 0 || sig == SIGSTOP) {
-                return fail(bad_value("warn-signal", optarg,
-                                      "a signal name (TERM, SIGUSR1, ...) or number, not STOP"));
+                return fail(bad_value("warn-signal", optarg, "a signal name (TERM, SIGUSR1, ...) or number, not STOP"));
             }
             opts.warn_signal = sig;
             break;
@@ -248,8 +247,7 @@ ParseResult parse_options(int argc, char **argv) {
             break;
         case OPT_NOTIFY_SOCKET:
             if (*optarg == '\0' || strlen(optarg) > 100) {
-                return fail(
-                    bad_value("notify-socket", optarg, "a socket path or @name of 1 to 100 bytes"));
+                return fail(bad_value("notify-socket", optarg, "a socket path or @name of 1 to 100 bytes"));
             }
             opts.notify = true;
             opts.notify_socket = optarg;

@@ -207,8 +207,7 @@ int resolve_command(const std::string &name, std::string &path, std::string &err
         return err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExecute;
     }
     const char *env_path = getenv("PATH");
-    std::string search =
-        env_path != nullptr && *env_path != '\0' ? env_path : "/usr/local/bin:/usr/bin:/bin";
+    std::string search = env_path != nullptr && *env_path != '\0' ? env_path : "/usr/local/bin:/usr/bin:/bin";
     int seen_error = 0;
     size_t start = 0;
     while (start <= search.size()) {

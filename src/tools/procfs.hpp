@@ -18,8 +18,7 @@ namespace samrun {
 
 /* The whole content of a small file (at most `limit` bytes), or nullopt if it
  * cannot be opened or a read fails. Never throws except std::bad_alloc. */
-[[nodiscard]] std::optional<std::string> read_small_file(const std::string &path,
-                                                         size_t limit = 65536);
+[[nodiscard]] std::optional<std::string> read_small_file(const std::string &path, size_t limit = 65536);
 
 /* The parent pid from the text of /proc/PID/stat ("pid (comm) S ppid ..."),
  * or nullopt if the text is not in that form. comm may contain spaces and

@@ -141,8 +141,7 @@ bool Relay::start_health_checking(const char *why) {
     if (why != nullptr) {
         log_line("health checking started (%s)", why);
     }
-    setup_.upstream->send("READY=1\nSTATUS=instance " + std::to_string(setup_.instance_id) +
-                          " running");
+    setup_.upstream->send("READY=1\nSTATUS=instance " + std::to_string(setup_.instance_id) + " running");
     return true;
 }
 
@@ -203,8 +202,7 @@ void Relay::spawn_program() {
     if (setup_.notify != nullptr) {
         env.push_back("NOTIFY_SOCKET=" + setup_.notify->address());
         if (opts_.interval_ms > 0) {
-            env.push_back("WATCHDOG_USEC=" +
-                          std::to_string(static_cast<uint64_t>(opts_.interval_ms) * 1000u));
+            env.push_back("WATCHDOG_USEC=" + std::to_string(static_cast<uint64_t>(opts_.interval_ms) * 1000u));
             pid_slot = env.size();
             env.push_back("WATCHDOG_PID=" + std::string(20, ' '));
         }
@@ -223,8 +221,7 @@ void Relay::spawn_program() {
     }
     if (program_.exec_errno != 0) {
         int status = program_.exec_errno == ENOENT ? kExitNotFound : kExitCannotExecute;
-        log_line("cannot execute %s: %s", setup_.program_path.c_str(),
-                 strerror(program_.exec_errno));
+        log_line("cannot execute %s: %s", setup_.program_path.c_str(), strerror(program_.exec_errno));
         program_.pidfd.reset();
         record_.record_exit_status(status);
         if (started_) {
@@ -235,10 +232,8 @@ void Relay::spawn_program() {
     if (check_) {
         check_->set_program(program_.pid);
     }
-    log_line("started %s as pid %d%s%s", opts_.command.front().c_str(),
-             static_cast<int>(program_.pid),
-             record_.previous_end().empty() ? "" : "; previous instance: ",
-             record_.previous_end().c_str());
+    log_line("started %s as pid %d%s%s", opts_.command.front().c_str(), static_cast<int>(program_.pid),
+             record_.previous_end().empty() ? "" : "; previous instance: ", record_.previous_end().c_str());
 }
 
 void Relay::arm_ticks() {
@@ -332,8 +327,7 @@ void Relay::run() {
 
 void Relay::on_program_exit() {
     siginfo_t info = reap(program_.pidfd.get());
-    bool finished =
-        info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
+    bool finished = info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
     record_.record_end(info, !finished);
     if (finished) {
         log_line("program finished (exit 0)");
@@ -385,8 +379,7 @@ void Relay::on_signal() {
 
 void Relay::on_tick() {
     uint64_t expirations;
-    if (read(tick_fd_.get(), &expirations, sizeof expirations) !=
-            static_cast<ssize_t>(sizeof expirations) ||
+    if (read(tick_fd_.get(), &expirations, sizeof expirations) != static_cast<ssize_t>(sizeof expirations) ||
         !started_) {
         return;
     }
@@ -409,8 +402,7 @@ void Relay::on_notify() {
         if (got == NotifyServer::Receive::Empty) {
             return;
         }
-        if (got == NotifyServer::Receive::Message &&
-            !is_same_or_descendant(message.sender, program_.pid)) {
+        if (got == NotifyServer::Receive::Message && !is_same_or_descendant(message.sender, program_.pid)) {
             got = NotifyServer::Receive::Rejected;
             why = "sender pid " + std::to_string(message.sender) + " is not the program";
         }

@@ -16,8 +16,7 @@ constexpr char kMagic[8] = {'s', 'a', 'm', 'r', 'u', 'n', '1', '\0'};
 
 void RunRecord::begin_instance() {
     size_t size = 0;
-    if (sam_data_getsize(&size) == CS_OK && size == sizeof data_ &&
-        sam_data_restore(&data_, sizeof data_) == CS_OK &&
+    if (sam_data_getsize(&size) == CS_OK && size == sizeof data_ && sam_data_restore(&data_, sizeof data_) == CS_OK &&
         memcmp(data_.magic, kMagic, sizeof kMagic) == 0) {
         switch (data_.last_kind) {
         case kRunning:

@@ -75,8 +75,7 @@ int supervise(const Options &opts) {
 
     std::unique_ptr<NotifyServer> notify;
     if (opts.notify) {
-        std::string address =
-            opts.notify_socket.value_or("@sam-run/" + std::to_string(getpid()) + "/notify");
+        std::string address = opts.notify_socket.value_or("@sam-run/" + std::to_string(getpid()) + "/notify");
         try {
             notify = std::make_unique<NotifyServer>(address);
         } catch (const std::system_error &e) {
@@ -85,8 +84,7 @@ int supervise(const Options &opts) {
         }
     }
 
-    cs_error_t err =
-        sam_initialize(opts.interval_ms, static_cast<sam_recovery_policy_t>(policy_bits(opts)));
+    cs_error_t err = sam_initialize(opts.interval_ms, static_cast<sam_recovery_policy_t>(policy_bits(opts)));
     if (err != CS_OK) {
         fprintf(stderr, "sam-run: sam_initialize failed (error %d)%s\n", static_cast<int>(err),
                 opts.quorum || opts.cmap ? ": is corosync running?" : "");
@@ -95,8 +93,7 @@ int supervise(const Options &opts) {
     if (opts.warn_signal != 0) {
         err = sam_warn_signal_set(opts.warn_signal);
         if (err != CS_OK) {
-            fprintf(stderr, "sam-run: sam_warn_signal_set failed (error %d)\n",
-                    static_cast<int>(err));
+            fprintf(stderr, "sam-run: sam_warn_signal_set failed (error %d)\n", static_cast<int>(err));
             return kExitInternal;
         }
     }
@@ -130,8 +127,7 @@ int main(int argc, char **argv) {
         printf("sam-run (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
         return 0;
     case ParseOutcome::Error:
-        fprintf(stderr, "sam-run: %s\nTry 'sam-run --help' for more information.\n",
-                parsed.error.c_str());
+        fprintf(stderr, "sam-run: %s\nTry 'sam-run --help' for more information.\n", parsed.error.c_str());
         return kExitUsage;
     case ParseOutcome::Status:
         return print_status(parsed.options.json);

@@ -116,8 +116,7 @@ std::string json_string(const std::string &text) {
     return out + "\"";
 }
 
-template <typename T, typename F>
-std::string json_or_null(const std::optional<T> &value, F format) {
+template <typename T, typename F> std::string json_or_null(const std::optional<T> &value, F format) {
     return value ? format(*value) : std::string("null");
 }
 
@@ -140,11 +139,9 @@ void print_json(const std::map<std::string, ProcessEntry> &entries, uint64_t now
         printf("%s  {\"name\": %s, \"pid\": %s, \"state\": %s, \"recovery\": %s, "
                "\"poll_period_ms\": %s, \"last_updated_ns\": %s, \"last_updated_age_ms\": %s, "
                "\"command\": %s}",
-               sep, json_string(name).c_str(), numeric ? name.c_str() : "null",
-               json_or_null(e.state, str).c_str(), json_or_null(e.recovery, str).c_str(),
-               json_or_null(e.poll_period_ms, num).c_str(),
-               json_or_null(e.last_updated_ns, num).c_str(),
-               json_or_null(age_ms(e.last_updated_ns, now), num).c_str(),
+               sep, json_string(name).c_str(), numeric ? name.c_str() : "null", json_or_null(e.state, str).c_str(),
+               json_or_null(e.recovery, str).c_str(), json_or_null(e.poll_period_ms, num).c_str(),
+               json_or_null(e.last_updated_ns, num).c_str(), json_or_null(age_ms(e.last_updated_ns, now), num).c_str(),
                json_or_null(command_of(name), str).c_str());
         sep = ",\n";
     }
@@ -169,13 +166,11 @@ void print_table(const std::map<std::string, ProcessEntry> &entries, uint64_t no
         printf("no supervised processes in cmap (%s*)\n", kPrefix);
         return;
     }
-    printf("%-8s %-19s %-8s %-9s %-11s %s\n", "PID", "STATE", "POLICY", "PERIOD", "UPDATED",
-           "COMMAND");
+    printf("%-8s %-19s %-8s %-9s %-11s %s\n", "PID", "STATE", "POLICY", "PERIOD", "UPDATED", "COMMAND");
     for (const auto &[name, e] : entries) {
         std::string period = e.poll_period_ms ? std::to_string(*e.poll_period_ms) + "ms" : "-";
         printf("%-8s %-19s %-8s %-9s %-11s %s\n", name.c_str(), e.state.value_or("-").c_str(),
-               e.recovery.value_or("-").c_str(), period.c_str(),
-               human_age(age_ms(e.last_updated_ns, now)).c_str(),
+               e.recovery.value_or("-").c_str(), period.c_str(), human_age(age_ms(e.last_updated_ns, now)).c_str(),
                short_command(command_of(name)).c_str());
     }
 }
@@ -187,8 +182,7 @@ int print_status(bool json) {
     cs_error_t err = cmap_initialize(handle.get());
     if (err != CS_OK) {
         handle.release();
-        fprintf(stderr,
-                "sam-run: cannot connect to corosync (cmap error %d): is corosync running?\n",
+        fprintf(stderr, "sam-run: cannot connect to corosync (cmap error %d): is corosync running?\n",
                 static_cast<int>(err));
         return 1;
     }
@@ -229,8 +223,7 @@ int print_status(bool json) {
      * clock unless <unistd.h> came first, so we read the clock ourselves). */
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now =
-        static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+    uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
     if (json) {
         print_json(entries, now);
     } else {

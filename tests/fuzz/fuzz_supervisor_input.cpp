@@ -172,7 +172,7 @@ struct Model {
     RestartBackoff backoff{BackoffConfig{}};
     DataStore store;
     std::vector<unsigned char> expected_data; // what restore must give back
-    bool data_from_memfd = false;              // stored data came from a memfd (not compared bytewise)
+    bool data_from_memfd = false;             // stored data came from a memfd (not compared bytewise)
     uint64_t now = 1;
     uint64_t spawned_at = 1;
     int warn_signal = SIGTERM;

@@ -148,11 +148,11 @@ int main(int argc, char **argv) {
         Bytes b;
         env(b, nullptr, nullptr, nullptr, nullptr, 100);
         message(b, header(t(T::Start)), sock);
-        timer(b, 50000000, 40000000);   // beat, before the deadline
-        timer(b, 200000000, 40000000);  // silent: warn
-        timer(b, 200000000, 40000000);  // still silent: kill
+        timer(b, 50000000, 40000000);  // beat, before the deadline
+        timer(b, 200000000, 40000000); // silent: warn
+        timer(b, 200000000, 40000000); // still silent: kill
         message(b, header(t(T::Start)), 0);
-        timer(b, 1000, ~0ULL);          // stamp from the future
+        timer(b, 1000, ~0ULL); // stamp from the future
         cases.push_back({"session-health", b});
     }
     {

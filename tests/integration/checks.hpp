@@ -35,19 +35,19 @@ inline std::string failed_checks(Program &p, size_t min_checks) {
 } // namespace it
 
 // In a TEST_GROUP with a member `it::Program prog`.
-#define REQUIRE(cond)                                                                                          \
-    do {                                                                                                       \
-        if (!(cond))                                                                                           \
-            FAIL((std::string("failed: " #cond) + prog.transcript()).c_str());                                \
+#define REQUIRE(cond)                                                                                                  \
+    do {                                                                                                               \
+        if (!(cond))                                                                                                   \
+            FAIL((std::string("failed: " #cond) + prog.transcript()).c_str());                                         \
     } while (0)
-#define REQUIRE_MSG(cond, msg)                                                                                 \
-    do {                                                                                                       \
-        if (!(cond))                                                                                           \
-            FAIL((std::string("failed: " #cond " -- ") + (msg) + prog.transcript()).c_str());                 \
+#define REQUIRE_MSG(cond, msg)                                                                                         \
+    do {                                                                                                               \
+        if (!(cond))                                                                                                   \
+            FAIL((std::string("failed: " #cond " -- ") + (msg) + prog.transcript()).c_str());                          \
     } while (0)
-#define REQUIRE_CHECKS(min)                                                                                    \
-    do {                                                                                                       \
-        const std::string bad_ = it::failed_checks(prog, (min));                                               \
-        if (!bad_.empty())                                                                                     \
-            FAIL((std::string("status codes differ from the contract:\n") + bad_ + prog.transcript()).c_str()); \
+#define REQUIRE_CHECKS(min)                                                                                            \
+    do {                                                                                                               \
+        const std::string bad_ = it::failed_checks(prog, (min));                                                       \
+        if (!bad_.empty())                                                                                             \
+            FAIL((std::string("status codes differ from the contract:\n") + bad_ + prog.transcript()).c_str());        \
     } while (0)

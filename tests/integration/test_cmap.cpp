@@ -7,13 +7,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "checks.hpp"
 #include "cmapview.hpp"
 #include "script.hpp"
-#include "checks.hpp"
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+bool exited_with(const it::Exit &x, int code) {
+    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
+}
 
 constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
 constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
@@ -81,8 +83,8 @@ TEST_GROUP(Cmap) {
         start_script(s);
         std::string last;
         for (unsigned iid = 1; iid <= 2; ++iid) {
-            REQUIRE(prog.wait_event(
-                [iid](const it::Event &e) { return e.is("starting") && e.num("iid") == iid; }, 5000));
+            REQUIRE(
+                prog.wait_event([iid](const it::Event &e) { return e.is("starting") && e.num("iid") == iid; }, 5000));
             if (with_cmap)
                 REQUIRE_MSG(cmap.wait_string(key("state"), "waiting for quorum", 3000, &last), last);
             // Still blocked a while later (the condition under test is absence).
@@ -104,8 +106,7 @@ TEST_GROUP(Cmap) {
             REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
             REQUIRE(prog.wait_event("reg", 3000, &reg2));
             REQUIRE(reg2.num("iid") == 2);
-            const long long gap =
-                (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
+            const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
             // Under TSan the handler (and so warn.t) runs late, at the instance's
             // next libc call, up to one beat period (T/3 here) after delivery.
             const long long floor = it::kUnderTsan ? 290 - 100 : 290;
@@ -155,8 +156,7 @@ TEST(Cmap, KilledBeforeStartDeletesKeys) {
     REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 2000, &last), last);
     prog.send("crash " + std::to_string(SIGUSR2));
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE_MSG(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGUSR2,
-                it::describe_status(x.status));
+    REQUIRE_MSG(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGUSR2, it::describe_status(x.status));
     require_no_keys();
     REQUIRE(prog.events_of("reg").size() == 1);
 }
@@ -225,8 +225,8 @@ void expect_marked_failed(it::Program &prog, it::CmapView &cmap, pid_t sup) {
     (void)sup;
     const it::Exit x = prog.wait_exit(5000);
     REQUIRE(x.exited);
-    REQUIRE(prog.events_of("marked").empty()); // killed inside the call
-    REQUIRE(prog.events_of("signal").empty()); // no warn signal
+    REQUIRE(prog.events_of("marked").empty());  // killed inside the call
+    REQUIRE(prog.events_of("signal").empty());  // no warn signal
     REQUIRE(prog.events_of("reg").size() == 1); // no restart
     REQUIRE(prog.wait_log("marked itself failed", 0));
     std::string state;

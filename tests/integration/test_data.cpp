@@ -12,7 +12,9 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+bool exited_with(const it::Exit &x, int code) {
+    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
+}
 
 // Deterministic bytes, different for every seed and position, generated
 // as a stream so the checker needs no second copy.
@@ -157,9 +159,9 @@ TEST(Data, RestoreTooSmallAfterRestart) {
         const cs_error_t null_restore = sam_data_restore(nullptr, 10);
         const cs_error_t null_size = sam_data_getsize(nullptr);
         const cs_error_t exact = sam_data_restore(buf, 10);
-        it::emit("ev=seen small=%d untouched=%d null_restore=%d null_size=%d exact=%d same=%d",
-                 static_cast<int>(small), untouched ? 1 : 0, static_cast<int>(null_restore),
-                 static_cast<int>(null_size), static_cast<int>(exact), std::memcmp(buf, "0123456789", 10) == 0);
+        it::emit("ev=seen small=%d untouched=%d null_restore=%d null_size=%d exact=%d same=%d", static_cast<int>(small),
+                 untouched ? 1 : 0, static_cast<int>(null_restore), static_cast<int>(null_size),
+                 static_cast<int>(exact), std::memcmp(buf, "0123456789", 10) == 0);
         return 0;
     });
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
@@ -190,8 +192,8 @@ TEST(Data, SixtyFourMebibytesAcrossRestart) {
         const cs_error_t r = sam_data_restore(got.data(), got.size());
         const size_t first_diff = first_mismatch(got.data(), kSize, 42);
         const bool tail_untouched = got[kSize] == 0xee && got[kSize + 15] == 0xee;
-        it::emit("ev=seen iid=%u getsize=%d size=%zu restore=%d first_diff=%zu tail=%d", iid, static_cast<int>(g),
-                 size, static_cast<int>(r), first_diff, tail_untouched ? 1 : 0);
+        it::emit("ev=seen iid=%u getsize=%d size=%zu restore=%d first_diff=%zu tail=%d", iid, static_cast<int>(g), size,
+                 static_cast<int>(r), first_diff, tail_untouched ? 1 : 0);
         return 0;
     });
     REQUIRE(exited_with(prog.wait_exit(20000), 0));

@@ -39,7 +39,9 @@ void idle_ms(int n) {
         (void)it::command(static_cast<int>((until - it::now_ns()) / 1000000 + 1));
 }
 
-bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+bool exited_with(const it::Exit &x, int code) {
+    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
+}
 
 } // namespace
 
@@ -92,8 +94,7 @@ TEST(HealthDeadline, WarnThenKillThenRestart) {
                 "warned " + std::to_string((warn_t - before) / 1000000) + " ms after the last hc");
     REQUIRE_MSG(warn_t <= after + static_cast<long long>(it::ms(kT + 50)),
                 "warned " + std::to_string((warn_t - after) / 1000000) + " ms after the last hc");
-    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 3 * kT + 1000,
-                            &reg2));
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 3 * kT + 1000, &reg2));
     // SIGKILL came T after the warning; the new instance follows at once.
     const long long gap = static_cast<long long>(reg2.t) - warn_t;
     REQUIRE_MSG(gap >= static_cast<long long>(it::ms(kT - 5)) && gap <= static_cast<long long>(it::ms(kT + 100)),
@@ -383,8 +384,7 @@ int callback_program(int fail_after, int replacement = 0) {
     sam_hc_callback_t first = replacement == 0 ? counting_cb : unhealthy_cb;
     if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_hc_callback_register(first) != CS_OK)
         return 92;
-    if (replacement != 0 &&
-        sam_hc_callback_register(replacement == 1 ? counting_cb : nullptr) != CS_OK)
+    if (replacement != 0 && sam_hc_callback_register(replacement == 1 ? counting_cb : nullptr) != CS_OK)
         return 94;
     if (sam_start() != CS_OK)
         return 92;
@@ -416,8 +416,7 @@ TEST(HcCallback, UnhealthyCallbackGetsInstanceKilled) {
     it::Event warn, reg2;
     REQUIRE(prog.wait_event("signal", 6 * kT + 500, &warn));
     REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
-    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2 * kT + 500,
-                            &reg2));
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2 * kT + 500, &reg2));
     REQUIRE(prog.events_of("alive").empty());
     const it::Exit x = prog.wait_exit(3000);
     REQUIRE(exited_with(x, 0));
@@ -608,7 +607,6 @@ TEST(FastPath, HcSendMakesNoSystemCall) {
     });
     it::Event beats;
     REQUIRE_MSG(prog.wait_event("beats", 10000, &beats), prog.transcript());
-    REQUIRE_MSG(beats.num("ok") == 100000,
-                beats.text + " (-2: the thread was killed for a system call)");
+    REQUIRE_MSG(beats.num("ok") == 100000, beats.text + " (-2: the thread was killed for a system call)");
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }

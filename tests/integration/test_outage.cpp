@@ -10,13 +10,15 @@
 
 #include <corosync/quorum.h>
 
+#include "checks.hpp"
 #include "cmapview.hpp"
 #include "script.hpp"
-#include "checks.hpp"
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+bool exited_with(const it::Exit &x, int code) {
+    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
+}
 
 constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
 constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
@@ -122,7 +124,8 @@ TEST(Outage, CorosyncKilledAndRestarted) {
         (void)other.wait_event("never", 20);
         fds_after = fd_count(other.pid());
     }
-    REQUIRE_MSG(fds_after == fds_before, "descriptors " + std::to_string(fds_before) + " -> " + std::to_string(fds_after));
+    REQUIRE_MSG(fds_after == fds_before,
+                "descriptors " + std::to_string(fds_before) + " -> " + std::to_string(fds_after));
     for (it::Program *p : {&prog, &other}) {
         p->send("stop");
         REQUIRE(p->wait_event("stopped", 5000));
@@ -163,9 +166,8 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
         const cs_error_t again = sam_initialize(500, static_cast<sam_recovery_policy_t>(kCmapRestart));
         const cs_error_t reg = sam_register(nullptr);
         const cs_error_t fin = sam_finalize();
-        it::emit("ev=down quorum_init=%d direct=%d init=%d register=%d finalize=%d",
-                 static_cast<int>(q), static_cast<int>(direct), static_cast<int>(again),
-                 static_cast<int>(reg), static_cast<int>(fin));
+        it::emit("ev=down quorum_init=%d direct=%d init=%d register=%d finalize=%d", static_cast<int>(q),
+                 static_cast<int>(direct), static_cast<int>(again), static_cast<int>(reg), static_cast<int>(fin));
         return 0;
     });
     if (!exited_with(other.wait_exit(10000), 0))

@@ -13,10 +13,10 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/mount.h>
-#include <sys/sysmacros.h>
-#include <sys/un.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +25,9 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) { return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code; }
+bool exited_with(const it::Exit &x, int code) {
+    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
+}
 bool killed_by(const it::Exit &x, int sig) { return x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == sig; }
 
 void idle_ms(int n) {
@@ -629,8 +631,7 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
             REQUIRE_MSG(fds30 == fds2, "descriptors " + std::to_string(fds2) + " -> " + std::to_string(fds30));
             // One mapping left behind per restart would show as +28.
             const int slack = it::kUnderTsan ? 8 : 2;
-            REQUIRE_MSG(maps30 <= maps2 + slack,
-                        "mappings " + std::to_string(maps2) + " -> " + std::to_string(maps30));
+            REQUIRE_MSG(maps30 <= maps2 + slack, "mappings " + std::to_string(maps2) + " -> " + std::to_string(maps30));
             break;
         }
         prog.send("store 40000"); // the large-data path: a memfd each time

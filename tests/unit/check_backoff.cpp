@@ -58,7 +58,9 @@ TEST(Backoff, HugeCountsNeverOverflow) {
 }
 
 TEST(Backoff, ReadsTheEnvironment) {
-    fake_env = {{"SAM_RESTART_BURST", "1"}, {"SAM_RESTART_DELAY_MS", "50"}, {"SAM_RESTART_DELAY_MAX_MS", "120"},
+    fake_env = {{"SAM_RESTART_BURST", "1"},
+                {"SAM_RESTART_DELAY_MS", "50"},
+                {"SAM_RESTART_DELAY_MAX_MS", "120"},
                 {"SAM_RESTART_RESET_MS", "700"}};
     std::vector<std::string> complaints;
     BackoffConfig c = read_backoff_config(&fake_getenv, complaints);
@@ -74,7 +76,9 @@ TEST(Backoff, ReadsTheEnvironment) {
 }
 
 TEST(Backoff, InvalidValuesAreIgnoredWithAComplaint) {
-    fake_env = {{"SAM_RESTART_BURST", "-1"}, {"SAM_RESTART_DELAY_MS", "abc"}, {"SAM_RESTART_RESET_MS", "12x"},
+    fake_env = {{"SAM_RESTART_BURST", "-1"},
+                {"SAM_RESTART_DELAY_MS", "abc"},
+                {"SAM_RESTART_RESET_MS", "12x"},
                 {"SAM_RESTART_DELAY_MAX_MS", "99999999999999999999"}};
     std::vector<std::string> complaints;
     BackoffConfig c = read_backoff_config(&fake_getenv, complaints);

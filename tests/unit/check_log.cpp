@@ -49,9 +49,7 @@ class CapturedStderr {
     int saved_ = -1;
 };
 
-std::string line(const char *text) {
-    return "libsam[" + std::to_string(::getpid()) + "]: " + text + "\n";
-}
+std::string line(const char *text) { return "libsam[" + std::to_string(::getpid()) + "]: " + text + "\n"; }
 
 } // namespace
 
@@ -67,8 +65,8 @@ TEST(LogQueue, NothingIsWrittenUntilFlushThenAllInOrder) {
     STRCMP_EQUAL("", err.take().c_str());
     q.flush();
     CHECK(q.empty());
-    const std::string want = line("instance 3 failed (exited with status 1); restarting") +
-                             line("instance 4 started as pid 1234");
+    const std::string want =
+        line("instance 3 failed (exited with status 1); restarting") + line("instance 4 started as pid 1234");
     STRCMP_EQUAL(want.c_str(), err.take().c_str());
     q.flush(); // nothing twice
     STRCMP_EQUAL("", err.take().c_str());
@@ -86,8 +84,7 @@ TEST(LogQueue, AFullQueueWritesWhatItHoldsFirst) {
         want += line(("line " + std::to_string(i)).c_str());
     STRCMP_EQUAL(want.c_str(), err.take().c_str());
     q.flush();
-    STRCMP_EQUAL(line(("line " + std::to_string(LogQueue::kSlots)).c_str()).c_str(),
-                 err.take().c_str());
+    STRCMP_EQUAL(line(("line " + std::to_string(LogQueue::kSlots)).c_str()).c_str(), err.take().c_str());
 }
 
 TEST(LogQueue, LongLinesAreCutToTheSlot) {

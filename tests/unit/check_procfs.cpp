@@ -23,9 +23,7 @@ TEST(Procfs, ReadErrorAfterOpenIsNothingNotAnException) {
     CHECK_FALSE(content.has_value());
 }
 
-TEST(Procfs, MissingFileIsNothing) {
-    CHECK_FALSE(read_small_file("/proc/self/no-such-file").has_value());
-}
+TEST(Procfs, MissingFileIsNothing) { CHECK_FALSE(read_small_file("/proc/self/no-such-file").has_value()); }
 
 TEST(Procfs, ReadsOwnStatAndFindsParent) {
     std::optional<std::string> stat = read_small_file("/proc/self/stat");
