@@ -195,7 +195,7 @@ int fl_count_children(pid_t pid) {
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        char cpath[128], buf[4096];
+        char cpath[sizeof "/proc//task//children" + 12 + sizeof e->d_name], buf[4096];
         snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", (int)pid, e->d_name);
         int fd = open(cpath, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
