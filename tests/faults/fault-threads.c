@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <corosync/sam.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -136,7 +137,13 @@ static void instance_one(void) {
     pthread_create(&t[n++], NULL, restore_thread, NULL);
     pthread_create(&t[n++], NULL, warn_thread, NULL);
 
-    for (unsigned i = 0; i < cycles_wanted; ++i) {
+    /* The cycles go on until the other threads have really run beside them
+     * (a mutex is not fair: on a loaded machine the cycling thread can take it
+     * back again and again), but not past 30 s: the counts then tell. */
+    const uint64_t give_up = fl_now_ms() + 30000;
+    for (unsigned i = 0; i < cycles_wanted || atomic_load(&stores) < 20 || atomic_load(&restores) < 20; ++i) {
+        if (fl_now_ms() > give_up)
+            break;
         cs_error_t err = sam_start();
         if (err != CS_OK)
             bad("sam_start", err);
@@ -144,6 +151,7 @@ static void instance_one(void) {
         if (err != CS_OK)
             bad("sam_stop", err);
         atomic_fetch_add(&cycles, 1);
+        sched_yield();
     }
     atomic_store(&stop_flag, 1);
     for (int i = 0; i < n; ++i)
