@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -458,6 +459,9 @@ TEST_GROUP(ThreadSafety) {
 // status codes the contract allows.
 TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
     prog.start([] {
+        // Its threads never sleep: let the tests beside it under make -j2
+        // check keep their timing (nothing here is timed but the deadline).
+        (void)::setpriority(PRIO_PROCESS, 0, 10);
         if (sam_initialize(500, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
             return 90;
         unsigned iid = 0;
@@ -519,7 +523,12 @@ TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
                 ++reads;
             }
         });
-        for (int i = 0; i < 1000; ++i) {
+        // Until the other threads have really run beside the cycles (a mutex
+        // is not fair), at most 10 s.
+        const uint64_t give_up = it::now_ns() + it::ms(10000);
+        for (int i = 0; i < 1000 || stores.load() == 0 || reads.load() == 0; ++i) {
+            if (it::now_ns() > give_up)
+                break;
             if (sam_stop() != CS_OK)
                 ++bad;
             if (sam_start() != CS_OK)
@@ -536,7 +545,7 @@ TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
     it::Event done;
     REQUIRE_MSG(prog.wait_event("done", 20000, &done), "no progress: deadlock?");
     REQUIRE(done.num("bad") == 0);
-    REQUIRE(done.num("cycles") == 1000);
+    REQUIRE(done.num("cycles") >= 1000);
     REQUIRE(done.num("stores") > 0 && done.num("reads") > 0 && done.num("beats") > 0);
     REQUIRE(exited_with(prog.wait_exit(3000), 0));
     REQUIRE(prog.events_of("reg").size() == 1);
