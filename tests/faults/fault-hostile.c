@@ -196,8 +196,10 @@ int main(void) {
             FL_FAIL("attack '%s': the supervisor did not log \"%s\" (see %s)", attacks[i - 1].name,
                     attacks[i - 1].expected_log, log_path);
         }
-        /* ...and it is still there. */
-        FL_CHECK(!fl_gone(sup), "the supervisor died after attack '%s'", attacks[i - 1].name);
+        /* ...and it is still there. After the last attack the next instance
+         * may already have finished, and the supervisor with it: its report
+         * below proves that one. */
+        FL_CHECK(i == N_ATTACKS || !fl_gone(sup), "the supervisor died after attack '%s'", attacks[i - 1].name);
         fl_note("attack %u (%s): supervisor logged \"%s\", killed the instance and restarted", i, attacks[i - 1].name,
                 attacks[i - 1].expected_log);
     }
