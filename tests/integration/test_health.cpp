@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -616,23 +617,48 @@ void *beat_without_system_calls(void *arg) {
     return nullptr;
 }
 
-// Runs beat_without_system_calls on a thread of its own: its count, -1 if
-// the filter could not be set, -2 if the thread was killed for a system call.
+// Runs beat_without_system_calls: for sam_hc_send() on a thread of its own
+// (the instance), for the clock alone in a child process with one thread
+// (a thread that left by the raw exit call leaves sanitizer runtimes a stale
+// record, which a second such thread would trip over). The answer: the count,
+// -1 if the filter could not be set, -2 if the caller was killed for a
+// system call.
 int count_without_system_calls(bool probe_clock) {
     int fds[2];
-    if (::pipe(fds) != 0)
+    if (::pipe2(fds, O_CLOEXEC) != 0)
         return -3;
     StrictBeats arg{fds[1], probe_clock};
-    pthread_t thread;
-    if (::pthread_create(&thread, nullptr, beat_without_system_calls, &arg) != 0)
+    pid_t probe = -1;
+    pthread_t thread{};
+    if (probe_clock) {
+        probe = ::fork();
+        if (probe == 0) {
+            ::close(fds[0]);
+            beat_without_system_calls(&arg);
+            ::_exit(0);
+        }
+        ::close(fds[1]); // the child's death is then an end of file at once
+        fds[1] = -1;
+        if (probe < 0)
+            return -3;
+    } else if (::pthread_create(&thread, nullptr, beat_without_system_calls, &arg) != 0) {
         return -3;
-    // A forbidden call kills only that thread (the process goes on), so its
-    // answer is awaited with a deadline; a killed thread is never joined.
+    }
+    // A forbidden call kills only that thread or process, so the answer is
+    // awaited with a deadline; a killed thread is never joined.
     pollfd p{fds[0], POLLIN, 0};
     int ok = -2;
     if (::poll(&p, 1, 5000) != 1 || ::read(fds[0], &ok, sizeof ok) != static_cast<ssize_t>(sizeof ok))
-        return -2;
-    (void)::pthread_join(thread, nullptr);
+        ok = -2;
+    if (probe > 0) {
+        ::kill(probe, SIGKILL); // already gone unless it hangs
+        (void)::waitpid(probe, nullptr, 0);
+    } else if (ok != -2) {
+        (void)::pthread_join(thread, nullptr);
+    }
+    ::close(fds[0]);
+    if (fds[1] >= 0)
+        ::close(fds[1]);
     return ok;
 }
 } // namespace
