@@ -7,13 +7,51 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 namespace sam {
 
 std::shared_ptr<const DataBlob> DataBlob::copy_of(const void *data, size_t size) {
     std::shared_ptr<DataBlob> b(new DataBlob());
-    b->heap_.assign(static_cast<const unsigned char *>(data), static_cast<const unsigned char *>(data) + size);
-    b->data_ = b->heap_.data();
+    b->heap_.reset(new unsigned char[size]); // not zeroed: every byte is written next
+    std::memcpy(b->heap_.get(), data, size);
+    b->data_ = b->heap_.get();
+    b->size_ = size;
+    return b;
+}
+
+std::shared_ptr<const DataBlob> DataBlob::copy_from_process(pid_t pid, uint64_t address, size_t size,
+                                                            cs_error_t &error) noexcept {
+    std::shared_ptr<DataBlob> b;
+    try {
+        b.reset(new DataBlob());
+        b->heap_.reset(new unsigned char[size]);
+    } catch (const std::bad_alloc &) {
+        error = CS_ERR_NO_MEMORY;
+        return nullptr;
+    }
+    // One call moves it all unless the range crosses something unreadable
+    // there; go on after a short read only while it makes progress.
+    size_t done = 0;
+    while (done < size) {
+        iovec local{b->heap_.get() + done, size - done};
+        iovec remote{reinterpret_cast<void *>(static_cast<uintptr_t>(address + done)), size - done};
+        const ssize_t n = retry_eintr([&] { return ::process_vm_readv(pid, &local, 1, &remote, 1, 0); });
+        if (n > 0) {
+            done += static_cast<size_t>(n);
+            continue;
+        }
+        if (n < 0 && (errno == EPERM || errno == ENOSYS))
+            error = CS_ERR_NOT_SUPPORTED;
+        else if (n < 0 && errno == ENOMEM)
+            error = CS_ERR_NO_MEMORY;
+        else if (n < 0 && errno == ESRCH)
+            error = CS_ERR_LIBRARY; // its memory is gone: it is dying
+        else
+            error = CS_ERR_MESSAGE_ERROR; // EFAULT, or nothing more to read
+        return nullptr;
+    }
+    b->data_ = b->heap_.get();
     b->size_ = size;
     return b;
 }

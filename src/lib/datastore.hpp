@@ -1,17 +1,19 @@
 // datastore.hpp - the user data kept by sam_data_store().
 //
 // The bytes live in the supervisor, as in upstream, and reach each new
-// instance through fork. A stored value is an immutable DataBlob: small ones
-// are heap copies, large ones are sealed memfds mapped read-only, so a
-// 64 MiB store is never copied through a socket and can never be changed
-// after the fact. Replacing the blob is a pointer swap: a store either
+// instance through fork. A stored value is an immutable DataBlob: small and
+// medium ones are heap copies (medium ones read straight out of the
+// instance's memory, see wire.hpp), large ones are sealed memfds mapped
+// read-only, so a 64 MiB store is never copied at all and can never be
+// changed after the fact. Replacing the blob is a pointer swap: a store either
 // completes or leaves the previous data whole.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <memory>
-#include <vector>
+
+#include <sys/types.h>
 
 #include <corosync/corotypes.h>
 
@@ -27,6 +29,13 @@ class DataBlob {
     // Heap copy; throws std::bad_alloc.
     static std::shared_ptr<const DataBlob> copy_of(const void *data, size_t size);
 
+    // Heap copy of `size` bytes at `address` in process `pid`, read with
+    // process_vm_readv(2). Returns nullptr with `error` set: CS_ERR_NO_MEMORY,
+    // CS_ERR_NOT_SUPPORTED when this process may not read the other's memory,
+    // CS_ERR_MESSAGE_ERROR when those bytes are not all readable there.
+    static std::shared_ptr<const DataBlob> copy_from_process(pid_t pid, uint64_t address, size_t size,
+                                                             cs_error_t &error) noexcept;
+
     // Maps a memfd that must be sealed against writing, growing and shrinking
     // and be exactly `size` bytes long. Returns nullptr with `error` set:
     // CS_ERR_NO_MEMORY when it cannot be mapped, CS_ERR_MESSAGE_ERROR when the
@@ -40,7 +49,7 @@ class DataBlob {
 
   private:
     DataBlob() = default;
-    std::vector<unsigned char> heap_;
+    std::unique_ptr<unsigned char[]> heap_;
     Mapping mapping_;
     mutable std::atomic<bool> prefaulted_{false}; // the supervisor never restores, so each instance starts false
     const unsigned char *data_ = nullptr;

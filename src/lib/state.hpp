@@ -49,6 +49,9 @@ struct InstanceSide {
     std::shared_ptr<HeartbeatPage> page;
     unsigned instance_id = 0;
     std::shared_ptr<HcCallbackThread> callback_thread;
+    // Medium stores are read by the supervisor out of our memory until it
+    // answers that it may not (ptrace rules, seccomp): then memfds.
+    bool remote_store = true;
 };
 
 struct Library {

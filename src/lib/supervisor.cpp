@@ -557,6 +557,24 @@ void Supervisor::handle_request(const wire::Request &req, Received &msg) {
         reply(CS_OK);
         return;
     }
+    case wire::RequestType::DataStoreRemote: {
+        cs_error_t err = CS_OK;
+        auto blob = DataBlob::copy_from_process(child_, req.arg, req.size, err);
+        if (!blob) {
+            if (err == CS_ERR_MESSAGE_ERROR) {
+                kill_instance("asked to store data it cannot read itself");
+                return;
+            }
+            reply(err); // CS_ERR_NOT_SUPPORTED: it sends a memfd instead
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> g(lib_.mu);
+            lib_.data.replace(std::move(blob));
+        }
+        reply(CS_OK);
+        return;
+    }
     case wire::RequestType::DataDelete: {
         std::lock_guard<std::mutex> g(lib_.mu);
         lib_.data.clear();

@@ -20,7 +20,8 @@ namespace {
 DecodeResult reject(std::string_view why) noexcept { return DecodeResult{std::nullopt, why}; }
 
 bool is_known(uint16_t type) noexcept {
-    return type >= static_cast<uint16_t>(RequestType::Start) && type <= static_cast<uint16_t>(RequestType::MarkFailed);
+    return type >= static_cast<uint16_t>(RequestType::Start) &&
+           type <= static_cast<uint16_t>(RequestType::DataStoreRemote);
 }
 
 } // namespace
@@ -59,6 +60,14 @@ DecodeResult decode_request(const void *buf, size_t len, size_t fd_count) noexce
         if (payload != 0 || r.arg != 0)
             return reject("trailing bytes on memfd request");
         break;
+    case RequestType::DataStoreRemote:
+        if (r.size <= kInlineDataMax || r.size > kRemoteDataMax)
+            return reject("remote data size out of range");
+        if (payload != 0)
+            return reject("trailing bytes on remote data request");
+        if (r.arg == 0 || r.arg + r.size < r.arg)
+            return reject("remote data address out of range");
+        break;
     case RequestType::WarnSignalSet:
         if (payload != 0 || r.size != 0)
             return reject("trailing bytes on signal request");
@@ -94,6 +103,7 @@ const char *request_name(RequestType type) noexcept {
         return "stop";
     case RequestType::DataStoreInline:
     case RequestType::DataStoreMemfd:
+    case RequestType::DataStoreRemote:
         return "data store";
     case RequestType::DataDelete:
         return "data delete";

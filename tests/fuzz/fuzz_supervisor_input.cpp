@@ -107,6 +107,8 @@ bool reference_accepts(const unsigned char *buf, size_t len, size_t fds) {
         return fds == 0 && arg == 0 && size >= 1 && size <= 32768 && payload == size;
     case 4: // memfd data
         return fds == 1 && arg == 0 && size > 32768 && payload == 0;
+    case 8: // data read from the instance's memory
+        return fds == 0 && payload == 0 && size > 32768 && size <= 4194304 && arg != 0 && arg + size > arg;
     case 6: // warn signal
         return fds == 0 && payload == 0 && size == 0 && arg >= 1 && arg < static_cast<uint64_t>(NSIG);
     default:
@@ -239,6 +241,24 @@ void apply_request(Model &m, const wire::Request &r, const unsigned char *buf, s
             m.data_from_memfd = true;
         } else {
             EXPECT(err == CS_ERR_MESSAGE_ERROR || err == CS_ERR_NO_MEMORY || err == CS_ERR_LIBRARY);
+        }
+        check_store(m);
+        return;
+    }
+    case wire::RequestType::DataStoreRemote: {
+        EXPECT(r.size > wire::kInlineDataMax && r.size <= wire::kRemoteDataMax && r.arg != 0);
+        // This process stands in for the instance: whatever lies at that
+        // address here (usually nothing) is what the supervisor would copy.
+        cs_error_t err = CS_OK;
+        auto blob = DataBlob::copy_from_process(::getpid(), r.arg, r.size, err);
+        if (blob) {
+            EXPECT(blob->size() == r.size);
+            m.store.replace(std::move(blob));
+            m.expected_data.clear();
+            m.data_from_memfd = true; // bytes the model does not know
+        } else {
+            EXPECT(err == CS_ERR_MESSAGE_ERROR || err == CS_ERR_NO_MEMORY || err == CS_ERR_NOT_SUPPORTED ||
+                   err == CS_ERR_LIBRARY);
         }
         check_store(m);
         return;

@@ -106,6 +106,7 @@ int main(int argc, char **argv) {
     one("valid-inline-1", with_data(header(t(T::DataStoreInline), 0, 1), 1, 'x'), sock);
     one("valid-inline-max", with_data(header(t(T::DataStoreInline), 0, 32768), 32768, 0x5a), sock);
     one("valid-memfd", header(t(T::DataStoreMemfd), 0, 65536), sock | 1);
+    one("valid-remote", header(t(T::DataStoreRemote), 0x10000, 65536), sock);
     one("valid-delete", header(t(T::DataDelete)), sock);
     one("valid-warn-sigusr1", header(t(T::WarnSignalSet), 10), sock);
     one("valid-mark-failed", header(t(T::MarkFailed)), 0);
@@ -117,7 +118,7 @@ int main(int argc, char **argv) {
     one("bad-reply-magic-as-request", header(t(T::Start), 0, 0, sam::wire::kReplyMagic), 0);
     one("bad-reserved", header(t(T::Start), 0, 0, sam::wire::kRequestMagic, 1), 0);
     one("bad-type-0", header(0), 0);
-    one("bad-type-8", header(8), 0);
+    one("bad-type-9", header(9), 0);
     one("bad-type-ffff", header(0xffff), sock);
     one("bad-start-with-arg", header(t(T::Start), 1), 0);
     one("bad-stop-trailing", with_data(header(t(T::Stop)), 3, 0), sock);
@@ -137,6 +138,11 @@ int main(int argc, char **argv) {
     one("bad-memfd-is-pipe", header(t(T::DataStoreMemfd), 0, 65536),
         sock | 1 | (fuzzin::kFdPipe << fuzzin::kFdKindShift));
     one("bad-memfd-size-max", header(t(T::DataStoreMemfd), 0, ~0ULL), sock | 1);
+    one("bad-remote-small", header(t(T::DataStoreRemote), 0x10000, 100), sock);
+    one("bad-remote-too-big", header(t(T::DataStoreRemote), 0x10000, 4194305), sock);
+    one("bad-remote-address-0", header(t(T::DataStoreRemote), 0, 65536), sock);
+    one("bad-remote-wraps", header(t(T::DataStoreRemote), ~0ULL - 100, 65536), 0);
+    one("bad-remote-with-fd", header(t(T::DataStoreRemote), 0x10000, 65536), sock | 1);
     one("bad-warn-0", header(t(T::WarnSignalSet), 0), 0);
     one("bad-warn-nsig", header(t(T::WarnSignalSet), 65), sock);
     one("bad-warn-huge", header(t(T::WarnSignalSet), 1ULL << 40), 0);

@@ -70,6 +70,26 @@ TEST(Wire, MemfdRequestNeedsExactlyOneDescriptorAndALargeSize) {
     CHECK_FALSE(decode_request(small.data(), small.size(), 1).request.has_value());
 }
 
+TEST(Wire, RemoteRequestNeedsAnAddressAMediumSizeAndNothingElse) {
+    auto ok = encode(make_header(RequestType::DataStoreRemote, 0x10000, kInlineDataMax + 1));
+    const DecodeResult d = decode_request(ok.data(), ok.size(), 0);
+    CHECK_TRUE(d.request.has_value());
+    CHECK_EQUAL(0x10000u, d.request->arg);
+    auto at_max = encode(make_header(RequestType::DataStoreRemote, 0x10000, kRemoteDataMax));
+    CHECK_TRUE(decode_request(at_max.data(), at_max.size(), 0).request.has_value());
+    CHECK_FALSE(decode_request(ok.data(), ok.size(), 1).request.has_value());
+    auto trailing = encode(make_header(RequestType::DataStoreRemote, 0x10000, kInlineDataMax + 1), 4);
+    CHECK_FALSE(decode_request(trailing.data(), trailing.size(), 0).request.has_value());
+    for (uint64_t size : {uint64_t{0}, uint64_t{100}, uint64_t{kInlineDataMax}, uint64_t{kRemoteDataMax + 1}}) {
+        auto b = encode(make_header(RequestType::DataStoreRemote, 0x10000, size));
+        CHECK_FALSE(decode_request(b.data(), b.size(), 0).request.has_value());
+    }
+    auto null_address = encode(make_header(RequestType::DataStoreRemote, 0, kInlineDataMax + 1));
+    CHECK_FALSE(decode_request(null_address.data(), null_address.size(), 0).request.has_value());
+    auto wraps = encode(make_header(RequestType::DataStoreRemote, ~uint64_t{0} - 10, kInlineDataMax + 1));
+    CHECK_FALSE(decode_request(wraps.data(), wraps.size(), 0).request.has_value());
+}
+
 TEST(Wire, DescriptorOnAPlainRequestIsRefused) {
     auto b = encode(make_header(RequestType::Start));
     CHECK_FALSE(decode_request(b.data(), b.size(), 1).request.has_value());
