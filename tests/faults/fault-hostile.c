@@ -1,7 +1,8 @@
 /* fault-hostile.c - an instance that attacks its own supervisor: garbage,
  * truncated, oversized and inconsistent datagrams written straight to its
  * channel socket (found in /proc/self/fd), a data descriptor that is not a
- * sealed memfd, and a scribbled heartbeat page. Each time the supervisor must
+ * sealed memfd, a request to copy data from an address where nothing is
+ * mapped, and a scribbled heartbeat page. Each time the supervisor must
  * log why, kill the instance, start a new one (policy RESTART) and go on; the
  * last instance checks that its channel works and ends the run.
  */
@@ -44,6 +45,7 @@ static const struct attack attacks[] = {
     {"inline length mismatch", "malformed message (inline data length does not match its header)"},
     {"descriptor on start", "malformed message (unexpected descriptor count)"},
     {"unsealed memfd", "not a sealed memfd of the stated size"},
+    {"unreadable remote data", "asked to store data it cannot read itself"},
     {"scribbled heartbeat page", "wrote a time in the future to its heartbeat page"},
 };
 #define N_ATTACKS (sizeof attacks / sizeof attacks[0])
@@ -143,7 +145,14 @@ static void attack(unsigned which) {
         send_raw(fd, &h, sizeof h, mfd);
         break;
     }
-    case 7: {
+    case 7:
+        /* "Read 64 KiB of my memory at 4096", where nothing is mapped. */
+        h.type = 8;
+        h.arg = 4096;
+        h.size = 65536;
+        send_raw(fd, &h, sizeof h, -1);
+        break;
+    case 8: {
         uint64_t *page = heartbeat_page();
         if (page == NULL)
             FL_FAIL("heartbeat page not found in /proc/self/maps");

@@ -1,10 +1,19 @@
 // test_data.cpp - the stored data lives in the supervisor and survives
 // every restart (DESIGN section 3, "Data"; section 4 item 8).
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include <cstddef>
+#include <fstream>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +84,40 @@ int restart_register(unsigned &iid) {
     if (sam_start() != CS_OK)
         ::_exit(92);
     ::_exit(1);
+}
+
+// Whether this process maps one of the library's data memfds.
+bool maps_data_memfd() {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line))
+        if (line.find("memfd:libsam-data") != std::string::npos)
+            return true;
+    return false;
+}
+
+// From here on process_vm_readv(2) fails with EPERM in this thread and the
+// processes it forks, as under a container profile that forbids it.
+bool deny_process_vm_readv() {
+#if defined(__x86_64__)
+    constexpr uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    constexpr uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+    return false;
+#endif
+    static const sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    const sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), const_cast<sock_filter *>(code)};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
 }
 
 } // namespace
@@ -251,7 +294,7 @@ TEST(Data, KilledMidStoreLeavesWholeData) {
 // Sizes around the switch from inline messages to the large-data path
 // (and a single byte) arrive byte for byte in the next instance.
 TEST(Data, BoundarySizesAcrossRestart) {
-    static const size_t kSizes[] = {1, 32 * 1024 - 1, 32 * 1024, 32 * 1024 + 1, 256 * 1024};
+    static const size_t kSizes[] = {1, 32 * 1024 - 1, 32 * 1024, 32 * 1024 + 1, 256 * 1024, 4u << 20, (4u << 20) + 1};
     constexpr unsigned kCount = sizeof kSizes / sizeof kSizes[0];
     prog.start([] {
         unsigned iid = 0;
@@ -282,5 +325,47 @@ TEST(Data, BoundarySizesAcrossRestart) {
     for (const it::Event &e : seen) {
         REQUIRE_MSG(e.num("getsize") == CS_OK && e.num("size") == e.num("want"), e.text);
         REQUIRE_MSG(e.num("restore") == CS_OK && e.num("first_diff") == e.num("want") && e.num("tail") == 1, e.text);
+    }
+}
+
+// A medium store (32 KiB .. 4 MiB) is copied by the supervisor straight out
+// of the instance, with no memfd; where the supervisor may not read the
+// instance's memory it falls back to a memfd, and nothing is lost either way.
+TEST(Data, MediumStoreReadFromTheInstanceOrSentAsMemfd) {
+    for (const bool denied : {false, true}) {
+        it::Program p;
+        p.start([denied] {
+            if (denied && !deny_process_vm_readv())
+                return 89;
+            unsigned iid = 0;
+            if (const int e = restart_register(iid))
+                return e;
+            constexpr size_t kSize = 1u << 20;
+            std::vector<unsigned char> data(kSize);
+            if (iid == 1) {
+                // Twice: the second store after a refusal goes straight to a memfd.
+                for (uint64_t seed : {5, 6}) {
+                    fill_pattern(data.data(), kSize, seed);
+                    if (sam_data_store(data.data(), kSize) != CS_OK)
+                        return 93;
+                }
+                std::fill(data.begin(), data.end(), 0);
+                const cs_error_t r = sam_data_restore(data.data(), kSize);
+                it::emit("ev=stored restore=%d first_diff=%zu memfd=%d", static_cast<int>(r),
+                         first_mismatch(data.data(), kSize, 6), maps_data_memfd() ? 1 : 0);
+                fail_after_start();
+            }
+            const cs_error_t r = sam_data_restore(data.data(), kSize);
+            it::emit("ev=seen restore=%d first_diff=%zu", static_cast<int>(r), first_mismatch(data.data(), kSize, 6));
+            return 0;
+        });
+        REQUIRE_MSG(exited_with(p.wait_exit(10000), 0), p.transcript());
+        it::Event stored, seen;
+        REQUIRE(p.wait_event("stored", 1000, &stored));
+        REQUIRE(p.wait_event("seen", 1000, &seen));
+        p.cleanup();
+        REQUIRE_MSG(stored.num("restore") == CS_OK && stored.num("first_diff") == (1LL << 20), stored.text);
+        REQUIRE_MSG(stored.num("memfd") == (denied ? 1 : 0), stored.text + (denied ? " (denied)" : " (allowed)"));
+        REQUIRE_MSG(seen.num("restore") == CS_OK && seen.num("first_diff") == (1LL << 20), seen.text);
     }
 }
