@@ -4,12 +4,14 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdarg>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -60,6 +62,21 @@ int remaining_ms(uint64_t deadline) noexcept {
 }
 
 } // namespace
+
+bool install_seccomp_filter(const sock_filter *body, size_t count, uint32_t foreign_action) {
+    if (kAuditArch == 0)
+        return false;
+    std::vector<sock_filter> code = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, foreign_action),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+    };
+    code.insert(code.end(), body, body + count);
+    const sock_fprog prog{static_cast<unsigned short>(code.size()), code.data()};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
 
 uint64_t now_ns() noexcept {
     timespec ts;

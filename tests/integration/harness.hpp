@@ -26,6 +26,8 @@
 #include <utility>
 #include <vector>
 
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <sys/types.h>
 
 namespace it {
@@ -44,6 +46,21 @@ inline constexpr bool kUnderTsan = false;
 #else
 inline constexpr bool kUnderTsan = false;
 #endif
+
+// The seccomp architecture value of this build; 0 where the tests do not
+// know it (tests that need a seccomp filter are then skipped).
+#if defined(__x86_64__)
+inline constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+inline constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#else
+inline constexpr uint32_t kAuditArch = 0;
+#endif
+
+// Puts a seccomp filter on the calling thread (processes it forks inherit
+// it) and sets no_new_privs. The filter checks the architecture (another one
+// gets `foreign_action`), loads the system call number and runs `body`.
+bool install_seccomp_filter(const struct sock_filter *body, size_t count, uint32_t foreign_action);
 
 uint64_t now_ns() noexcept;
 inline uint64_t ms(uint64_t n) noexcept { return n * 1000000ULL; }

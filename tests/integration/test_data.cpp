@@ -6,13 +6,11 @@
 #include <string>
 #include <vector>
 
-#include <cstddef>
+#include <cerrno>
 #include <fstream>
 
-#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,25 +97,12 @@ bool maps_data_memfd() {
 // From here on process_vm_readv(2) fails with EPERM in this thread and the
 // processes it forks, as under a container profile that forbids it.
 bool deny_process_vm_readv() {
-#if defined(__x86_64__)
-    constexpr uint32_t arch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-    constexpr uint32_t arch = AUDIT_ARCH_AARCH64;
-#else
-    return false;
-#endif
-    static const sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+    static const sock_filter body[] = {
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
-    const sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), const_cast<sock_filter *>(code)};
-    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+    return it::install_seccomp_filter(body, sizeof body / sizeof body[0], SECCOMP_RET_ALLOW);
 }
 
 } // namespace

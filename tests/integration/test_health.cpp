@@ -8,7 +8,6 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -566,32 +565,18 @@ struct StrictBeats {
     bool probe_clock = false; // only the clock, not sam_hc_send()
 };
 
-#if defined(__x86_64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
-#else
-constexpr uint32_t kAuditArch = 0; // unknown here: the test is skipped
-#endif
-
 // From here on, any system call of this thread but write and exit kills it
 // (SECCOMP_RET_KILL_THREAD; the rest of the process goes on). A filter, not
 // strict mode: some kernels also turn off the TSC in strict mode, and the
 // vDSO clock then faults without making any system call.
 bool forbid_system_calls() {
-    static const sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_THREAD),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+    static const sock_filter body[] = {
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_write, 2, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_THREAD),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
-    const sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), const_cast<sock_filter *>(code)};
-    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+    return it::install_seccomp_filter(body, sizeof body / sizeof body[0], SECCOMP_RET_KILL_THREAD);
 }
 
 // Counts 100,000 calls that returned CS_OK, then writes the count. It leaves
@@ -668,7 +653,7 @@ int count_without_system_calls(bool probe_clock) {
 TEST(FastPath, HcSendMakesNoSystemCall) {
     if (it::kUnderTsan)
         return; // TSan's own bookkeeping may map memory from any call
-    if (kAuditArch == 0) {
+    if (it::kAuditArch == 0) {
         UT_PRINT("skipped: no seccomp architecture value for this machine in the test");
         return;
     }
