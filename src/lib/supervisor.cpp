@@ -565,7 +565,7 @@ void Supervisor::handle_request(const wire::Request &req, Received &msg) {
                 kill_instance("asked to store data it cannot read itself");
                 return;
             }
-            reply(err); // CS_ERR_NOT_SUPPORTED: it sends a memfd instead
+            reply(err); // after CS_ERR_NOT_SUPPORTED it sends a memfd instead
             return;
         }
         {

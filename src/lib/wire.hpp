@@ -6,9 +6,10 @@
 // (small sam_data_store) or accompanied by one descriptor (a sealed memfd for
 // large sam_data_store). A medium sam_data_store sends only the address and
 // size of the caller's bytes: the supervisor copies them straight out of the
-// instance with process_vm_readv(2) while the instance waits for the reply. The supervisor trusts nothing:
-// decode_request() checks length, magic, type, sizes and descriptor count, and anything that does not decode is treated
-// as a failure of the instance.
+// instance with process_vm_readv(2) while the instance waits for the reply.
+// The supervisor trusts nothing: decode_request() checks length, magic, type,
+// sizes and descriptor count, and anything that does not decode is treated as
+// a failure of the instance.
 #pragma once
 
 #include <cstddef>
@@ -21,8 +22,7 @@ namespace sam::wire {
 inline constexpr uint32_t kRequestMagic = 0x53414d31; // "SAM1"
 inline constexpr uint32_t kReplyMagic = 0x53414d52;   // "SAMR"
 
-// Data up to this size travels inside the datagram; larger data goes through a
-// sealed memfd so it is never copied through the socket.
+// Data up to this size travels inside the datagram.
 inline constexpr size_t kInlineDataMax = 32 * 1024;
 // Data above kInlineDataMax and up to this size is read by the supervisor out
 // of the instance's memory (one copy, no page-cache churn: about 4x faster
