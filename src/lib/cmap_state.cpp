@@ -18,6 +18,8 @@ std::unique_ptr<CmapState> CmapState::create(long supervisor_pid, const char *re
                                              cs_error_t &error) {
     std::unique_ptr<CmapState> s(new CmapState());
     s->prefix_ = "resources.process." + std::to_string(supervisor_pid) + ".";
+    s->keys_ =
+        Keys{s->prefix_ + "recovery", s->prefix_ + "poll_period", s->prefix_ + "last_updated", s->prefix_ + "state"};
     s->recovery_ = recovery;
     s->poll_period_ms_ = poll_period_ms;
     error = s->connect();
@@ -50,13 +52,13 @@ cs_error_t CmapState::connect() {
 }
 
 cs_error_t CmapState::write_all() {
-    cs_error_t err = cmap_set_string(handle_, key("recovery").c_str(), recovery_.c_str());
+    cs_error_t err = cmap_set_string(handle_, keys_.recovery.c_str(), recovery_.c_str());
     if (err == CS_OK)
-        err = cmap_set_uint64(handle_, key("poll_period").c_str(), poll_period_ms_);
+        err = cmap_set_uint64(handle_, keys_.poll_period.c_str(), poll_period_ms_);
     if (err == CS_OK && last_updated_ != 0)
-        err = cmap_set_uint64(handle_, key("last_updated").c_str(), last_updated_);
+        err = cmap_set_uint64(handle_, keys_.last_updated.c_str(), last_updated_);
     if (err == CS_OK && !state_.empty())
-        err = cmap_set_string(handle_, key("state").c_str(), state_.c_str());
+        err = cmap_set_string(handle_, keys_.state.c_str(), state_.c_str());
     return err;
 }
 
@@ -64,22 +66,22 @@ cs_error_t CmapState::set_state(const char *state) {
     state_ = state; // remembered even on failure: a reconnect writes it
     if (handle_ == 0)
         return CS_ERR_LIBRARY;
-    return cmap_set_string(handle_, key("state").c_str(), state);
+    return cmap_set_string(handle_, keys_.state.c_str(), state);
 }
 
 cs_error_t CmapState::set_last_updated(uint64_t stamp_ns) {
     last_updated_ = stamp_ns;
     if (handle_ == 0)
         return CS_ERR_LIBRARY;
-    return cmap_set_uint64(handle_, key("last_updated").c_str(), stamp_ns);
+    return cmap_set_uint64(handle_, keys_.last_updated.c_str(), stamp_ns);
 }
 
 cs_error_t CmapState::delete_keys() {
     if (handle_ == 0)
         return CS_ERR_LIBRARY;
     cs_error_t result = CS_OK;
-    for (const char *leaf : {"state", "last_updated", "poll_period", "recovery"}) {
-        const cs_error_t err = cmap_delete(handle_, key(leaf).c_str());
+    for (const std::string *key : {&keys_.state, &keys_.last_updated, &keys_.poll_period, &keys_.recovery}) {
+        const cs_error_t err = cmap_delete(handle_, key->c_str());
         if (err != CS_OK && err != CS_ERR_NOT_EXIST && result == CS_OK)
             result = err;
     }

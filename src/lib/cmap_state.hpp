@@ -45,10 +45,16 @@ class CmapState {
     CmapState() = default;
     [[nodiscard]] cs_error_t connect();
     [[nodiscard]] cs_error_t write_all();
-    std::string key(const char *leaf) const { return prefix_ + leaf; }
+    // The full key names, made once: the link thread then allocates nothing
+    // while it writes, so a fork at any moment copies no half-used heap
+    // string into an instance (where LeakSanitizer would report it).
+    struct Keys {
+        std::string recovery, poll_period, last_updated, state;
+    };
 
     cmap_handle_t handle_ = 0;
     std::string prefix_;
+    Keys keys_;
     std::string recovery_;
     uint64_t poll_period_ms_ = 0;
     std::string state_;         // last state written (empty: none yet)
