@@ -238,12 +238,11 @@ void CorosyncLink::run() {
 
         if (fds[0].revents != 0) {
             drain(wakeup_fd_.get());
-            std::deque<Command> batch;
             {
                 std::lock_guard<std::mutex> g(m_);
-                batch.swap(commands_);
+                batch_.swap(commands_);
             }
-            for (const Command &c : batch) {
+            for (const Command &c : batch_) {
                 if (c.kind == Command::Kind::Finish) {
                     if (cmap_) {
                         if (!cmap_->connected())
@@ -286,6 +285,7 @@ void CorosyncLink::run() {
                     post(Event{Event::Kind::StateWritten, false, err, c.token});
                 }
             }
+            batch_.clear();
         }
 
         if (fds[1].fd >= 0 && fds[1].revents != 0) {

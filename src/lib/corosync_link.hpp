@@ -96,6 +96,10 @@ class CorosyncLink {
     UniqueFd wakeup_fd_; // thread side: readable when commands_ is not empty
     std::mutex m_;
     std::deque<Command> commands_;
+    // Thread only: the commands being carried out. A member, not a local, so
+    // that an instance forked meanwhile finds nothing reachable only from a
+    // thread it does not have (LeakSanitizer would call that a leak).
+    std::deque<Command> batch_;
     uint64_t next_token_ = 0;
     std::vector<Event> events_;
     std::shared_ptr<HeartbeatPage> page_;
