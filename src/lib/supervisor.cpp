@@ -529,50 +529,23 @@ void Supervisor::handle_request(const wire::Request &req, Received &msg) {
         try {
             blob = DataBlob::copy_of(req.inline_data, req.size);
         } catch (const std::bad_alloc &) {
-            reply(CS_ERR_NO_MEMORY);
+            finish_store(nullptr, CS_ERR_NO_MEMORY, nullptr);
             return;
         }
-        {
-            std::lock_guard<std::mutex> g(lib_.mu);
-            lib_.data.replace(std::move(blob));
-        }
-        reply(CS_OK);
+        finish_store(std::move(blob), CS_OK, nullptr);
         return;
     }
     case wire::RequestType::DataStoreMemfd: {
         cs_error_t err = CS_OK;
         auto blob = DataBlob::from_sealed_memfd(msg.fd.get(), req.size, err);
-        if (!blob) {
-            if (err == CS_ERR_MESSAGE_ERROR) {
-                kill_instance("sent a data descriptor that is not a sealed memfd of the stated size");
-                return;
-            }
-            reply(err);
-            return;
-        }
-        {
-            std::lock_guard<std::mutex> g(lib_.mu);
-            lib_.data.replace(std::move(blob));
-        }
-        reply(CS_OK);
+        finish_store(std::move(blob), err, "sent a data descriptor that is not a sealed memfd of the stated size");
         return;
     }
     case wire::RequestType::DataStoreRemote: {
+        // After CS_ERR_NOT_SUPPORTED the instance sends a memfd instead.
         cs_error_t err = CS_OK;
         auto blob = DataBlob::copy_from_process(child_, req.arg, req.size, err);
-        if (!blob) {
-            if (err == CS_ERR_MESSAGE_ERROR) {
-                kill_instance("asked to store data it cannot read itself");
-                return;
-            }
-            reply(err); // after CS_ERR_NOT_SUPPORTED it sends a memfd instead
-            return;
-        }
-        {
-            std::lock_guard<std::mutex> g(lib_.mu);
-            lib_.data.replace(std::move(blob));
-        }
-        reply(CS_OK);
+        finish_store(std::move(blob), err, "asked to store data it cannot read itself");
         return;
     }
     case wire::RequestType::DataDelete: {
@@ -718,6 +691,24 @@ void Supervisor::on_state_written(cs_error_t err) {
     prepare_spare();
     reply(CS_OK);
     rearm_timer();
+}
+
+// The end of a data-store request: the new blob replaces the old one in one
+// swap, or the instance hears why not. CS_ERR_MESSAGE_ERROR means it lied
+// about its data: killed as hostile, for the reason `lie`.
+void Supervisor::finish_store(std::shared_ptr<const DataBlob> blob, cs_error_t err, const char *lie) {
+    if (!blob) {
+        if (err == CS_ERR_MESSAGE_ERROR)
+            kill_instance(lie);
+        else
+            reply(err);
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> g(lib_.mu);
+        lib_.data.replace(std::move(blob));
+    }
+    reply(CS_OK);
 }
 
 void Supervisor::warn_instance(const char *why) {

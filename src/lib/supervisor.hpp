@@ -79,6 +79,7 @@ class Supervisor {
 
     // Requests from the instance (valid ones only).
     void handle_request(const wire::Request &req, Received &msg);
+    void finish_store(std::shared_ptr<const DataBlob> blob, cs_error_t err, const char *lie);
     void request_start();
     void request_stop();
 
