@@ -11,12 +11,17 @@
 
 namespace sam {
 
-std::shared_ptr<const DataBlob> DataBlob::copy_of(const void *data, size_t size) {
+std::shared_ptr<DataBlob> DataBlob::with_heap(size_t size) {
     std::shared_ptr<DataBlob> b(new DataBlob());
-    b->heap_.reset(new unsigned char[size]); // not zeroed: every byte is written next
-    std::memcpy(b->heap_.get(), data, size);
+    b->heap_.reset(new unsigned char[size]); // not zeroed: the caller fills every byte
     b->data_ = b->heap_.get();
     b->size_ = size;
+    return b;
+}
+
+std::shared_ptr<const DataBlob> DataBlob::copy_of(const void *data, size_t size) {
+    std::shared_ptr<DataBlob> b = with_heap(size);
+    std::memcpy(b->heap_.get(), data, size);
     return b;
 }
 
@@ -24,8 +29,7 @@ std::shared_ptr<const DataBlob> DataBlob::copy_from_process(pid_t pid, uint64_t 
                                                             cs_error_t &error) noexcept {
     std::shared_ptr<DataBlob> b;
     try {
-        b.reset(new DataBlob());
-        b->heap_.reset(new unsigned char[size]);
+        b = with_heap(size);
     } catch (const std::bad_alloc &) {
         error = CS_ERR_NO_MEMORY;
         return nullptr;
@@ -51,8 +55,6 @@ std::shared_ptr<const DataBlob> DataBlob::copy_from_process(pid_t pid, uint64_t 
             error = CS_ERR_MESSAGE_ERROR; // EFAULT, or nothing more to read
         return nullptr;
     }
-    b->data_ = b->heap_.get();
-    b->size_ = size;
     return b;
 }
 

@@ -49,6 +49,8 @@ class DataBlob {
 
   private:
     DataBlob() = default;
+    // A blob owning `size` uninitialised heap bytes; throws std::bad_alloc.
+    static std::shared_ptr<DataBlob> with_heap(size_t size);
     std::unique_ptr<unsigned char[]> heap_;
     Mapping mapping_;
     mutable std::atomic<bool> prefaulted_{false}; // the supervisor never restores, so each instance starts false
