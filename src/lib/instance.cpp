@@ -57,26 +57,21 @@ cs_error_t instance_data_store(Library &lib, const void *data, size_t size) {
             lib.data.clear();
         return err;
     }
-    // Build our own copy first: if memory runs out, nothing has been sent and
-    // the supervisor's data is untouched.
-    if (size <= wire::kInlineDataMax) {
+    // Small data travels in the request; medium data is read by the supervisor
+    // out of the caller's buffer while we wait. Either way our own copy is
+    // built first: if memory runs out, nothing has been sent and the
+    // supervisor's data is untouched.
+    const bool in_request = size <= wire::kInlineDataMax;
+    if (in_request || (size <= wire::kRemoteDataMax && lib.instance.remote_store)) {
         auto blob = DataBlob::copy_of(data, size); // may throw bad_alloc -> CS_ERR_NO_MEMORY
-        const cs_error_t err = call(lib, wire::RequestType::DataStoreInline, 0, size, data, size);
+        const cs_error_t err = in_request ? call(lib, wire::RequestType::DataStoreInline, 0, size, data, size)
+                                          : call(lib, wire::RequestType::DataStoreRemote,
+                                                 static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data)), size);
         if (err == CS_OK)
             lib.data.replace(std::move(blob));
-        return err;
-    }
-    if (size <= wire::kRemoteDataMax && lib.instance.remote_store) {
-        // The supervisor copies the caller's bytes while we wait for its
-        // answer; our own copy is made first, as above.
-        auto blob = DataBlob::copy_of(data, size); // may throw bad_alloc -> CS_ERR_NO_MEMORY
-        const cs_error_t err = call(lib, wire::RequestType::DataStoreRemote,
-                                    static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data)), size);
-        if (err == CS_OK)
-            lib.data.replace(std::move(blob));
-        if (err != CS_ERR_NOT_SUPPORTED)
+        if (in_request || err != CS_ERR_NOT_SUPPORTED)
             return err;
-        lib.instance.remote_store = false; // not allowed to read us: memfds from now on
+        lib.instance.remote_store = false; // it may not read us: memfds from now on
     }
     cs_error_t err = CS_OK;
     UniqueFd memfd = make_sealed_memfd(data, size, err);
