@@ -9,6 +9,15 @@
 // HealthDeadline is the pure decision logic (no clock, no I/O) so it can be
 // unit tested: given the last sign of life and whether the warn signal was
 // already sent, when is the next deadline and what happens when it passes.
+//
+// A silent instance is not always a hung one: when the whole machine stalls
+// (a virtual machine not scheduled by its host, realtime processes taking
+// every CPU) the instance could not run either. Before each escalation step
+// the supervisor therefore asks whether the silence was a stall: its own
+// timer firing late, or the instance having waited for a CPU (the kernel's
+// run_delay) for a large part of the silence. A stall buys one more interval,
+// once per step, so an instance that hogs the CPU itself still ends up
+// warned and killed.
 #pragma once
 
 #include <atomic>
@@ -48,7 +57,13 @@ class HeartbeatPage {
 };
 
 // What the supervisor must do when its health timer fires.
-enum class HealthVerdict { Wait, Warn, Kill, Corrupt };
+enum class HealthVerdict {
+    Wait,    // nothing to do before next_deadline()
+    Warn,    // send the warn signal
+    Kill,    // send SIGKILL
+    Corrupt, // the page holds nonsense: kill
+    Stalled, // the deadline passed during a stall: one more interval (see above)
+};
 
 class HealthDeadline {
   public:
@@ -68,8 +83,11 @@ class HealthDeadline {
 
     // Any message from the instance, or a newer heartbeat stamp.
     void life(uint64_t at_ns) noexcept {
-        if (at_ns > last_life_ns_)
+        if (at_ns > last_life_ns_) {
             last_life_ns_ = at_ns;
+            grace_until_ns_ = 0;
+            grace_used_ = false;
+        }
     }
     [[nodiscard]] uint64_t last_life() const noexcept { return last_life_ns_; }
 
@@ -77,6 +95,8 @@ class HealthDeadline {
     void warned(uint64_t now_ns) noexcept {
         warned_ = true;
         warned_at_ns_ = now_ns;
+        grace_until_ns_ = 0;
+        grace_used_ = false; // the kill step may be excused by a stall once more
     }
     [[nodiscard]] bool was_warned() const noexcept { return warned_; }
 
@@ -87,23 +107,42 @@ class HealthDeadline {
         uint64_t base = last_life_ns_;
         if (warned_ && warned_at_ns_ > base)
             base = warned_at_ns_;
-        return saturating_add(base, interval_ns_);
+        const uint64_t due = saturating_add(base, interval_ns_);
+        return grace_until_ns_ > due ? grace_until_ns_ : due;
     }
 
-    // Called when the timer fires, with the heartbeat stamp read from the page.
-    // A stamp from the future (beyond a small clock slack) means the instance
-    // scribbled on the page: that is a failure, never a reason to wait longer.
-    [[nodiscard]] HealthVerdict on_timer(uint64_t now_ns, uint64_t page_stamp_ns) noexcept {
+    // A pause this long, of the supervisor's timer or of the instance waiting
+    // for a CPU, counts as a stall of the machine: half the interval, and
+    // never less than kStallMinNs so that ordinary scheduling noise on a busy
+    // machine does not postpone a verdict.
+    [[nodiscard]] uint64_t stall_threshold() const noexcept {
+        const uint64_t half = interval_ns_ / 2;
+        return half > kStallMinNs ? half : kStallMinNs;
+    }
+
+    // Called when the timer fires, with the heartbeat stamp read from the page
+    // and how long the instance waited for a CPU since the supervisor last
+    // looked (0 when unknown). A stamp from the future (beyond a small clock
+    // slack) means the instance scribbled on the page: that is a failure,
+    // never a reason to wait longer.
+    [[nodiscard]] HealthVerdict on_timer(uint64_t now_ns, uint64_t page_stamp_ns, uint64_t starved_ns = 0) noexcept {
         if (page_stamp_ns > saturating_add(now_ns, kFutureSlackNs))
             return HealthVerdict::Corrupt;
         life(page_stamp_ns);
         const uint64_t deadline = next_deadline();
         if (deadline == 0 || now_ns < deadline)
             return HealthVerdict::Wait;
+        const uint64_t timer_late_ns = now_ns - deadline;
+        if (!grace_used_ && (timer_late_ns >= stall_threshold() || starved_ns >= stall_threshold())) {
+            grace_used_ = true;
+            grace_until_ns_ = saturating_add(now_ns, interval_ns_);
+            return HealthVerdict::Stalled;
+        }
         return warned_ ? HealthVerdict::Kill : HealthVerdict::Warn;
     }
 
     static constexpr uint64_t kFutureSlackNs = 1000000; // 1 ms
+    static constexpr uint64_t kStallMinNs = 100000000;  // 100 ms
 
   private:
     uint64_t interval_ns_;
@@ -111,6 +150,25 @@ class HealthDeadline {
     bool warned_ = false;
     uint64_t last_life_ns_ = 0;
     uint64_t warned_at_ns_ = 0;
+    uint64_t grace_until_ns_ = 0; // a stall postponed the current step until then
+    bool grace_used_ = false;     // the current step was postponed once already
 };
+
+// What the kernel says of the instance's use of the CPU, read from
+// /proc/PID/schedstat and /proc/PID/stat at each health decision.
+struct CpuSample {
+    bool known = false;
+    bool runnable = false;     // state R: running, or waiting for a CPU
+    uint64_t cpu_ns = 0;       // time spent on a CPU in its life
+    uint64_t run_delay_ns = 0; // time spent waiting for one (counted when it gets one)
+    uint64_t at_ns = 0;        // when this was read
+};
+[[nodiscard]] CpuSample read_cpu_sample(int schedstat_fd, int stat_fd, uint64_t now_ns) noexcept;
+
+// How long the instance was kept off the CPU between two samples: waits that
+// ended (run delay), plus, when it is runnable now and has had almost no CPU
+// since `before`, the whole time since then (a wait still under way is not
+// yet in the run delay).
+[[nodiscard]] uint64_t starved_between(const CpuSample &before, const CpuSample &now) noexcept;
 
 } // namespace sam

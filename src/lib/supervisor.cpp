@@ -1,6 +1,7 @@
 // supervisor.cpp - the supervisor's event loop and its state x event handlers.
 #include "supervisor.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -256,6 +257,14 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     }
     child_ = pid;
     pidfd_ = std::move(pidfd);
+    // Where the kernel tells the instance's use of the CPU; without them (no
+    // /proc, no CONFIG_SCHED_INFO) only our own timer tells a stall.
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/%d/schedstat", static_cast<int>(pid));
+    schedstat_.reset(::open(path, O_RDONLY | O_CLOEXEC));
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    stat_.reset(::open(path, O_RDONLY | O_CLOEXEC));
+    cpu_at_life_ = CpuSample{};
     channel_ = std::move(pair.supervisor_end);
     page_ = std::move(shared_page);
     if (link_)
@@ -316,6 +325,8 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     timer_.reset();
     signals_.reset();
     pidfd_.reset();
+    schedstat_.reset();
+    stat_.reset();
     channel_.reset();
     pair.supervisor_end.reset();
     page_.reset();
@@ -398,6 +409,8 @@ Supervisor::Outcome Supervisor::on_instance_exit() {
         return Outcome::Continue; // not dead after all
     unwatch(epoll_.get(), pidfd_.get());
     pidfd_.reset();
+    schedstat_.reset();
+    stat_.reset();
     drop_channel();
     return after_death(si.si_status, si.si_code);
 }
@@ -463,8 +476,29 @@ Supervisor::Outcome Supervisor::on_timer() {
         return Outcome::Continue;
     }
     if (phase_ == Phase::Running) {
-        switch (deadline_.on_timer(now, stamp)) {
+        // How long the instance was kept off the CPU since it last showed
+        // life: a silence the scheduler imposed is not a hang (health.hpp).
+        const CpuSample cpu = read_cpu_sample(schedstat_.get(), stat_.get(), now);
+        const uint64_t starved = starved_between(cpu_at_life_, cpu);
+        const uint64_t life_before = deadline_.last_life();
+        const uint64_t due = deadline_.next_deadline();
+        const HealthVerdict verdict = deadline_.on_timer(now, stamp, starved);
+        if (deadline_.last_life() != life_before) {
+            // It ran: its waits count from its last sign of life (a wait
+            // that began between that and now is not in the run delay yet).
+            cpu_at_life_ = cpu;
+            cpu_at_life_.at_ns = std::min(deadline_.last_life(), now);
+        }
+        switch (verdict) {
         case HealthVerdict::Wait:
+            break;
+        case HealthVerdict::Stalled:
+            log_now(LOG_WARNING,
+                    "instance %u (pid %d): no health check within the interval, but the machine stalled (our timer "
+                    "fired %llu ms late, the instance waited %llu ms for a CPU); one more interval",
+                    lib_.last_instance_id, static_cast<int>(child_),
+                    static_cast<unsigned long long>(now > due ? (now - due) / 1000000ULL : 0),
+                    static_cast<unsigned long long>(starved / 1000000ULL));
             break;
         case HealthVerdict::Warn:
             warn_instance("no health check within the interval");
@@ -611,7 +645,7 @@ void Supervisor::begin_running() {
         return;
     }
     phase_ = Phase::Running;
-    deadline_.start(monotonic_ns());
+    start_health_clock();
     prepare_spare();
     reply(CS_OK);
     rearm_timer();
@@ -664,7 +698,7 @@ void Supervisor::on_state_written(cs_error_t err) {
         // cmap must show what really holds, once corosync is back.
         if (publishing_to_ == Phase::Idle) {
             phase_ = Phase::Running;
-            deadline_.start(monotonic_ns());
+            start_health_clock();
             link_->set_healthy(true);
             (void)link_->publish_state(kStateRunning, false);
         } else {
@@ -685,7 +719,7 @@ void Supervisor::on_state_written(cs_error_t err) {
         return;
     }
     phase_ = Phase::Running;
-    deadline_.start(monotonic_ns());
+    start_health_clock();
     if (link_)
         link_->set_healthy(true);
     prepare_spare();
@@ -825,6 +859,13 @@ void Supervisor::exit_like_instance(bool failed) {
 }
 
 // ---- helpers ----
+
+// Health checking begins (or begins again): the start is a sign of life, and
+// the instance's wait for a CPU is counted from here.
+void Supervisor::start_health_clock() {
+    deadline_.start(monotonic_ns());
+    cpu_at_life_ = read_cpu_sample(schedstat_.get(), stat_.get(), monotonic_ns());
+}
 
 void Supervisor::rearm_timer() {
     uint64_t at = 0;

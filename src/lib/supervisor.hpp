@@ -95,6 +95,7 @@ class Supervisor {
     // exits with the instance's exit code or dies by the signal that killed it.
     [[noreturn]] void exit_like_instance(bool failed);
 
+    void start_health_clock();
     void rearm_timer();
     void log_now(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
     void log_soon(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
@@ -122,6 +123,8 @@ class Supervisor {
 
     UniqueFd epoll_, timer_, signals_;
     UniqueFd pidfd_, channel_;
+    UniqueFd schedstat_, stat_; // the instance's /proc/PID/schedstat and stat (may be closed)
+    CpuSample cpu_at_life_;     // what they said when it last showed life
     // Every datagram from the instance lands here: the largest valid request
     // (header and inline data), reused so that receiving allocates nothing.
     static constexpr size_t kRxBufSize = sizeof(wire::RequestHeader) + wire::kInlineDataMax;

@@ -2,6 +2,9 @@
 // kill escalation, clamping at the top of the clock, and a scribbled page.
 #include <limits>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CppUTest/TestHarness.h>
 
 #include "health.hpp"
@@ -86,4 +89,96 @@ TEST(Health, PageBeatIsSeenBySupervisorSide) {
     UNSIGNED_LONGS_EQUAL(0, page->last_beat());
     page->beat(42);
     UNSIGNED_LONGS_EQUAL(42, page->last_beat());
+}
+
+// A deadline that passes while the machine stalls buys one more interval,
+// once per step: our timer fired late, or the instance waited for a CPU.
+TEST(Health, LateTimerIsAStallOnceThenWarn) {
+    HealthDeadline d(1000);
+    d.start(0);
+    UNSIGNED_LONGS_EQUAL(500 * ms, d.stall_threshold());
+    // On time: an ordinary silence is a warning.
+    HealthDeadline on_time(1000);
+    on_time.start(0);
+    CHECK(on_time.on_timer(1000 * ms + 499 * ms, 0) == HealthVerdict::Warn);
+    // 500 ms late: a stall, one interval from the late wake-up.
+    CHECK(d.on_timer(1500 * ms, 0) == HealthVerdict::Stalled);
+    UNSIGNED_LONGS_EQUAL(2500 * ms, d.next_deadline());
+    CHECK(d.on_timer(2400 * ms, 0) == HealthVerdict::Wait);
+    // Late again within the same step: no second excuse.
+    CHECK(d.on_timer(3200 * ms, 0) == HealthVerdict::Warn);
+}
+
+TEST(Health, StarvedInstanceIsAStall) {
+    HealthDeadline d(1000);
+    d.start(0);
+    CHECK(d.on_timer(1000 * ms, 0, 499 * ms) == HealthVerdict::Warn);
+    HealthDeadline s(1000);
+    s.start(0);
+    CHECK(s.on_timer(1000 * ms, 0, 500 * ms) == HealthVerdict::Stalled);
+    // It ran again and beat: the excuse is spent on that silence only.
+    CHECK(s.on_timer(1900 * ms, 1800 * ms) == HealthVerdict::Wait);
+    UNSIGNED_LONGS_EQUAL(2800 * ms, s.next_deadline());
+    CHECK(s.on_timer(2800 * ms, 1800 * ms, 600 * ms) == HealthVerdict::Stalled);
+}
+
+TEST(Health, KillStepMayBeExcusedOnceMore) {
+    HealthDeadline d(200);
+    d.start(0);
+    CHECK(d.on_timer(200 * ms, 0, 150 * ms) == HealthVerdict::Stalled);
+    CHECK(d.on_timer(400 * ms, 0, 150 * ms) == HealthVerdict::Warn);
+    d.warned(400 * ms);
+    CHECK(d.on_timer(600 * ms, 0, 150 * ms) == HealthVerdict::Stalled);
+    CHECK(d.on_timer(800 * ms, 0, 150 * ms) == HealthVerdict::Kill);
+}
+
+TEST(Health, SmallIntervalsKeepTheMinimumStallThreshold) {
+    HealthDeadline d(20);
+    UNSIGNED_LONGS_EQUAL(HealthDeadline::kStallMinNs, d.stall_threshold());
+    d.start(0);
+    CHECK(d.on_timer(20 * ms + 99 * ms, 0, 99 * ms) == HealthVerdict::Warn);
+}
+
+TEST(Health, CpuSampleOfThisProcess) {
+    CHECK_FALSE(read_cpu_sample(-1, -1, 5).known);
+    const int sched = ::open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
+    const int stat = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (sched >= 0 && stat >= 0) {
+        const CpuSample s = read_cpu_sample(sched, stat, 7);
+        CHECK_TRUE(s.known);
+        CHECK_TRUE(s.runnable); // reading it, we are running
+        UNSIGNED_LONGS_EQUAL(7, s.at_ns);
+    }
+    if (sched >= 0)
+        ::close(sched);
+    if (stat >= 0)
+        ::close(stat);
+}
+
+namespace {
+CpuSample sample(bool runnable, uint64_t cpu, uint64_t delay, uint64_t at) {
+    CpuSample s;
+    s.known = true;
+    s.runnable = runnable;
+    s.cpu_ns = cpu;
+    s.run_delay_ns = delay;
+    s.at_ns = at;
+    return s;
+}
+} // namespace
+
+TEST(Health, StarvationIsWaitsThatEndedPlusOneUnderWay) {
+    // Unknown on either side: nothing can be said.
+    UNSIGNED_LONGS_EQUAL(0, starved_between(CpuSample{}, sample(true, 0, 0, 100 * ms)));
+    // Waits that ended count as they are.
+    UNSIGNED_LONGS_EQUAL(40 * ms,
+                         starved_between(sample(false, 0, 10 * ms, 0), sample(false, 5 * ms, 50 * ms, 300 * ms)));
+    // Runnable now with almost no CPU since: the wait under way counts whole.
+    UNSIGNED_LONGS_EQUAL(300 * ms, starved_between(sample(false, 0, 0, 0), sample(true, 29 * ms, 0, 300 * ms)));
+    // Runnable and it did run (a busy loop): not starved.
+    UNSIGNED_LONGS_EQUAL(0, starved_between(sample(true, 0, 0, 0), sample(true, 30 * ms, 0, 300 * ms)));
+    // Asleep (a hang, not a stall): only what ended counts.
+    UNSIGNED_LONGS_EQUAL(2 * ms, starved_between(sample(false, 0, 0, 0), sample(false, 0, 2 * ms, 300 * ms)));
+    // Samples out of order count for nothing.
+    UNSIGNED_LONGS_EQUAL(0, starved_between(sample(true, 0, 0, 9 * ms), sample(true, 0, 0, 1 * ms)));
 }
