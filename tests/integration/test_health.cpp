@@ -781,13 +781,16 @@ TEST(Stall, StarvedInstanceIsNotWarned) {
     // The warning would have come T after the last beat, the kill T later.
     REQUIRE(!prog.wait_event("signal", 3 * kStallT));
     REQUIRE(prog.events_of("running").size() == 1);
-    REQUIRE(prog.wait_log("the machine stalled", 1000));
+    // (No check of the log line here: the realtime throttle, which leaves
+    // other processes 5% of each second, may let the instance beat in the
+    // middle of the hog, and then there was no stall to report.)
 }
 
 // The whole program (supervisor and instance) is stopped for 2 T, as a
-// virtual machine whose host stops scheduling it would be: when it runs
-// again, the supervisor's timer fires late, it grants one more interval,
-// and the instance, which beats again at once, is not warned.
+// virtual machine whose host stops scheduling it would be. The supervisor
+// runs again first (as it may after a real stall), finds its timer late and
+// the instance silent, and grants one more interval; the instance, which
+// beats again as soon as it runs, is not warned.
 TEST(Stall, LateTimerIsNotAHang) {
     prog.start([] {
         if (sam_initialize(kStallT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
@@ -805,12 +808,14 @@ TEST(Stall, LateTimerIsNotAHang) {
             idle_ms(kStallT / 4);
         }
     });
-    REQUIRE(prog.wait_event("running", 3000));
+    it::Event running;
+    REQUIRE(prog.wait_event("running", 3000, &running));
     idle_ms(kStallT);
     REQUIRE(::kill(-prog.pid(), SIGSTOP) == 0);
     idle_ms(2 * kStallT); // the length of the stall, not a wait for anything
-    REQUIRE(::kill(-prog.pid(), SIGCONT) == 0);
+    REQUIRE(::kill(prog.pid(), SIGCONT) == 0);
+    REQUIRE(prog.wait_log("the machine stalled", 2000));
+    REQUIRE(::kill(running.pid, SIGCONT) == 0);
     REQUIRE(!prog.wait_event("signal", 3 * kStallT));
     REQUIRE(prog.events_of("running").size() == 1);
-    REQUIRE(prog.wait_log("the machine stalled", 1000));
 }
