@@ -20,7 +20,6 @@ namespace {
 
 /* systemd reads datagrams into a buffer of this order; larger is misuse. */
 constexpr size_t kMaxDatagram = 4096;
-constexpr int kMaxPassedFds = 64;
 
 /* Fills `addr` from a path or "@abstract" name; returns the address length,
  * or 0 if the name does not fit. */
@@ -90,8 +89,11 @@ NotifyServer::NotifyServer(const std::string &address) : address_(address) {
     }
 }
 
-NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string &why) {
+NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string &why, const SenderCheck &allowed) {
     char buffer[kMaxDatagram];
+    /* Room for every descriptor a datagram can carry: those that do not fit
+     * would be dropped by the kernel in this process, a close() like any
+     * other, that can block. */
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
     iovec iov{buffer, sizeof buffer};
     msghdr msg{};
@@ -109,6 +111,7 @@ NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string 
         return Receive::Rejected;
     }
     bool have_creds = false;
+    std::vector<int> passed;
     for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET) {
             continue;
@@ -117,27 +120,37 @@ NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string 
             ucred cred;
             memcpy(&cred, CMSG_DATA(c), sizeof cred);
             message.sender = cred.pid;
+            message.sender_uid = cred.uid;
             have_creds = true;
         } else if (c->cmsg_type == SCM_RIGHTS) {
-            /* FDSTORE and friends: we keep no descriptors for anyone. */
             size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
             for (size_t i = 0; i < count; ++i) {
                 int fd;
                 memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                close(fd);
+                passed.push_back(fd);
             }
         }
     }
-    if ((msg.msg_flags & MSG_TRUNC) != 0) {
-        why = "datagram larger than " + std::to_string(kMaxDatagram) + " bytes";
-        return Receive::Rejected;
-    }
-    if ((msg.msg_flags & MSG_CTRUNC) != 0 && !have_creds) {
-        why = "control data truncated";
-        return Receive::Rejected;
+    /* The sender's pid is 0 when it is already gone or lives in another
+     * pid namespace: nobody we can vouch for. */
+    bool trusted = have_creds && message.sender > 0 && allowed(message.sender, message.sender_uid);
+    if (!passed.empty()) {
+        sink_.dispose(passed, /* stranger= */ !trusted);
     }
     if (!have_creds || message.sender <= 0) {
         why = "no sender credentials";
+        return Receive::Rejected;
+    }
+    if (!trusted) {
+        why = "sender pid " + std::to_string(message.sender) + " is not the program (uid " +
+              std::to_string(message.sender_uid) + ")";
+        if (!passed.empty()) {
+            why += "; " + std::to_string(passed.size()) + " passed descriptor(s) dropped";
+        }
+        return Receive::Rejected;
+    }
+    if ((msg.msg_flags & MSG_TRUNC) != 0) {
+        why = "datagram larger than " + std::to_string(kMaxDatagram) + " bytes";
         return Receive::Rejected;
     }
     message.fields = parse_notify_datagram(buffer, static_cast<size_t>(n));

@@ -10,10 +10,12 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "descriptor_sink.hpp"
 #include "unique_fd.hpp"
 
 namespace samrun {
@@ -26,8 +28,12 @@ using NotifyFields = std::vector<std::pair<std::string, std::string>>;
 
 struct NotifyMessage {
     pid_t sender = 0; /* from SCM_CREDENTIALS, checked by the kernel */
+    uid_t sender_uid = static_cast<uid_t>(-1);
     NotifyFields fields;
 };
+
+/* Decides from the kernel's credentials whether a sender may send at all. */
+using SenderCheck = std::function<bool(pid_t pid, uid_t uid)>;
 
 class NotifyServer {
   public:
@@ -40,13 +46,21 @@ class NotifyServer {
     [[nodiscard]] const std::string &address() const { return address_; }
 
     enum class Receive { Message, Rejected, Empty };
-    /* Reads one datagram without blocking. Rejected: truncated, or no
-     * credentials; `why` says which. Descriptors passed along are closed. */
-    [[nodiscard]] Receive receive(NotifyMessage &message, std::string &why);
+    /* Reads one datagram without blocking. The sender's credentials are
+     * checked before anything else in it: Rejected when there are none, when
+     * `allowed` refuses them, or when the datagram was truncated; `why` says
+     * which, and no field of a rejected datagram is looked at. Descriptors
+     * passed along (we keep none for anyone) go to the sink, never to a
+     * close() here, whoever sent them. */
+    [[nodiscard]] Receive receive(NotifyMessage &message, std::string &why, const SenderCheck &allowed);
+
+    /* Passed descriptors that no sink could take yet (see DescriptorSink). */
+    [[nodiscard]] size_t parked_descriptors() const { return sink_.parked(); }
 
   private:
     UniqueFd fd_;
     std::string address_;
+    DescriptorSink sink_;
 };
 
 /* The client side, towards $NOTIFY_SOCKET of sam-run itself (for example

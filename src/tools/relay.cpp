@@ -398,13 +398,12 @@ void Relay::on_notify() {
     for (;;) {
         NotifyMessage message;
         std::string why;
-        NotifyServer::Receive got = setup_.notify->receive(message, why);
+        /* Only the program and its descendants may send, whatever their
+         * user: a daemon may switch to an unprivileged one. */
+        NotifyServer::Receive got = setup_.notify->receive(
+            message, why, [this](pid_t pid, uid_t) { return is_same_or_descendant(pid, program_.pid); });
         if (got == NotifyServer::Receive::Empty) {
             return;
-        }
-        if (got == NotifyServer::Receive::Message && !is_same_or_descendant(message.sender, program_.pid)) {
-            got = NotifyServer::Receive::Rejected;
-            why = "sender pid " + std::to_string(message.sender) + " is not the program";
         }
         if (got == NotifyServer::Receive::Rejected) {
             if (++rejected_ <= kRejectLogLimit) {

@@ -1,0 +1,195 @@
+/*
+ * notify-intruder - a hostile local user on a notify socket, for the tests:
+ *
+ *   notify-intruder SOCKET UID HOLD_MS TEXT...
+ *
+ * Sends each TEXT ("\n" escapes) to SOCKET (path or @abstract) as user UID,
+ * the first datagram carrying a TCP socket that cannot finish closing: its
+ * send buffer is full towards a peer that never reads, and SO_LINGER {1,8}
+ * makes a close() of its last reference wait up to 8 s for a FIN that cannot
+ * be sent. A receiver that closes it where it matters stays there that long.
+ * The peer lives in a private network namespace (loopback only), and is kept
+ * for HOLD_MS after the sends so the connection stays stuck meanwhile.
+ * Prints "sent N" once done, or "refused: ERROR" when SOCKET cannot be
+ * reached as UID (exit 4). Needs root (namespace, setresuid).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *what) {
+    fprintf(stderr, "notify-intruder: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static socklen_t make_address(const char *name, struct sockaddr_un *addr) {
+    size_t len = strlen(name);
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (len == 0 || len >= sizeof addr->sun_path) {
+        fprintf(stderr, "notify-intruder: bad socket name\n");
+        exit(2);
+    }
+    memcpy(addr->sun_path, name, len);
+    if (name[0] == '@') {
+        addr->sun_path[0] = '\0';
+        return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    }
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+}
+
+/* Loopback of a fresh network namespace starts down. */
+static void loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) {
+        die("SIOCGIFFLAGS lo");
+    }
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) {
+        die("SIOCSIFFLAGS lo");
+    }
+    close(fd);
+}
+
+/* A connected TCP socket whose FIN cannot leave; *listener is the peer's
+ * listening socket, which never accepts (the connection waits in its
+ * queue, its receive buffer full). */
+static int stuck_tcp_socket(int *listener) {
+    struct sockaddr_in addr;
+    socklen_t len = sizeof addr;
+    int small = 4096;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*listener < 0 || setsockopt(*listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0 ||
+        bind(*listener, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(*listener, 4) != 0 ||
+        getsockname(*listener, (struct sockaddr *)&addr, &len) != 0) {
+        die("listener");
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0 ||
+        connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        die("connect");
+    }
+    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        die("O_NONBLOCK");
+    }
+    /* Fill until the kernel takes no more; then once more after a pause,
+     * so that what was in flight has landed and the window is shut. */
+    static char junk[65536];
+    for (int round = 0; round < 2; ++round) {
+        while (send(fd, junk, sizeof junk, MSG_NOSIGNAL) > 0) {
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            die("filling the send buffer");
+        }
+        struct timespec pause = {0, 100 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    struct linger linger = {1, 8};
+    if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger) != 0) {
+        die("SO_LINGER");
+    }
+    return fd;
+}
+
+static size_t unescape(const char *in, char *out) {
+    size_t n = 0;
+    for (; *in != '\0'; ++in) {
+        if (in[0] == '\\' && in[1] == 'n') {
+            out[n++] = '\n';
+            ++in;
+        } else {
+            out[n++] = *in;
+        }
+    }
+    return n;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: notify-intruder SOCKET UID HOLD_MS TEXT...\n");
+        return 2;
+    }
+    uid_t uid = (uid_t)strtoul(argv[2], NULL, 10);
+    unsigned long hold_ms = strtoul(argv[3], NULL, 10);
+    struct sockaddr_un addr;
+    socklen_t addr_len = make_address(argv[1], &addr);
+
+    /* Made before the namespace changes: an abstract name is looked up in
+     * the namespace of the socket that sends. */
+    int unix_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (unix_fd < 0) {
+        die("socket");
+    }
+    if (unshare(CLONE_NEWNET) != 0) {
+        die("unshare(CLONE_NEWNET)");
+    }
+    loopback_up();
+    int listener;
+    int tcp = stuck_tcp_socket(&listener);
+
+    if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0) {
+        die("dropping to the uid");
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int sent = 0;
+    for (int i = 4; i < argc; ++i) {
+        char text[4096];
+        if (strlen(argv[i]) >= sizeof text) {
+            fprintf(stderr, "notify-intruder: text too long\n");
+            return 2;
+        }
+        size_t len = unescape(argv[i], text);
+        struct iovec iov = {text, len};
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_name = &addr;
+        msg.msg_namelen = addr_len;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        if (i == 4) {
+            msg.msg_control = control.buf;
+            msg.msg_controllen = sizeof control.buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &tcp, sizeof tcp);
+        }
+        if (sendmsg(unix_fd, &msg, MSG_NOSIGNAL) < 0) {
+            printf("refused: %s\n", strerror(errno));
+            return 4;
+        }
+        ++sent;
+    }
+    /* From now on the receiver holds the only reference. */
+    close(tcp);
+    printf("sent %d\n", sent);
+    struct timespec hold = {(time_t)(hold_ms / 1000), (long)(hold_ms % 1000) * 1000000L};
+    while (nanosleep(&hold, &hold) != 0) {
+    }
+    close(listener);
+    return 0;
+}
