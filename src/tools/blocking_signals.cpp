@@ -13,6 +13,7 @@
 #include "log.hpp"
 #include "options.hpp"
 #include "pidfd.hpp"
+#include "process.hpp"
 
 namespace samrun {
 
@@ -26,14 +27,38 @@ SignalsDuringBlockingCall::~SignalsDuringBlockingCall() {
     thread_.join();
 }
 
+void SignalsDuringBlockingCall::leave_by(int sig) {
+    /* Only this thread unblocks it, so it is delivered here, now, with its
+     * default action: the whole relay ends by it. */
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+    raise(sig);
+    _exit(128 + sig); /* a signal whose default action is not to end us */
+}
+
 void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd) {
     for (;;) {
-        pollfd fds[2] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-        if (poll(fds, 2, -1) < 0 && errno != EINTR) {
+        pollfd fds[3] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}, {program_pidfd, POLLIN, 0}};
+        if (poll(fds, 3, -1) < 0 && errno != EINTR) {
             return;
         }
         if (fds[1].revents != 0) {
             return;
+        }
+        if (fds[2].revents != 0) {
+            if (int stop = stop_forwarded_.load(); stop != 0) {
+                /* It ended on the stop we passed on: so do we, now. */
+                siginfo_t info = reap(program_pidfd);
+                log_line("program ended (%s) after SIG%s while waiting for quorum", describe_exit(info).c_str(),
+                         signal_name(stop).c_str());
+                exit_like(info);
+            }
+            /* Ended by itself: the main thread reports that once the call
+             * returns. A signal that comes meanwhile reaches nobody. */
+            program_pidfd = -1;
         }
         signalfd_siginfo si;
         while (read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
@@ -41,17 +66,13 @@ void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd) {
             if (program_pidfd >= 0) {
                 log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
                 pidfd_send_signal(program_pidfd, sig, nullptr, 0);
+                if (sig == SIGTERM || sig == SIGINT) {
+                    stop_forwarded_.store(sig);
+                }
                 continue;
             }
             log_line("SIG%s while waiting for quorum: leaving", signal_name(sig).c_str());
-            /* Only this thread unblocks it, so it is delivered here, now,
-             * with its default action: the whole relay ends by it. */
-            sigset_t one;
-            sigemptyset(&one);
-            sigaddset(&one, sig);
-            signal(sig, SIG_DFL);
-            pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-            raise(sig);
+            leave_by(sig);
         }
     }
 }

@@ -124,8 +124,13 @@ bool Relay::start_health_checking(const char *why) {
     uint64_t before = monotonic_ms();
     cs_error_t err;
     if (opts_.quorum) {
+        /* The program's pidfd is closed once it is reaped: then a stop
+         * signal has nobody to go to and ends the relay. */
         SignalsDuringBlockingCall guard(signal_fd_.get(), program_.pidfd.get());
         err = sam_start();
+        if (int stop = guard.stop_forwarded(); stop != 0) {
+            stop_signal_forwarded_ = stop;
+        }
     } else {
         err = sam_start();
     }
@@ -327,6 +332,7 @@ void Relay::run() {
 
 void Relay::on_program_exit() {
     siginfo_t info = reap(program_.pidfd.get());
+    program_.pidfd.reset(); /* nothing left to signal */
     bool finished = info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
     record_.record_end(info, !finished);
     if (finished) {
@@ -338,6 +344,13 @@ void Relay::on_program_exit() {
     }
     if (!started_ && (stopping_seen_ || !opts_.notify)) {
         log_line("program ended (%s) after STOPPING=1", describe_exit(info).c_str());
+        exit_like(info);
+    }
+    if (!started_ && stop_signal_forwarded_ != 0) {
+        /* Asked to stop: not a failure to report (which could mean waiting
+         * for quorum), and the supervisor leaves the way we do. */
+        log_line("program ended (%s) after SIG%s, before READY=1", describe_exit(info).c_str(),
+                 signal_name(stop_signal_forwarded_).c_str());
         exit_like(info);
     }
     if (!started_) {

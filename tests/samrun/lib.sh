@@ -86,6 +86,21 @@ wait_bg() {
     bg_status=$?
 }
 
+# stop_within_1s PHASE: SIGTERM to sam-run ($pid), which must be gone one
+# second later (dead of it, or exited like its program); status in $bg_status.
+stop_within_1s() {
+    local start end
+    start=$(now_ms)
+    kill -s TERM "$pid"
+    end=$((start + 1000))
+    while ! gone "$pid"; do
+        [ "$(now_ms)" -ge "$end" ] && fail "$1: sam-run still running 1 s after SIGTERM"
+        sleep 0.02
+    done
+    wait_bg "$pid" 1
+    pass "$1: SIGTERM ended sam-run in $(($(now_ms) - start)) ms (status $bg_status)"
+}
+
 # expect_status EXPECTED NAME ARGS...: run sam-run in the foreground.
 expect_status() {
     local expected=$1 name=$2 status
