@@ -49,4 +49,30 @@ std::optional<pid_t> parent_from_stat(const std::string &stat) {
     return static_cast<pid_t>(ppid);
 }
 
+std::optional<unsigned long long> start_ticks_from_stat(const std::string &stat) {
+    size_t close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) {
+        return std::nullopt;
+    }
+    /* After "comm)": state is field 3, so starttime is the 20th word. */
+    const char *p = stat.c_str() + close_paren + 1;
+    for (int word = 1; word < 20; ++word) {
+        while (*p == ' ') {
+            ++p;
+        }
+        while (*p != ' ' && *p != '\0') {
+            ++p;
+        }
+        if (*p == '\0') {
+            return std::nullopt;
+        }
+    }
+    unsigned long long ticks = 0;
+    int consumed = 0;
+    if (sscanf(p, " %llu%n", &ticks, &consumed) != 1) {
+        return std::nullopt;
+    }
+    return ticks;
+}
+
 } // namespace samrun

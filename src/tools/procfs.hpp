@@ -25,6 +25,10 @@ namespace samrun {
  * parentheses, so the fields are read after the last ')'. */
 [[nodiscard]] std::optional<pid_t> parent_from_stat(const std::string &stat);
 
+/* The start time from the same text (field 22, "starttime": clock ticks
+ * since boot, CLOCK_BOOTTIME), or nullopt if the text is not in that form. */
+[[nodiscard]] std::optional<unsigned long long> start_ticks_from_stat(const std::string &stat);
+
 } // namespace samrun
 
 #endif

@@ -9,13 +9,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "procfs.hpp"
 #include "status.hpp"
+#include "status_format.hpp"
 
 namespace samrun {
 
@@ -56,12 +61,80 @@ std::optional<uint64_t> get_u64(cmap_handle_t handle, const std::string &key) {
     return value;
 }
 
-/* The command line of a local pid, for people: names are supervisor pids. */
-std::optional<std::string> command_of(const std::string &name) {
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
+/* Who holds the pid named by a key, as far as we can tell. */
+enum class Holder {
+    Supervisor, /* a process that can be the one that wrote the keys */
+    Gone,       /* no such process, or the name is not a pid */
+    Other,      /* the pid is used by a process that did not write them */
+};
+
+struct Clocks {
+    uint64_t monotonic_ns = 0;
+    uint64_t suspended_ns = 0; /* CLOCK_BOOTTIME - CLOCK_MONOTONIC */
+};
+
+uint64_t clock_ns(clockid_t id) {
+    timespec ts;
+    clock_gettime(id, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+/* The pids with an IPC connection to corosync right now, from its stats map
+ * (stats.ipcs.service<N>.<pid>.*); nullopt if that map cannot be read. A
+ * supervisor that publishes keys holds a cmap connection as long as it runs. */
+std::optional<std::set<pid_t>> corosync_clients() {
+    cmap_handle_t raw;
+    if (cmap_initialize_map(&raw, CMAP_MAP_STATS) != CS_OK) {
         return std::nullopt;
     }
-    std::optional<std::string> read = read_small_file("/proc/" + name + "/cmdline");
+    CmapHandle handle(new cmap_handle_t{raw});
+    cmap_iter_handle_t iter;
+    if (cmap_iter_init(*handle, "stats.ipcs.service", &iter) != CS_OK) {
+        return std::nullopt;
+    }
+    std::set<pid_t> pids;
+    char key[CMAP_KEYNAME_MAXLEN + 1];
+    size_t value_len;
+    cmap_value_types_t type;
+    while (cmap_iter_next(*handle, iter, key, &value_len, &type) == CS_OK) {
+        if (std::optional<pid_t> pid = client_pid_from_stats_key(key)) {
+            pids.insert(*pid);
+        }
+    }
+    cmap_iter_finalize(*handle, iter);
+    return pids;
+}
+
+/* A pid is reused once its process is gone, so a live pid proves nothing by
+ * itself: the process must also have started before the keys' last update,
+ * and be connected to corosync. */
+Holder holder_of(std::optional<pid_t> pid, const ProcessEntry &e, const Clocks &clocks,
+                 const std::optional<std::set<pid_t>> &clients) {
+    if (!pid) {
+        return Holder::Gone;
+    }
+    std::optional<std::string> stat = read_small_file("/proc/" + std::to_string(*pid) + "/stat");
+    std::optional<unsigned long long> ticks = stat ? start_ticks_from_stat(*stat) : std::nullopt;
+    if (!ticks) {
+        return Holder::Gone;
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz > 0 && e.last_updated_ns && *e.last_updated_ns != 0) {
+        /* ticks * (10^9 / hz) cannot overflow for any uptime below 500 years. */
+        uint64_t start_ns = static_cast<uint64_t>(*ticks) * (1000000000u / static_cast<uint64_t>(hz));
+        if (started_after(start_ns, clocks.suspended_ns, *e.last_updated_ns)) {
+            return Holder::Other;
+        }
+    }
+    if (clients && clients->count(*pid) == 0) {
+        return Holder::Other;
+    }
+    return Holder::Supervisor;
+}
+
+/* The command line of the supervisor, for people; NULs become spaces. */
+std::optional<std::string> command_of(pid_t pid) {
+    std::optional<std::string> read = read_small_file("/proc/" + std::to_string(pid) + "/cmdline");
     if (!read || read->empty()) {
         return std::nullopt;
     }
@@ -77,75 +150,53 @@ std::optional<std::string> command_of(const std::string &name) {
     return raw;
 }
 
+/* One row, whatever the output format. */
+struct Row {
+    std::string name;
+    std::optional<pid_t> pid;
+    const ProcessEntry *entry = nullptr;
+    Holder holder = Holder::Gone;
+    std::optional<std::string> command; /* only for Holder::Supervisor */
+    std::optional<int64_t> age_ms;
+};
+
 /* For the table: the program name without its directory, to keep rows short. */
-std::string short_command(const std::optional<std::string> &command) {
-    if (!command) {
+std::string short_command(const Row &row) {
+    switch (row.holder) {
+    case Holder::Gone:
+        return "[stale: supervisor gone]";
+    case Holder::Other:
+        return "[stale: pid now used by another process]";
+    case Holder::Supervisor:
+        break;
+    }
+    if (!row.command) {
         return "-";
     }
-    size_t end = command->find(' ');
-    size_t slash = command->rfind('/', end);
-    return slash == std::string::npos ? *command : command->substr(slash + 1);
+    size_t end = row.command->find(' ');
+    size_t slash = row.command->rfind('/', end);
+    return slash == std::string::npos ? *row.command : row.command->substr(slash + 1);
 }
 
-std::string json_string(const std::string &text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
-    return out + "\"";
-}
-
-template <typename T, typename F> std::string json_or_null(const std::optional<T> &value, F format) {
-    return value ? format(*value) : std::string("null");
-}
-
-/* Age in milliseconds of a cs_timestamp_get() value; negative means that the
- * key came from a clock ahead of ours (it should not happen on one node). */
-std::optional<int64_t> age_ms(const std::optional<uint64_t> &stamp, uint64_t now) {
-    if (!stamp || *stamp == 0) {
-        return std::nullopt;
-    }
-    return (static_cast<int64_t>(now) - static_cast<int64_t>(*stamp)) / 1000000;
-}
-
-void print_json(const std::map<std::string, ProcessEntry> &entries, uint64_t now) {
+void print_json(const std::vector<Row> &rows) {
     printf("[");
     const char *sep = "\n";
-    for (const auto &[name, e] : entries) {
-        auto str = [](const std::string &s) { return json_string(s); };
-        auto num = [](auto v) { return std::to_string(v); };
-        bool numeric = name.find_first_not_of("0123456789") == std::string::npos && !name.empty();
-        printf("%s  {\"name\": %s, \"pid\": %s, \"state\": %s, \"recovery\": %s, "
-               "\"poll_period_ms\": %s, \"last_updated_ns\": %s, \"last_updated_age_ms\": %s, "
-               "\"command\": %s}",
-               sep, json_string(name).c_str(), numeric ? name.c_str() : "null", json_or_null(e.state, str).c_str(),
-               json_or_null(e.recovery, str).c_str(), json_or_null(e.poll_period_ms, num).c_str(),
-               json_or_null(e.last_updated_ns, num).c_str(), json_or_null(age_ms(e.last_updated_ns, now), num).c_str(),
-               json_or_null(command_of(name), str).c_str());
+    for (const Row &row : rows) {
+        const ProcessEntry &e = *row.entry;
+        JsonObject object;
+        object.add_string("name", row.name)
+            .add_number("pid", row.pid)
+            .add_string("state", e.state)
+            .add_string("recovery", e.recovery)
+            .add_unsigned("poll_period_ms", e.poll_period_ms)
+            .add_unsigned("last_updated_ns", e.last_updated_ns)
+            .add_number("last_updated_age_ms", row.age_ms)
+            .add_string("command", row.command)
+            .add_bool("stale", row.holder != Holder::Supervisor);
+        printf("%s  %s", sep, object.str().c_str());
         sep = ",\n";
     }
-    printf("%s]\n", entries.empty() ? "" : "\n");
+    printf("%s]\n", rows.empty() ? "" : "\n");
 }
 
 std::string human_age(const std::optional<int64_t> &ms) {
@@ -154,24 +205,25 @@ std::string human_age(const std::optional<int64_t> &ms) {
     }
     char buf[32];
     if (*ms < 0) {
-        snprintf(buf, sizeof buf, "in %.1fs", static_cast<double>(-*ms) / 1000.0);
+        snprintf(buf, sizeof buf, "in %.1fs", -static_cast<double>(*ms) / 1000.0);
     } else {
         snprintf(buf, sizeof buf, "%.1fs ago", static_cast<double>(*ms) / 1000.0);
     }
     return buf;
 }
 
-void print_table(const std::map<std::string, ProcessEntry> &entries, uint64_t now) {
-    if (entries.empty()) {
+void print_table(const std::vector<Row> &rows) {
+    if (rows.empty()) {
         printf("no supervised processes in cmap (%s*)\n", kPrefix);
         return;
     }
     printf("%-8s %-19s %-8s %-9s %-11s %s\n", "PID", "STATE", "POLICY", "PERIOD", "UPDATED", "COMMAND");
-    for (const auto &[name, e] : entries) {
+    for (const Row &row : rows) {
+        const ProcessEntry &e = *row.entry;
         std::string period = e.poll_period_ms ? std::to_string(*e.poll_period_ms) + "ms" : "-";
-        printf("%-8s %-19s %-8s %-9s %-11s %s\n", name.c_str(), e.state.value_or("-").c_str(),
-               e.recovery.value_or("-").c_str(), period.c_str(), human_age(age_ms(e.last_updated_ns, now)).c_str(),
-               short_command(command_of(name)).c_str());
+        printf("%-8s %-19s %-8s %-9s %-11s %s\n", terminal_safe(row.name).c_str(),
+               terminal_safe(e.state.value_or("-")).c_str(), terminal_safe(e.recovery.value_or("-")).c_str(),
+               period.c_str(), human_age(row.age_ms).c_str(), terminal_safe(short_command(row)).c_str());
     }
 }
 
@@ -221,13 +273,28 @@ int print_status(bool json) {
     /* last_updated is cs_timestamp_get(): CLOCK_MONOTONIC in nanoseconds when
      * corosync was built (its inline version silently falls back to the wall
      * clock unless <unistd.h> came first, so we read the clock ourselves). */
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+    Clocks clocks;
+    clocks.monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+    uint64_t boottime = clock_ns(CLOCK_BOOTTIME);
+    clocks.suspended_ns = boottime > clocks.monotonic_ns ? boottime - clocks.monotonic_ns : 0;
+    std::optional<std::set<pid_t>> clients = corosync_clients();
+    std::vector<Row> rows;
+    for (const auto &[name, e] : entries) {
+        Row row;
+        row.name = name;
+        row.pid = pid_from_name(name);
+        row.entry = &e;
+        row.holder = holder_of(row.pid, e, clocks, clients);
+        if (row.holder == Holder::Supervisor) {
+            row.command = command_of(*row.pid);
+        }
+        row.age_ms = age_ms(e.last_updated_ns, clocks.monotonic_ns);
+        rows.push_back(std::move(row));
+    }
     if (json) {
-        print_json(entries, now);
+        print_json(rows);
     } else {
-        print_table(entries, now);
+        print_table(rows);
     }
     return fflush(stdout) == 0 ? 0 : 1;
 }

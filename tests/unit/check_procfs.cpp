@@ -6,6 +6,7 @@
 #include <string>
 
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CppUTest/TestHarness.h>
@@ -50,4 +51,25 @@ TEST(Procfs, MalformedStatIsNothing) {
     CHECK_FALSE(parent_from_stat("42 no paren S 1").has_value());
     CHECK_FALSE(parent_from_stat("42 (x)").has_value());
     CHECK_FALSE(parent_from_stat("42 (x) S -5").has_value());
+}
+
+TEST(Procfs, StartTimeIsField22AfterTheCommand) {
+    // comm may hold spaces and ')': the fields count from the last ')'.
+    const std::string stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 3 4 0 0 20 0 1 0 987654 1000 200";
+    std::optional<unsigned long long> ticks = start_ticks_from_stat(stat);
+    CHECK_TRUE(ticks.has_value());
+    LONGLONGS_EQUAL(987654ULL, *ticks);
+    CHECK_FALSE(start_ticks_from_stat("42 (a) S 1 42").has_value());
+    CHECK_FALSE(start_ticks_from_stat("no parenthesis").has_value());
+}
+
+TEST(Procfs, OwnStartTimeIsNotInTheFuture) {
+    std::optional<std::string> stat = read_small_file("/proc/self/stat");
+    CHECK_TRUE(stat.has_value());
+    std::optional<unsigned long long> ticks = start_ticks_from_stat(*stat);
+    CHECK_TRUE(ticks.has_value());
+    timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    CHECK_TRUE(*ticks / static_cast<unsigned long long>(sysconf(_SC_CLK_TCK)) <=
+               static_cast<unsigned long long>(ts.tv_sec));
 }
