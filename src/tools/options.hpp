@@ -32,7 +32,7 @@ struct Options {
     std::optional<std::string> check_command;
     std::optional<int> check_timeout_ms; /* default: the interval */
     bool notify = false;
-    std::optional<std::string> notify_socket; /* default: an abstract name */
+    std::optional<std::string> notify_socket; /* default: a path in a private directory */
     bool status = false;
     bool json = false;
     std::vector<std::string> command;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -18,6 +19,7 @@
 #include "log.hpp"
 #include "notify.hpp"
 #include "options.hpp"
+#include "private_dir.hpp"
 #include "process.hpp"
 #include "relay.hpp"
 #include "status.hpp"
@@ -74,13 +76,20 @@ int supervise(const Options &opts) {
     signal(SIGPIPE, SIG_IGN);
 
     std::unique_ptr<NotifyServer> notify;
+    std::optional<PrivateSocketDir> private_dir;
     if (opts.notify) {
-        std::string address = opts.notify_socket.value_or("@sam-run/" + std::to_string(getpid()) + "/notify");
         try {
-            notify = std::make_unique<NotifyServer>(address);
+            if (!opts.notify_socket) {
+                private_dir = PrivateSocketDir::create();
+            }
+            notify = std::make_unique<NotifyServer>(opts.notify_socket.value_or(private_dir->socket_path()));
         } catch (const std::system_error &e) {
             fprintf(stderr, "sam-run: %s\n", e.what());
             return kExitInternal;
+        }
+        if (private_dir) {
+            /* Now, while this is the only thread of the process. */
+            private_dir->start_janitor();
         }
     }
 
