@@ -177,11 +177,15 @@ void DescriptorSink::dispose(const std::vector<int> &fds, bool stranger) {
         /* A busy sink gets one successor per call, so a flood cannot fork
          * more than one process per datagram, and never more than the cap. */
         if (!hand_over(batch) && !hand_over(batch)) {
-            log_line("%zu passed descriptors wait for a sink: every sink is busy closing", parked_.size());
+            if (!parked_logged_) {
+                log_line("%zu passed descriptors wait for a sink: every sink is busy closing", parked_.size());
+                parked_logged_ = true;
+            }
             return;
         }
         parked_.erase(parked_.begin(), parked_.begin() + static_cast<long>(n));
     }
+    parked_logged_ = false;
 }
 
 } // namespace samrun

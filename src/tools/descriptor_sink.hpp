@@ -40,10 +40,6 @@ class DescriptorSink {
      * that a flood of lingering sockets keeps no sink busy either. */
     void dispose(const std::vector<int> &fds, bool stranger);
 
-    /* Descriptors no sink could take (every sink busy, or fork failed).
-     * Kept open, never closed here, handed over at the next dispose(). */
-    [[nodiscard]] size_t parked() const { return parked_.size(); }
-
   private:
     [[nodiscard]] bool start();
     void retire();
@@ -53,7 +49,14 @@ class DescriptorSink {
     UniqueFd channel_; /* our end of the sink's SOCK_SEQPACKET pair */
     pid_t pid_ = -1;
     std::vector<pid_t> retired_; /* sinks still busy with what they got */
+    /* Descriptors no sink could take (every sink busy, or fork failed).
+     * Kept open, never closed here, handed over at the next dispose(); if
+     * the relay ends first, the kernel closes them as it exits, which is the
+     * one place left where they can hold it up. Reaching that takes a sender
+     * allowed on the socket with as many files that never close as there
+     * may be sinks at once (8). */
     std::vector<int> parked_;
+    bool parked_logged_ = false; /* said once per episode, not per datagram */
 };
 
 } // namespace samrun

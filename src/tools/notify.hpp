@@ -54,9 +54,6 @@ class NotifyServer {
      * close() here, whoever sent them. */
     [[nodiscard]] Receive receive(NotifyMessage &message, std::string &why, const SenderCheck &allowed);
 
-    /* Passed descriptors that no sink could take yet (see DescriptorSink). */
-    [[nodiscard]] size_t parked_descriptors() const { return sink_.parked(); }
-
   private:
     UniqueFd fd_;
     std::string address_;
