@@ -30,7 +30,7 @@ struct Options {
     std::optional<unsigned long> restart_delay_max_ms;
     std::optional<unsigned long> restart_reset_ms;
     std::optional<std::string> check_command;
-    std::optional<int> check_timeout_ms; /* default: the interval */
+    std::optional<int> check_timeout_ms; /* default: half the interval, at least 1 ms */
     bool notify = false;
     std::optional<std::string> notify_socket; /* default: a path in a private directory */
     bool status = false;

@@ -7,8 +7,8 @@
 //
 // The input is a sequence of records that drive a small model of the
 // supervisor's loop (see the format in fuzz_input.hpp). Every decision of the
-// library is compared with an independent reading of the wire contract in
-// DESIGN.md and wire.hpp; any disagreement aborts, so the fuzzer finds wrong
+// library is compared with an independent reading of the wire contract
+// (wire.hpp and the API rules in sam_overview(3)); any disagreement aborts, so the fuzzer finds wrong
 // answers as well as crashes.
 //
 // Built twice: with clang -fsanitize=fuzzer,address,undefined as the fuzzer,

@@ -1,6 +1,6 @@
 // test_api.cpp - status codes in every API state, instance ids, stored data.
 //
-// DESIGN section 3: states NOT_INITIALIZED -> INITIALIZED -> REGISTERED ->
+// The states NOT_INITIALIZED -> INITIALIZED -> REGISTERED ->
 // STARTED <-> REGISTERED -> FINALIZED and what each call returns in each.
 #include <csignal>
 #include <cstring>

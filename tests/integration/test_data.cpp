@@ -1,5 +1,5 @@
 // test_data.cpp - the stored data lives in the supervisor and survives
-// every restart (DESIGN section 3, "Data"; section 4 item 8).
+// every restart, and large stores travel without a pipe, atomically.
 #include <algorithm>
 #include <csignal>
 #include <cstring>

@@ -649,8 +649,8 @@ int count_without_system_calls(bool probe_clock) {
 }
 } // namespace
 
-// sam_hc_send() on a started instance makes no system call (DESIGN: the
-// fast path is a store to the shared page).
+// sam_hc_send() on a started instance makes no system call (the fast path
+// is a store to the page it shares with the supervisor).
 TEST(FastPath, HcSendMakesNoSystemCall) {
     if (it::kUnderTsan)
         return; // TSan's own bookkeeping may map memory from any call

@@ -1,4 +1,4 @@
-// test_recovery.cpp - DESIGN section 4 items 1-5, 7 and 9: death seen at
+// test_recovery.cpp - what we promise beyond upstream: death seen at
 // once, honest exit status, forwarded stop signals, no orphans and no
 // SIGPIPE, crash-loop back-off, recovery lines in syslog, hostile instances.
 #include <csignal>
