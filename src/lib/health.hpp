@@ -84,8 +84,10 @@ class HealthDeadline {
     // Any message from the instance, or a newer heartbeat stamp.
     void life(uint64_t at_ns) noexcept {
         if (at_ns > last_life_ns_) {
+            // A new silence may be excused again. grace_until_ns_ stays: a
+            // stamp taken before the grace began must not pull the deadline
+            // back (it never exceeds any later life + interval anyway).
             last_life_ns_ = at_ns;
-            grace_until_ns_ = 0;
             grace_used_ = false;
         }
     }

@@ -409,6 +409,12 @@ void on_timer(Model &m, Reader &in) {
         m.deadline.warned(m.now);
         EXPECT(m.deadline.next_deadline() > m.now || m.deadline.next_deadline() == UINT64_MAX);
         break;
+    case HealthVerdict::Stalled:
+        // Our timer fired at least the stall threshold late: one more
+        // interval from now, never less.
+        EXPECT(deadline_before != 0 && m.now >= saturating_add(deadline_before, m.deadline.stall_threshold()));
+        EXPECT(deadline == saturating_add(m.now, m.deadline.interval_ns()) || deadline > m.now);
+        break;
     case HealthVerdict::Kill:
         EXPECT(warned_before && m.now >= deadline);
         instance_failed(m, (m.now - m.spawned_at) / 1000000ULL);
