@@ -99,68 +99,71 @@ cs_error_t instance_warn_signal_set(Library &lib, int sig) {
 cs_error_t instance_mark_failed(Library &lib) { return call(lib, wire::RequestType::MarkFailed); }
 
 HcCallbackThread::HcCallbackThread(Library &lib, uint64_t interval_ms, sam_hc_callback_t cb)
-    : lib_(lib), tick_ms_(interval_ms >= 4 ? interval_ms / 4 : 1), cb_(cb) {
-    thread_ = std::thread([this] { run(); });
+    : shared_(std::make_shared<Shared>(lib, interval_ms >= 4 ? interval_ms / 4 : 1, cb)) {
+    thread_ = std::thread([s = shared_] { run(s); });
 }
 
 HcCallbackThread::~HcCallbackThread() { shutdown(); }
 
 void HcCallbackThread::replace_callback(sam_hc_callback_t cb) {
-    std::lock_guard<std::mutex> g(m_);
-    cb_ = cb;
+    std::lock_guard<std::mutex> g(shared_->m);
+    shared_->cb = cb;
 }
 
 void HcCallbackThread::set_started(bool started) {
     {
-        std::lock_guard<std::mutex> g(m_);
-        started_ = started;
+        std::lock_guard<std::mutex> g(shared_->m);
+        shared_->started = started;
         if (started)
-            unhealthy_ = false;
+            shared_->unhealthy = false;
     }
-    cv_.notify_all();
+    shared_->cv.notify_all();
 }
 
 void HcCallbackThread::shutdown() {
     {
-        std::lock_guard<std::mutex> g(m_);
-        stopping_ = true;
+        std::lock_guard<std::mutex> g(shared_->m);
+        shared_->stopping = true;
     }
-    cv_.notify_all();
+    shared_->cv.notify_all();
     if (!thread_.joinable())
         return;
+    // sam_finalize() called from inside the callback: the thread cannot join
+    // itself. It sees `stopping` once the callback returns and ends on its
+    // own, holding its reference to Shared until then.
     if (thread_.get_id() == std::this_thread::get_id())
-        thread_.detach(); // sam_finalize() called from inside the callback
+        thread_.detach();
     else
         thread_.join();
 }
 
-void HcCallbackThread::run() {
-    std::unique_lock<std::mutex> lk(m_);
+void HcCallbackThread::run(const std::shared_ptr<Shared> &s) {
+    std::unique_lock<std::mutex> lk(s->m);
     unsigned ticks = 0;
     for (;;) {
-        cv_.wait(lk, [this] { return stopping_ || started_; });
-        if (stopping_)
+        s->cv.wait(lk, [&s] { return s->stopping || s->started; });
+        if (s->stopping)
             return;
-        const auto tick = std::chrono::milliseconds(tick_ms_);
-        if (cv_.wait_for(lk, tick, [this] { return stopping_ || !started_; })) {
+        const auto tick = std::chrono::milliseconds(s->tick_ms);
+        if (s->cv.wait_for(lk, tick, [&s] { return s->stopping || !s->started; })) {
             ticks = 0;
             continue;
         }
-        if (unhealthy_)
+        if (s->unhealthy)
             continue;
-        if (instance_beat(lib_))
+        if (instance_beat(s->lib))
             ++ticks;
         if (ticks < 4)
             continue;
         ticks = 0;
-        sam_hc_callback_t cb = cb_;
+        sam_hc_callback_t cb = s->cb;
         if (cb == nullptr)
             continue;
-        lk.unlock(); // the callback may call sam_* functions
+        lk.unlock(); // the callback may call sam_* functions, sam_finalize() included
         const int verdict = cb();
         lk.lock();
         if (verdict != 0)
-            unhealthy_ = true;
+            s->unhealthy = true;
     }
 }
 

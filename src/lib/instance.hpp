@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -29,6 +30,10 @@ namespace sam {
 // Library thread behind sam_hc_callback_register(): while the instance is
 // started it beats every interval/4 and calls the callback every interval. It
 // sleeps on a condition variable while stopped: no polling, no wake-ups.
+//
+// The callback may call sam_finalize(), which destroys this object while the
+// thread is still inside the callback: what the thread touches afterwards
+// lives in a Shared block that the thread co-owns, so it outlives us.
 class HcCallbackThread {
   public:
     HcCallbackThread(Library &lib, uint64_t interval_ms, sam_hc_callback_t cb);
@@ -42,16 +47,20 @@ class HcCallbackThread {
     void shutdown();
 
   private:
-    void run();
+    struct Shared {
+        Shared(Library &l, uint64_t tick, sam_hc_callback_t c) : lib(l), tick_ms(tick), cb(c) {}
+        Library &lib;
+        const uint64_t tick_ms;
+        std::mutex m;
+        std::condition_variable cv;
+        sam_hc_callback_t cb;
+        bool started = false;
+        bool unhealthy = false; // the callback said so: no beats until the next start
+        bool stopping = false;
+    };
+    static void run(const std::shared_ptr<Shared> &s);
 
-    Library &lib_;
-    const uint64_t tick_ms_;
-    std::mutex m_;
-    std::condition_variable cv_;
-    sam_hc_callback_t cb_;
-    bool started_ = false;
-    bool unhealthy_ = false; // the callback said so: no beats until the next start
-    bool stopping_ = false;
+    std::shared_ptr<Shared> shared_;
     std::thread thread_;
 };
 

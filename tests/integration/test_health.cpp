@@ -453,6 +453,61 @@ TEST(HcCallback, ReplacedByNullKeepsBeating) {
     REQUIRE(prog.events_of("cb").empty());
 }
 
+namespace {
+std::atomic<int> g_calls_after_finalize{0};
+std::atomic<bool> g_finalized{false};
+int finalizing_cb() {
+    if (g_finalized.load()) {
+        ++g_calls_after_finalize;
+        return 0;
+    }
+    const int n = ++g_cb_calls;
+    if (n < 2)
+        return 0;
+    const cs_error_t rc = sam_finalize();
+    g_finalized = true;
+    it::emit("ev=finalized rc=%d", static_cast<int>(rc));
+    return 0;
+}
+} // namespace
+
+// sam_finalize() called by the health-check callback itself: allowed, and
+// the library's thread ends cleanly after the callback returns (its state
+// must outlive the finalize). Health checking stopped with it: the
+// supervisor sends no warn signal, and the instance is finalized.
+TEST(HcCallback, FinalizeFromInsideCallback) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        g_iid = static_cast<sig_atomic_t>(iid);
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0;
+        catch_signal(SIGUSR1);
+        if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_hc_callback_register(finalizing_cb) != CS_OK ||
+            sam_start() != CS_OK)
+            return 92;
+        idle_ms(6 * kT); // the callback finalizes meanwhile
+        it::expect_rc("hc_send_after", sam_hc_send(), CS_ERR_BAD_HANDLE);
+        it::expect_rc("finalize_again", sam_finalize(), CS_ERR_BAD_HANDLE);
+        it::emit("ev=alive calls_after=%d", g_calls_after_finalize.load());
+        return 0;
+    });
+    it::Event fin;
+    REQUIRE(prog.wait_event("finalized", 4 * kT + 1000, &fin));
+    REQUIRE(fin.num("rc") == CS_OK);
+    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    it::Event alive;
+    REQUIRE(prog.wait_event("alive", 0, &alive));
+    REQUIRE(alive.num("calls_after") == 0);
+    REQUIRE(prog.events_of("signal").empty());
+    REQUIRE(prog.events_of("reg").size() == 1);
+    REQUIRE_CHECKS(2);
+}
+
 TEST_GROUP(ThreadSafety) {
     it::Program prog;
     void teardown() override { prog.cleanup(); }
