@@ -48,6 +48,29 @@ constexpr uint64_t kLogDelayNs = 2ULL * 1000000ULL;
 // Requests handled per wake-up, so a flooding instance cannot starve the loop.
 constexpr int kRequestsPerWakeup = 64;
 
+// A restart that could not be spawned is retried after the restart back-off,
+// but never sooner than this, even inside the burst or with the back-off
+// off: retrying at once meets the same shortage and only spins.
+constexpr uint64_t kSpawnRetryMinMs = 100;
+
+// Failures of fork(), socketpair(), pidfd_open(), mmap() or epoll_ctl() that
+// come from a shortage the system may recover from. Anything else (EPERM
+// from a seccomp filter, ENOSYS, EINVAL) will fail the same way every time.
+bool may_pass(int err) noexcept {
+    switch (err) {
+    case EAGAIN:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOSPC:
+    case EINTR:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int open_pidfd(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 bool watch(int epoll_fd, int fd, uint64_t tag) noexcept {
@@ -179,6 +202,10 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cma
         o = loop();
     if (o == Outcome::BecameInstance)
         return CS_OK; // lines the supervisor queued are its own to write
+    // Once an instance has run, the application after sam_register() is the
+    // instance's code: returning here would run it a second time, unwatched.
+    if (spawned_once_)
+        exit_cannot_go_on();
     flush_logs();
     undo_set_up();
     return CS_ERR_LIBRARY;
@@ -213,10 +240,8 @@ void Supervisor::prepare_spare() {
 }
 
 Supervisor::Outcome Supervisor::spawn_instance() {
-    if (!make_spare()) {
-        log_now(LOG_ERR, "cannot prepare instance %u: %s", lib_.last_instance_id + 1, std::strerror(errno));
-        return Outcome::Fatal;
-    }
+    if (!make_spare())
+        return spawn_failed(lib_.last_instance_id + 1, "prepare", errno);
     ChannelPair pair = std::move(spare_pair_);
     std::shared_ptr<HeartbeatPage> shared_page = std::move(spare_page_);
     const unsigned iid = ++lib_.last_instance_id;
@@ -230,15 +255,15 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     // child runs, failing for want of a descriptor would leave it behind.
     UniqueFd reserved(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
     if (!reserved) {
+        const int err = errno;
         --lib_.last_instance_id;
-        log_now(LOG_ERR, "cannot prepare instance %u: %s", iid, std::strerror(errno));
-        return Outcome::Fatal;
+        return spawn_failed(iid, "prepare", err);
     }
     const pid_t pid = ::fork();
     if (pid < 0) {
+        const int err = errno;
         --lib_.last_instance_id;
-        log_now(LOG_ERR, "cannot fork instance %u: %s", iid, std::strerror(errno));
-        return Outcome::Fatal;
+        return spawn_failed(iid, "fork", err);
     }
     if (pid == 0) {
         reserved.reset();
@@ -248,13 +273,23 @@ Supervisor::Outcome Supervisor::spawn_instance() {
 
     reserved.reset();
     UniqueFd pidfd(open_pidfd(pid));
-    if (!pidfd || !watch(epoll_.get(), pidfd.get(), kPidfd) ||
-        !watch(epoll_.get(), pair.supervisor_end.get(), kChannel)) {
-        log_now(LOG_ERR, "cannot watch instance %u (pid %d): %s", iid, static_cast<int>(pid), std::strerror(errno));
-        ::kill(pid, SIGKILL);
+    const bool reaped_already = !pidfd && errno == ESRCH;
+    if (!reaped_already && (!pidfd || !watch(epoll_.get(), pidfd.get(), kPidfd) ||
+                            !watch(epoll_.get(), pair.supervisor_end.get(), kChannel))) {
+        const int err = errno;
+        log_now(LOG_ERR, "cannot watch instance %u (pid %d): %s; killing it", iid, static_cast<int>(pid),
+                std::strerror(err));
+        if (pidfd)
+            (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, pidfd.get(), nullptr);
+        // Without a pidfd, by pid: the child is ours until reaped, and only
+        // a thread of the application reaping it within these microseconds
+        // and the whole pid space wrapping meanwhile could make it foreign.
+        if (!pidfd || ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0)
+            ::kill(pid, SIGKILL);
         (void)retry_eintr([&] { return ::waitpid(pid, nullptr, 0); });
-        return Outcome::Fatal;
+        return spawn_failed(iid, "watch", err);
     }
+    spawned_once_ = true;
     child_ = pid;
     pidfd_ = std::move(pidfd);
     // Where the kernel tells the instance's use of the CPU; without them (no
@@ -277,8 +312,54 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     restart_at_ns_ = 0;
     spawned_at_ns_ = monotonic_ns();
     log_soon(LOG_INFO, "instance %u started as pid %d", iid, static_cast<int>(pid));
+    if (reaped_already) {
+        // Dead and reaped by another thread of the application (or by the
+        // kernel, SIGCHLD ignored) before we could even open its pidfd.
+        schedstat_.reset();
+        stat_.reset();
+        drop_channel();
+        return after_death(0, kStatusUnknown);
+    }
     rearm_timer();
     return Outcome::Continue;
+}
+
+// A new instance could not be made. The first one: sam_register() returns
+// CS_ERR_LIBRARY, as before any instance ran. A restart: retried after the
+// back-off while the failure may pass; otherwise the supervisor exits.
+Supervisor::Outcome Supervisor::spawn_failed(unsigned iid, const char *what, int err) {
+    if (!spawned_once_) {
+        log_now(LOG_ERR, "cannot %s instance %u: %s", what, iid, std::strerror(err));
+        return Outcome::Fatal;
+    }
+    if (!may_pass(err)) {
+        log_now(LOG_ERR, "cannot %s instance %u: %s; this will not pass: supervisor exits with status %d", what, iid,
+                std::strerror(err), kExitCannotGoOn);
+        exit_cannot_go_on();
+    }
+    uint64_t delay_ms = backoff_.on_failure(0);
+    if (delay_ms < kSpawnRetryMinMs)
+        delay_ms = kSpawnRetryMinMs;
+    log_now(LOG_WARNING, "cannot %s instance %u: %s; retrying in %llu ms", what, iid, std::strerror(err),
+            static_cast<unsigned long long>(delay_ms));
+    phase_ = Phase::BackingOff;
+    restart_at_ns_ = saturating_add(monotonic_ns(), ms_to_ns(delay_ms));
+    rearm_timer();
+    return Outcome::Continue;
+}
+
+// The end when supervision cannot go on after an instance has run. Nothing
+// is left running: an instance still alive is killed first.
+void Supervisor::exit_cannot_go_on() {
+    if (signal_instance(SIGKILL, false))
+        (void)retry_eintr([&] { return ::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), nullptr, WEXITED); });
+    flush_logs();
+    if (link_) {
+        link_->finish(CorosyncLink::Finish::MarkFailed);
+        link_.reset();
+    }
+    std::fflush(nullptr);
+    std::exit(kExitCannotGoOn);
 }
 
 // As upstream does, every instance starts with state "stopped" already in
@@ -404,14 +485,22 @@ Supervisor::Outcome Supervisor::loop() {
 
 Supervisor::Outcome Supervisor::on_instance_exit() {
     siginfo_t si{};
-    if (retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(child_), &si, WEXITED | WNOHANG); }) != 0 ||
-        si.si_pid == 0)
+    const int rc =
+        retry_eintr([&] { return ::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &si, WEXITED | WNOHANG); });
+    // The pidfd says the instance exited, yet it is not ours to reap: a
+    // thread of the application took it (waitpid(-1)), or SIGCHLD is ignored
+    // and the kernel did. A death all the same, with its status lost; going
+    // on waiting would spin on the pidfd, which stays readable.
+    const bool reaped_elsewhere = rc != 0 && errno == ECHILD;
+    if (!reaped_elsewhere && (rc != 0 || si.si_pid == 0))
         return Outcome::Continue; // not dead after all
     unwatch(epoll_.get(), pidfd_.get());
     pidfd_.reset();
     schedstat_.reset();
     stat_.reset();
     drop_channel();
+    if (reaped_elsewhere)
+        return after_death(0, kStatusUnknown);
     return after_death(si.si_status, si.si_code);
 }
 
@@ -523,7 +612,7 @@ Supervisor::Outcome Supervisor::on_signal() {
         if (pidfd_) {
             log_now(LOG_INFO, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(sig), lib_.last_instance_id,
                     static_cast<int>(child_), stop ? "; no restart after it ends" : "");
-            ::kill(child_, sig);
+            (void)signal_instance(sig, false);
         }
         if (!stop)
             continue;
@@ -753,9 +842,8 @@ void Supervisor::warn_instance(const char *why) {
             why, signal_name(sig));
     // Queued (si_code SI_QUEUE), so the instance can tell our warning from a
     // stop signal passed on with kill() (sam-run relies on that).
-    union sigval nothing {};
-    if (::sigqueue(child_, sig, nothing) != 0)
-        ::kill(child_, sig);
+    if (!signal_instance(sig, true))
+        (void)signal_instance(sig, false);
     deadline_.warned(monotonic_ns());
     if (link_)
         link_->set_healthy(false);
@@ -766,8 +854,7 @@ void Supervisor::kill_instance(const char *why) {
         return;
     log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id, static_cast<int>(child_),
             why);
-    // The pid cannot be reused before we reap it, so kill() is race-free here.
-    ::kill(child_, SIGKILL);
+    (void)signal_instance(SIGKILL, false);
     killed_by_us_ = true;
     phase_ = Phase::Killing;
     kill_at_ns_ = 0;
@@ -788,8 +875,10 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
         phase_ == Phase::Running || phase_ == Phase::WaitingForQuorum || phase_ == Phase::Publishing;
     const bool failure = killed_by_us_ || was_started;
     const unsigned iid = lib_.last_instance_id;
-    char how[64];
-    if (by_signal)
+    char how[96];
+    if (status_kind == kStatusUnknown)
+        std::snprintf(how, sizeof how, "was reaped elsewhere in this process (exit status unknown)");
+    else if (by_signal)
         std::snprintf(how, sizeof how, "was killed by SIG%s", signal_name(status_code));
     else
         std::snprintf(how, sizeof how, "exited with status %d", status_code);
@@ -842,6 +931,8 @@ void Supervisor::exit_like_instance(bool failed) {
         link_.reset();
     }
     std::fflush(nullptr);
+    if (last_status_kind_ == kStatusUnknown)
+        std::exit(kExitStatusUnknown);
     if (last_status_kind_ == CLD_EXITED)
         std::exit(last_status_code_);
     // Die by the same signal. No core file of our own: the instance's crash
@@ -865,6 +956,26 @@ void Supervisor::exit_like_instance(bool failed) {
 void Supervisor::start_health_clock() {
     deadline_.start(monotonic_ns());
     cpu_at_life_ = read_cpu_sample(schedstat_.get(), stat_.get(), monotonic_ns());
+}
+
+// Every signal to the instance goes through its pidfd: once the instance has
+// been reaped (by us, or behind our back by another thread of the
+// application) its pid may name another process; the pidfd never does.
+// `queued` sends it as sigqueue() would (si_code SI_QUEUE, our pid and
+// uid), which pidfd_send_signal() allows towards another process.
+bool Supervisor::signal_instance(int sig, bool queued) noexcept {
+    if (!pidfd_)
+        return false;
+    siginfo_t info{};
+    siginfo_t *with = nullptr;
+    if (queued) {
+        info.si_signo = sig;
+        info.si_code = SI_QUEUE;
+        info.si_pid = self_;
+        info.si_uid = ::getuid();
+        with = &info;
+    }
+    return ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, with, 0) == 0;
 }
 
 void Supervisor::rearm_timer() {

@@ -48,6 +48,15 @@ class Supervisor {
     // With CMAP, `cmap` is the connection sam_register() made and filled.
     [[nodiscard]] cs_error_t run(unsigned *instance_id, std::unique_ptr<CmapState> cmap);
 
+    // The supervisor's own exit statuses, where it cannot exit like its
+    // instance (both documented in sam_register(3); values from sysexits.h).
+    // The instance was reaped elsewhere in this process (another thread's
+    // wait, or SIGCHLD ignored): its status is lost.
+    static constexpr int kExitStatusUnknown = 70; // EX_SOFTWARE
+    // After an instance has run, the supervisor cannot go on: a restart
+    // failed in a way retrying cannot cure, or its event loop failed.
+    static constexpr int kExitCannotGoOn = 71; // EX_OSERR
+
     enum class Phase {
         Idle,             // registered, nothing timed (before sam_start or after sam_stop)
         WaitingForQuorum, // sam_start() waits: the cluster is not quorate
@@ -64,6 +73,9 @@ class Supervisor {
     bool set_up(std::unique_ptr<CmapState> cmap);
     void undo_set_up() noexcept;
     Outcome spawn_instance();
+    Outcome spawn_failed(unsigned iid, const char *what, int err);
+    [[noreturn]] void exit_cannot_go_on();
+    bool signal_instance(int sig, bool queued) noexcept;
     bool make_spare();
     void prepare_spare();
     void publish_stopped_before_fork();
@@ -153,7 +165,10 @@ class Supervisor {
     LogQueue queued_logs_;  // see log_soon()
     uint64_t log_flush_at_ns_ = 0;
     int last_status_code_ = 0; // si_status of the last instance
-    int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED
+    int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED, or kStatusUnknown
+    // No si_code of waitid(): the instance was reaped by someone else.
+    static constexpr int kStatusUnknown = 0;
+    bool spawned_once_ = false; // from then on sam_register() never returns here
 };
 
 } // namespace sam

@@ -290,6 +290,57 @@ TEST(HealthDeadline, WarnSignalSetByInstanceOutlivesIt) {
     REQUIRE(prog.events_of("reg").size() == 3);
 }
 
+namespace {
+volatile sig_atomic_t g_info_code = 0;
+volatile sig_atomic_t g_info_pid = 0;
+volatile sig_atomic_t g_info_count = 0;
+void record_siginfo(int, siginfo_t *info, void *) {
+    g_info_code = info->si_code;
+    g_info_pid = info->si_pid;
+    g_info_count = g_info_count + 1;
+}
+} // namespace
+
+// The warn signal comes from the supervisor as sigqueue() would send it
+// (si_code SI_QUEUE), so an instance can tell it from a stop signal that the
+// supervisor forwards (SI_USER, as kill() sends it); both carry the
+// supervisor's pid.
+TEST(HealthDeadline, WarnSignalIsQueuedForwardedSignalIsNot) {
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2)
+            return 0;
+        struct sigaction sa {};
+        sa.sa_sigaction = record_siginfo;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        if (::sigaction(SIGUSR1, &sa, nullptr) != 0 || ::sigaction(SIGUSR2, &sa, nullptr) != 0 ||
+            sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        it::emit("ev=started");
+        for (;;) { // no health checks: the warn signal comes after T
+            const int seen = g_info_count;
+            (void)it::command(10);
+            if (g_info_count != seen)
+                it::emit("ev=siginfo code=%d from=%d", static_cast<int>(g_info_code), static_cast<int>(g_info_pid));
+            if (g_info_count == 1 && seen == 0)
+                ::kill(it::program_pid(), SIGUSR2); // forwarded back to us
+        }
+    });
+    it::Event warn, forwarded;
+    REQUIRE(prog.wait_event("siginfo", 2 * kT + 1000, &warn));
+    REQUIRE(warn.num("code") == SI_QUEUE);
+    REQUIRE(warn.num("from") == prog.pid());
+    REQUIRE(prog.wait_event("siginfo", kT, &forwarded));
+    REQUIRE(forwarded.num("code") == SI_USER);
+    REQUIRE(forwarded.num("from") == prog.pid());
+}
+
 // An application that ignores SIGCHLD still gets its instance's exit
 // status mirrored (the kernel must not reap the instance behind our back).
 TEST(BeforeStart, SigchldIgnoredByApplication) {
