@@ -219,9 +219,13 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cma
 bool Supervisor::make_spare() {
     if (spare_page_ && spare_pair_.instance_end)
         return true;
-    ChannelPair pair;
+    // One step at a time, so errno tells the caller which one failed (and
+    // whether that may pass).
     auto page = HeartbeatPage::create();
-    if (!make_channel_pair(pair) || !page)
+    if (!page)
+        return false;
+    ChannelPair pair;
+    if (!make_channel_pair(pair))
         return false;
     try {
         spare_page_ = std::make_shared<HeartbeatPage>(std::move(*page));
