@@ -1,7 +1,8 @@
 // supervisor.hpp - the process that stays behind in sam_register().
 //
 // One event loop (epoll) over: the instance's pidfd (death, seen at once
-// whatever the instance did with its descriptors), its channel (requests),
+// whatever the instance did with its descriptors, or whoever reaped it; and
+// the only way the instance is ever signalled), its channel (requests),
 // one timerfd (health deadline, kill escalation, restart back-off), a
 // signalfd (stop signals to forward), and the corosync link's eventfd
 // (quorum changes, completed cmap writes). The instance is always in one
