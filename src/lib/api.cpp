@@ -186,7 +186,7 @@ SAM_EXPORT cs_error_t sam_register(unsigned int *instance_id) {
 
 SAM_EXPORT cs_error_t sam_hc_send(void) {
     // The fast path: no lock, no system call.
-    return sam::instance_beat(Library::get()) ? CS_OK : CS_ERR_BAD_HANDLE;
+    return sam::instance_beat(Library::get());
 }
 
 SAM_EXPORT cs_error_t sam_hc_callback_register(sam_hc_callback_t cb) {

@@ -1,14 +1,30 @@
-// health.cpp - creation of the shared heartbeat page; the instance's run delay.
+// health.cpp - the shared heartbeat page: creation, and the robust mutex
+// through which an instance sees its supervisor's death; the instance's run
+// delay.
 #include "health.hpp"
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 namespace sam {
+
+// The instance reads the mutex's lock word directly instead of calling
+// pthread_mutex_trylock() (a system call when the owner died). That word is
+// the futex the kernel's robust-list code marks with FUTEX_OWNER_DIED when
+// the owner ends; in glibc it is pthread_mutex_t::__data.__lock, an int at
+// offset 0. Elsewhere the layout is unknown, so death is not reported there.
+#if defined(__GLIBC__)
+static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0, "glibc: the lock word opens pthread_mutex_t");
+static_assert(std::is_same_v<decltype(std::declval<pthread_mutex_t &>().__data.__lock), int>,
+              "glibc: the lock word is the 32-bit futex");
+#endif
 
 std::optional<HeartbeatPage> HeartbeatPage::create() noexcept {
     const long page = ::sysconf(_SC_PAGESIZE);
@@ -18,9 +34,48 @@ std::optional<HeartbeatPage> HeartbeatPage::create() noexcept {
     void *addr = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (addr == MAP_FAILED)
         return std::nullopt;
-    new (addr) HeartbeatShared{};
-    static_cast<HeartbeatShared *>(addr)->last_beat_ns.store(0, std::memory_order_relaxed);
-    return HeartbeatPage(Mapping(addr, len));
+    HeartbeatPage result{Mapping(addr, len)};
+    auto *shared = new (addr) HeartbeatShared{};
+    shared->last_beat_ns.store(0, std::memory_order_relaxed);
+    pthread_mutexattr_t attr;
+    if (::pthread_mutexattr_init(&attr) != 0)
+        return std::nullopt;
+    const bool ok = ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) == 0 &&
+                    ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) == 0 &&
+                    ::pthread_mutex_init(&shared->supervisor_alive, &attr) == 0;
+    (void)::pthread_mutexattr_destroy(&attr);
+    if (!ok)
+        return std::nullopt;
+    return result;
+}
+
+bool HeartbeatPage::hold() noexcept {
+    if (held_)
+        return true;
+    if (::pthread_mutex_lock(&shared()->supervisor_alive) != 0)
+        return false;
+    held_ = true;
+    return true;
+}
+
+void HeartbeatPage::let_go() noexcept {
+    if (!held_ || !valid())
+        return;
+    held_ = false;
+    // From any thread but the owner this is EPERM and changes nothing
+    // (robust mutexes check their owner).
+    (void)::pthread_mutex_unlock(&shared()->supervisor_alive);
+}
+
+bool HeartbeatPage::supervisor_gone() const noexcept {
+#if defined(__GLIBC__)
+    // Owner died: the kernel cleared the owner's id and set the bit. No
+    // owner at all: the supervisor unlocked it (it no longer watches us).
+    const int word = __atomic_load_n(&shared()->supervisor_alive.__data.__lock, __ATOMIC_ACQUIRE);
+    return (word & FUTEX_OWNER_DIED) != 0 || (word & FUTEX_TID_MASK) == 0;
+#else
+    return false;
+#endif
 }
 
 namespace {

@@ -4,7 +4,9 @@
 // supervisor before each fork. sam_hc_send() in the instance only stores the
 // current CLOCK_MONOTONIC time into it (no system call). The supervisor does
 // not poll it: it sleeps on a timerfd until the deadline and reads the page
-// then.
+// then. The page also carries a robust mutex that the supervisor holds for as
+// long as it watches the instance: when the supervisor dies the kernel marks
+// that mutex's lock word, so sam_hc_send() learns of the death with one load.
 //
 // HealthDeadline is the pure decision logic (no clock, no I/O) so it can be
 // unit tested: given the last sign of life and whether the warn signal was
@@ -23,6 +25,9 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <utility>
+
+#include <pthread.h>
 
 #include "fd.hpp"
 
@@ -30,6 +35,8 @@ namespace sam {
 
 struct alignas(64) HeartbeatShared {
     std::atomic<uint64_t> last_beat_ns; // written by the instance, read by the supervisor
+    // Robust and process-shared; locked by the supervisor (see hold()).
+    pthread_mutex_t supervisor_alive;
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the heartbeat must be lock-free");
 
@@ -39,21 +46,48 @@ class HeartbeatPage {
     [[nodiscard]] static std::optional<HeartbeatPage> create() noexcept;
 
     HeartbeatPage() = default;
-    HeartbeatPage(HeartbeatPage &&) noexcept = default;
-    HeartbeatPage &operator=(HeartbeatPage &&) noexcept = default;
+    HeartbeatPage(const HeartbeatPage &) = delete;
+    HeartbeatPage &operator=(const HeartbeatPage &) = delete;
+    HeartbeatPage(HeartbeatPage &&o) noexcept : map_(std::move(o.map_)), held_(std::exchange(o.held_, false)) {}
+    HeartbeatPage &operator=(HeartbeatPage &&o) noexcept {
+        if (this != &o) {
+            let_go();
+            map_ = std::move(o.map_);
+            held_ = std::exchange(o.held_, false);
+        }
+        return *this;
+    }
+    ~HeartbeatPage() { let_go(); }
 
     [[nodiscard]] bool valid() const noexcept { return map_.get() != nullptr; }
+
+    // Supervisor side, before the fork. The mutex goes on the calling
+    // thread's robust list: when that thread ends (the supervisor dies, however)
+    // the kernel sets FUTEX_OWNER_DIED in its lock word. A child inherits no
+    // ownership (fork() gives it an empty robust list), so only the
+    // supervisor's death marks the page.
+    [[nodiscard]] bool hold() noexcept;
+    // Unlocks, in the thread that called hold(): a mutex still on a robust
+    // list must never be unmapped, since the list runs through it. Done by
+    // the destructor too; call it explicitly where another thread may hold
+    // the last reference.
+    void let_go() noexcept;
+    // In the new instance: its copy of held_ describes the supervisor.
+    void disown_after_fork() noexcept { held_ = false; }
 
     // Instance side: one store, no system call.
     void beat(uint64_t now_ns) noexcept { shared()->last_beat_ns.store(now_ns, std::memory_order_release); }
     // Supervisor side: what the instance last wrote (0 = never).
     [[nodiscard]] uint64_t last_beat() const noexcept { return shared()->last_beat_ns.load(std::memory_order_acquire); }
-    void release() noexcept { map_.reset(); }
+    // Instance side: true once the supervisor died or let the page go. One
+    // load of the mutex's lock word, no system call.
+    [[nodiscard]] bool supervisor_gone() const noexcept;
 
   private:
     explicit HeartbeatPage(Mapping m) noexcept : map_(std::move(m)) {}
     HeartbeatShared *shared() const noexcept { return static_cast<HeartbeatShared *>(map_.get()); }
     Mapping map_;
+    bool held_ = false; // this thread holds supervisor_alive
 };
 
 // What the supervisor must do when its health timer fires.

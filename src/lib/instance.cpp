@@ -21,11 +21,12 @@ cs_error_t call(Library &lib, wire::RequestType type, uint64_t arg = 0, uint64_t
 
 } // namespace
 
-bool instance_beat(Library &lib) noexcept {
+cs_error_t instance_beat(Library &lib) noexcept {
     if (lib.hot_state.load(std::memory_order_acquire) != ApiState::Started)
-        return false;
-    lib.instance.page->beat(monotonic_ns());
-    return true;
+        return CS_ERR_BAD_HANDLE;
+    HeartbeatPage &page = *lib.instance.page;
+    page.beat(monotonic_ns());
+    return page.supervisor_gone() ? CS_ERR_LIBRARY : CS_OK;
 }
 
 cs_error_t instance_start(Library &lib) {
@@ -151,8 +152,8 @@ void HcCallbackThread::run(const std::shared_ptr<Shared> &s) {
         }
         if (s->unhealthy)
             continue;
-        if (instance_beat(s->lib))
-            ++ticks;
+        if (instance_beat(s->lib) != CS_ERR_BAD_HANDLE)
+            ++ticks; // the callback still runs once the supervisor is gone
         if (ticks < 4)
             continue;
         ticks = 0;

@@ -23,9 +23,10 @@ namespace sam {
 [[nodiscard]] cs_error_t instance_warn_signal_set(Library &lib, int sig);
 [[nodiscard]] cs_error_t instance_mark_failed(Library &lib);
 
-// The heartbeat itself: lock-free, no system call. Returns false when the
-// instance is not started.
-[[nodiscard]] bool instance_beat(Library &lib) noexcept;
+// The heartbeat itself: lock-free, no system call. CS_ERR_BAD_HANDLE when the
+// instance is not started, CS_ERR_LIBRARY once its supervisor is gone (the
+// beat is still written: nobody reads it).
+[[nodiscard]] cs_error_t instance_beat(Library &lib) noexcept;
 
 // Library thread behind sam_hc_callback_register(): while the instance is
 // started it beats every interval/4 and calls the callback every interval. It

@@ -222,7 +222,9 @@ bool Supervisor::make_spare() {
     // One step at a time, so errno tells the caller which one failed (and
     // whether that may pass).
     auto page = HeartbeatPage::create();
-    if (!page)
+    // Held from now until the instance is dead: its sam_hc_send() reads
+    // our death from the page (we are the thread that stays in sam_register).
+    if (!page || !page->hold())
         return false;
     ChannelPair pair;
     if (!make_channel_pair(pair))
@@ -428,6 +430,7 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
 
     new (&lib_.mu) std::mutex();
     lib_.instance.channel = std::move(pair.instance_end);
+    page->disown_after_fork();
     lib_.instance.page = std::move(page);
     lib_.instance.instance_id = lib_.last_instance_id;
     lib_.set_state(ApiState::Registered);
@@ -886,6 +889,9 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
         std::snprintf(how, sizeof how, "was killed by SIG%s", signal_name(status_code));
     else
         std::snprintf(how, sizeof how, "exited with status %d", status_code);
+    // Unlocked here, in our thread: the link may hold the last reference.
+    if (page_)
+        page_->let_go();
     page_.reset();
     if (link_)
         link_->set_healthy(false);

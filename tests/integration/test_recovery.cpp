@@ -306,6 +306,38 @@ TEST(ParentDeath, NoSigpipeAfterSupervisorDied) {
         REQUIRE_MSG(results.num(k) == CS_ERR_LIBRARY, k);
 }
 
+// SIGKILL to the supervisor: the instance's next sam_hc_send() says so with
+// CS_ERR_LIBRARY (as upstream), though it makes no system call to find out.
+TEST(ParentDeath, HcSendReportsDeadSupervisor) {
+    prog.start([] {
+        if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        if (sam_register(nullptr) != CS_OK)
+            return 91;
+        ::signal(SIGPIPE, SIG_IGN);
+        ::signal(SIGUSR2, SIG_IGN); // the parent-death signal, ignored
+        if (sam_warn_signal_set(SIGUSR2) != CS_OK || sam_start() != CS_OK)
+            return 92;
+        const pid_t parent = ::getppid();
+        it::emit("ev=ready hc=%d", static_cast<int>(sam_hc_send()));
+        for (int i = 0; i < 1000 && ::getppid() == parent; ++i)
+            idle_ms(5);
+        if (::getppid() == parent)
+            return 93;
+        it::emit("ev=after hc=%d", static_cast<int>(sam_hc_send()));
+        return 0;
+    });
+    it::Event ready, after;
+    REQUIRE_MSG(prog.wait_event("ready", 3000, &ready), prog.transcript());
+    REQUIRE(ready.num("hc") == CS_OK);
+    ::kill(prog.pid(), SIGKILL);
+    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    const it::Exit orphan = prog.wait_orphan(ready.pid, 5000);
+    REQUIRE_MSG(exited_with(orphan, 0), "instance ended with " + it::describe_status(orphan.status));
+    REQUIRE(prog.wait_event("after", 0, &after));
+    REQUIRE_MSG(after.num("hc") == CS_ERR_LIBRARY, after.text);
+}
+
 TEST_GROUP(Backoff) {
     it::Program prog;
     void teardown() override { prog.cleanup(); }

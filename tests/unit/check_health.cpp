@@ -1,8 +1,10 @@
 // check_health.cpp - tests of health.hpp: deadline arithmetic, the warn then
-// kill escalation, clamping at the top of the clock, and a scribbled page.
+// kill escalation, clamping at the top of the clock, a scribbled page, and
+// the supervisor's death as the page shows it.
 #include <limits>
 
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CppUTest/TestHarness.h>
@@ -182,3 +184,62 @@ TEST(Health, StarvationIsWaitsThatEndedPlusOneUnderWay) {
     // Samples out of order count for nothing.
     UNSIGNED_LONGS_EQUAL(0, starved_between(sample(true, 0, 0, 9 * ms), sample(true, 0, 0, 1 * ms)));
 }
+
+#if defined(__GLIBC__)
+TEST(Health, PageShowsTheSupervisorOnlyWhileHeld) {
+    auto page = HeartbeatPage::create();
+    CHECK_TRUE(page.has_value());
+    CHECK_TRUE(page->supervisor_gone()); // nobody holds it yet
+    CHECK_TRUE(page->hold());
+    CHECK_FALSE(page->supervisor_gone());
+    page->let_go();
+    CHECK_TRUE(page->supervisor_gone());
+    CHECK_TRUE(page->hold()); // held again: the destructor lets it go
+    CHECK_FALSE(page->supervisor_gone());
+}
+
+// A child inherits the page but not the ownership: it sees its holder alive.
+TEST(Health, ForkedChildSeesTheHolderAlive) {
+    auto page = HeartbeatPage::create();
+    CHECK_TRUE(page.has_value() && page->hold());
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        page->disown_after_fork();
+        ::_exit(page->supervisor_gone() ? 1 : 0);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_FALSE(page->supervisor_gone());
+}
+
+// The holder ends without unlocking: the kernel marks the lock word.
+TEST(Health, HolderDeathMarksThePage) {
+    auto page = HeartbeatPage::create();
+    CHECK_TRUE(page.has_value());
+    int held[2], go[2];
+    CHECK(::pipe(held) == 0 && ::pipe(go) == 0);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(held[0]);
+        ::close(go[1]); // so that the parent's close is our end of file
+        char c = 0;
+        if (!page->hold() || ::write(held[1], &c, 1) != 1 || ::read(go[0], &c, 1) < 0)
+            ::_exit(1);
+        ::_exit(0); // still holding it
+    }
+    CHECK(pid > 0);
+    ::close(held[1]);
+    ::close(go[0]);
+    char c = 0;
+    CHECK(::read(held[0], &c, 1) == 1);
+    CHECK_FALSE(page->supervisor_gone());
+    ::close(go[1]);
+    int status = 0;
+    CHECK(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_TRUE(page->supervisor_gone());
+    ::close(held[0]);
+}
+#endif
