@@ -19,6 +19,8 @@ void log_configure_from_env() noexcept {
     to_stderr.store(v != nullptr && std::strcmp(v, "0") != 0 && *v != '\0');
 }
 
+bool log_to_stderr() noexcept { return to_stderr.load(std::memory_order_relaxed); }
+
 void log_line(int priority, const char *format, ...) noexcept {
     va_list ap;
     va_start(ap, format);
@@ -40,27 +42,6 @@ void vlog_line(int priority, const char *format, va_list ap) noexcept {
         return;
     }
     ::syslog(LOG_DAEMON | priority, "libsam[%ld]: %s", static_cast<long>(::getpid()), text);
-}
-
-void LogQueue::later(int priority, const char *format, ...) noexcept {
-    va_list ap;
-    va_start(ap, format);
-    vlater(priority, format, ap);
-    va_end(ap);
-}
-
-void LogQueue::vlater(int priority, const char *format, va_list ap) noexcept {
-    if (count_ == kSlots)
-        flush();
-    Line &line = lines_[count_++];
-    line.priority = priority;
-    std::vsnprintf(line.text, sizeof line.text, format, ap);
-}
-
-void LogQueue::flush() noexcept {
-    for (size_t i = 0; i < count_; ++i)
-        log_line(lines_[i].priority, "%s", lines_[i].text);
-    count_ = 0;
 }
 
 } // namespace sam

@@ -29,7 +29,7 @@ namespace sam {
 
 namespace {
 
-enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink };
+enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink, kLog };
 
 constexpr const char *kStateStopped = "stopped";
 constexpr const char *kStateRunning = "running";
@@ -44,6 +44,10 @@ constexpr uint64_t kStoppedWriteWaitNs = 500ULL * 1000000ULL;
 
 // How long a queued log line may wait for the loop to wake up anyway.
 constexpr uint64_t kLogDelayNs = 2ULL * 1000000ULL;
+
+// How long the supervisor, about to exit or to give up, waits for a log
+// reader to take its last lines.
+constexpr int kLogExitWaitMs = 200;
 
 // Requests handled per wake-up, so a flooding instance cannot starve the loop.
 constexpr int kRequestsPerWakeup = 64;
@@ -134,6 +138,8 @@ bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
     if (::pthread_sigmask(SIG_BLOCK, &forwarded_, &original_mask_) != 0)
         return false;
     mask_changed_ = true;
+    // After the application's mask is saved: it blocks SIGPIPE for us only.
+    logs_.open(); // from here on, nothing we log can block the loop
     signals_.reset(::signalfd(-1, &forwarded_, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!signals_)
         return false;
@@ -194,6 +200,8 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cma
     instance_id_out_ = instance_id;
     if (!set_up(std::move(cmap))) {
         log_now(LOG_ERR, "supervisor set-up failed: %s", std::strerror(errno));
+        logs_.drain_before_exit(kLogExitWaitMs);
+        logs_.close();
         undo_set_up();
         return CS_ERR_LIBRARY;
     }
@@ -206,7 +214,8 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cma
     // instance's code: returning here would run it a second time, unwatched.
     if (spawned_once_)
         exit_cannot_go_on();
-    flush_logs();
+    logs_.drain_before_exit(kLogExitWaitMs);
+    logs_.close();
     undo_set_up();
     return CS_ERR_LIBRARY;
 }
@@ -359,7 +368,7 @@ Supervisor::Outcome Supervisor::spawn_failed(unsigned iid, const char *what, int
 void Supervisor::exit_cannot_go_on() {
     if (signal_instance(SIGKILL, false))
         (void)retry_eintr([&] { return ::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), nullptr, WEXITED); });
-    flush_logs();
+    logs_.drain_before_exit(kLogExitWaitMs);
     if (link_) {
         link_->finish(CorosyncLink::Finish::MarkFailed);
         link_.reset();
@@ -419,6 +428,7 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     page_.reset();
     spare_pair_ = ChannelPair{};
     spare_page_.reset();
+    logs_.close();
     if (link_) {
         link_->abandon_in_child();
         // Its thread lives only in the supervisor: never destroy it here. Kept
@@ -472,6 +482,8 @@ Supervisor::Outcome Supervisor::loop() {
                 break;
             case kLink:
                 o = on_link();
+                break;
+            case kLog: // the log descriptor takes lines again: written above
                 break;
             case kPidfd:
                 died = true;
@@ -935,7 +947,7 @@ Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
 }
 
 void Supervisor::exit_like_instance(bool failed) {
-    flush_logs();
+    logs_.drain_before_exit(kLogExitWaitMs);
     if (link_) {
         link_->finish(failed ? CorosyncLink::Finish::MarkFailed : CorosyncLink::Finish::DeleteKeys);
         link_.reset();
@@ -1015,31 +1027,48 @@ void Supervisor::rearm_timer() {
     armed_at_ = at;
 }
 
-// Written at once, after anything still queued.
+// Written at once if the log descriptor takes it, after anything still
+// queued; otherwise it waits in the queue (see LogOutbox).
 void Supervisor::log_now(int priority, const char *format, ...) noexcept {
-    flush_logs();
     va_list ap;
     va_start(ap, format);
-    vlog_line(priority, format, ap);
+    logs_.vadd(priority, format, ap);
     va_end(ap);
+    flush_logs();
 }
 
 // Queued until the loop next wakes (at the latest kLogDelayNs from now): on a
-// restart the new instance runs before the supervisor spends time on syslog.
+// restart the new instance runs before the supervisor spends time on logging.
 void Supervisor::log_soon(int priority, const char *format, ...) noexcept {
     va_list ap;
     va_start(ap, format);
-    queued_logs_.vlater(priority, format, ap);
+    logs_.vadd(priority, format, ap);
     va_end(ap);
     if (log_flush_at_ns_ == 0)
         log_flush_at_ns_ = saturating_add(monotonic_ns(), kLogDelayNs);
 }
 
 void Supervisor::flush_logs() noexcept {
-    if (queued_logs_.empty())
-        return;
-    queued_logs_.flush();
     log_flush_at_ns_ = 0;
+    logs_.drain();
+    watch_log_descriptor();
+}
+
+// EPOLLOUT on the log descriptor only while lines wait for it.
+void Supervisor::watch_log_descriptor() noexcept {
+    const int fd = logs_.blocked_fd();
+    if (fd == log_watched_fd_ || !epoll_)
+        return;
+    if (log_watched_fd_ >= 0)
+        unwatch(epoll_.get(), log_watched_fd_);
+    log_watched_fd_ = -1;
+    if (fd < 0)
+        return;
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.u64 = kLog;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0)
+        log_watched_fd_ = fd;
 }
 
 void Supervisor::reply(cs_error_t status) {

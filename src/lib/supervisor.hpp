@@ -28,6 +28,7 @@
 #include "fd.hpp"
 #include "health.hpp"
 #include "log.hpp"
+#include "log_outbox.hpp"
 #include "state.hpp"
 #include "wire.hpp"
 
@@ -113,6 +114,7 @@ class Supervisor {
     void log_now(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
     void log_soon(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
     void flush_logs() noexcept;
+    void watch_log_descriptor() noexcept;
     void reply(cs_error_t status);
     void drop_channel();
     void restore_signal_actions() noexcept;
@@ -163,8 +165,9 @@ class Supervisor {
     uint64_t restart_at_ns_ = 0; // BackingOff: next instance at this time
     uint64_t spawned_at_ns_ = 0;
     uint64_t armed_at_ = 0; // what the timerfd is set to (0 = disarmed)
-    LogQueue queued_logs_;  // see log_soon()
+    LogOutbox logs_;        // see log_now() and log_soon()
     uint64_t log_flush_at_ns_ = 0;
+    int log_watched_fd_ = -1;  // in epoll_ for EPOLLOUT while lines wait
     int last_status_code_ = 0; // si_status of the last instance
     int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED, or kStatusUnknown
     // No si_code of waitid(): the instance was reaped by someone else.

@@ -1,9 +1,11 @@
 // test_health.cpp - the health-check deadline, what is (not) timed before
 // sam_start and after sam_stop, the event-driven callback, thread safety.
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstddef>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -108,6 +110,67 @@ TEST(HealthDeadline, WarnThenKillThenRestart) {
     REQUIRE(prog.wait_log("sending SIGKILL", 1000));
     REQUIRE(exited_with(prog.wait_exit(3000), 0));
     REQUIRE(prog.events_of("signal").size() == 1); // warned once
+}
+
+namespace {
+// Makes stderr a pipe that nobody reads.
+bool stderr_into_unread_pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        return false;
+    // fds[0] stays open and unread: once full, writes wait instead of failing.
+    return ::dup2(fds[1], STDERR_FILENO) == STDERR_FILENO;
+}
+
+// Fills stderr as an instance's output would, through a description of its
+// own so that fd 2 stays as blocking as it was.
+bool fill_stderr() {
+    const int filler = ::open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (filler < 0)
+        return false;
+    const std::string chunk(4096, '.');
+    while (::write(filler, chunk.data(), chunk.size()) > 0) {
+    }
+    const bool full = errno == EAGAIN;
+    ::close(filler);
+    return full;
+}
+} // namespace
+
+// The supervisor logs to a stderr it shares with the instance (SAM_LOG_STDERR=1),
+// and the instance's output has filled that pipe: the supervisor's log lines
+// must not hold it. The hung instance gets the warn signal T after the start
+// and SIGKILL T later.
+TEST(HealthDeadline, FullStderrPipeDelaysNothing) {
+    prog.start([] {
+        if (!stderr_into_unread_pipe())
+            return 80;
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_QUIT) != CS_OK)
+            return 90;
+        if (sam_register(nullptr) != CS_OK)
+            return 91;
+        catch_signal(SIGTERM);
+        if (sam_start() != CS_OK)
+            return 92;
+        if (!fill_stderr())
+            return 93;
+        it::emit("ev=started");
+        for (;;)
+            idle_ms(1000); // hung: no health checks
+    });
+    it::Event started, warn;
+    REQUIRE_MSG(prog.wait_event("started", 3000, &started), prog.transcript());
+    REQUIRE_MSG(prog.wait_event("signal", 2 * kT + 1000, &warn), "no warn signal\n" + prog.transcript());
+    REQUIRE(warn.num("sig") == SIGTERM);
+    const long long warned_ms = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
+    REQUIRE_MSG(warned_ms <= kT + 300, "warned " + std::to_string(warned_ms) + " ms after start");
+    const it::Exit x = prog.wait_exit(2 * kT + 2000);
+    const long long ended_ms = (static_cast<long long>(it::now_ns()) - static_cast<long long>(started.t)) / 1000000;
+    REQUIRE_MSG(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL,
+                "supervisor: " + it::describe_status(x.status) + "\n" + prog.transcript());
+    REQUIRE(it::process_gone(started.pid));
+    // SIGKILL at 2T; the supervisor then waits a moment for its last lines.
+    REQUIRE_MSG(ended_ms <= 2 * kT + 1000, "supervisor ended " + std::to_string(ended_ms) + " ms after start");
 }
 
 // Every call from the instance to the supervisor is a sign of life: an

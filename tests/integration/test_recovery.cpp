@@ -1,6 +1,7 @@
 // test_recovery.cpp - what we promise beyond upstream: death seen at
 // once, honest exit status, forwarded stop signals, no orphans and no
 // SIGPIPE, crash-loop back-off, recovery lines in syslog, hostile instances.
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -736,4 +737,100 @@ TEST(Logging, SyslogByDefault) {
     REQUIRE_MSG(lines.find("instance 1 started as pid") != std::string::npos, lines);
     REQUIRE_MSG(lines.find("instance 1 exited with status 3") != std::string::npos, lines);
     REQUIRE_MSG(prog.log().find("instance 1") == std::string::npos, "on stderr: " + prog.log());
+}
+
+namespace {
+// A private /dev holding only null and a log socket bound at `path`
+// (in the calling process's own mount namespace).
+int private_dev_log(const std::string &path) {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755") != 0 ||
+        ::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)) != 0)
+        return 80;
+    const int placeholder = ::open("/dev/log", O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    if (placeholder < 0)
+        return 81;
+    ::close(placeholder);
+    if (::mount(path.c_str(), "/dev/log", nullptr, MS_BIND, nullptr) != 0)
+        return 82;
+    return 0;
+}
+} // namespace
+
+// /dev/log is a socket nobody reads and the instance filled its queue: the
+// supervisor's syslog lines must not hold it. The hung instance gets the warn signal T
+// after the start and SIGKILL T later; once the socket is read again, the
+// lines that waited arrive (facility daemon, "libsam[pid]: ").
+TEST(Logging, FullSyslogSocketDelaysNothing) {
+    constexpr int kT = 200;
+    char dir[] = "/tmp/samlog.XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    const std::string path = std::string(dir) + "/log";
+    const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(sock >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    REQUIRE(::bind(sock, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    prog.start([path, kT] {
+        if (const int err = private_dev_log(path))
+            return err;
+        ::unsetenv("SAM_LOG_STDERR");
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_QUIT) != CS_OK)
+            return 90;
+        if (sam_register(nullptr) != CS_OK)
+            return 91;
+        struct sigaction sa {};
+        sa.sa_handler = [](int sig) { it::emit_signal(sig, 1); };
+        sigemptyset(&sa.sa_mask);
+        (void)::sigaction(SIGTERM, &sa, nullptr);
+        if (sam_start() != CS_OK)
+            return 92;
+        // Filled until the kernel refuses more (the supervisor's own line
+        // about this instance is already in).
+        const int filler = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un log{};
+        log.sun_family = AF_UNIX;
+        std::snprintf(log.sun_path, sizeof log.sun_path, "/dev/log");
+        if (filler < 0 || ::connect(filler, reinterpret_cast<sockaddr *>(&log), sizeof log) != 0)
+            return 93;
+        while (::send(filler, "<31>filler: x", 13, MSG_DONTWAIT) == 13) {
+        }
+        if (errno != EAGAIN)
+            return 94;
+        it::emit("ev=started");
+        for (;;)
+            idle_ms(1000); // hung: no health checks
+    });
+    it::Event started, warn;
+    const bool got_started = prog.wait_event("started", 3000, &started);
+    const bool got_warn = got_started && prog.wait_event("signal", 2 * kT + 1000, &warn);
+    // The socket is read from here on: the supervisor's waiting lines follow.
+    std::string lines;
+    const uint64_t read_until = it::now_ns() + it::ms(3000);
+    while (got_warn && lines.find("sending SIGKILL") == std::string::npos && it::now_ns() < read_until) {
+        pollfd p{sock, POLLIN, 0};
+        if (::poll(&p, 1, 100) != 1)
+            continue;
+        char buf[1024];
+        const ssize_t n = ::recv(sock, buf, sizeof buf - 1, 0);
+        if (n > 0)
+            lines.append(buf, static_cast<size_t>(n)).append("\n");
+    }
+    const it::Exit x = prog.wait_exit(3000);
+    const long long ended_ms = (static_cast<long long>(it::now_ns()) - static_cast<long long>(started.t)) / 1000000;
+    ::close(sock);
+    (void)::unlink(path.c_str());
+    (void)::rmdir(dir);
+    REQUIRE_MSG(got_started, prog.transcript());
+    REQUIRE_MSG(got_warn, "no warn signal\n" + prog.transcript());
+    REQUIRE(warn.num("sig") == SIGTERM);
+    const long long warned_ms = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
+    REQUIRE_MSG(warned_ms <= kT + 300, "warned " + std::to_string(warned_ms) + " ms after start");
+    REQUIRE_MSG(killed_by(x, SIGKILL), "supervisor: " + it::describe_status(x.status) + "\n" + prog.transcript());
+    REQUIRE(it::process_gone(started.pid));
+    REQUIRE_MSG(ended_ms <= 2 * kT + 1000, "supervisor ended " + std::to_string(ended_ms) + " ms after start");
+    // <28>: facility daemon (3 << 3), priority warning (4).
+    REQUIRE_MSG(lines.find("<28>libsam[" + std::to_string(prog.pid()) + "]: instance 1") != std::string::npos, lines);
+    REQUIRE_MSG(lines.find("sending SIGKILL") != std::string::npos, lines);
 }

@@ -1,0 +1,54 @@
+// log_ring.cpp - fixed-size queue of log lines with drop accounting.
+#include "log_ring.hpp"
+
+#include <cstdio>
+
+#include <syslog.h>
+
+namespace sam {
+
+bool LogRing::push(int priority, const char *format, ...) noexcept {
+    va_list ap;
+    va_start(ap, format);
+    const bool ok = vpush(priority, format, ap);
+    va_end(ap);
+    return ok;
+}
+
+bool LogRing::vpush(int priority, const char *format, va_list ap) noexcept {
+    note_drops();
+    if (count_ == kSlots) {
+        ++dropped_;
+        ++dropped_total_;
+        return false;
+    }
+    Line &line = append();
+    line.priority = priority;
+    std::vsnprintf(line.text, sizeof line.text, format, ap);
+    return true;
+}
+
+void LogRing::pop() noexcept {
+    if (count_ == 0)
+        return;
+    head_ = (head_ + 1) % kSlots;
+    --count_;
+    note_drops();
+}
+
+LogRing::Line &LogRing::append() noexcept {
+    Line &line = slots_[(head_ + count_) % kSlots];
+    ++count_;
+    return line;
+}
+
+void LogRing::note_drops() noexcept {
+    if (dropped_ == 0 || count_ == kSlots)
+        return;
+    Line &line = append();
+    line.priority = LOG_WARNING;
+    std::snprintf(line.text, sizeof line.text, "%llu log lines dropped", static_cast<unsigned long long>(dropped_));
+    dropped_ = 0;
+}
+
+} // namespace sam
