@@ -168,7 +168,9 @@ LogOutbox::Sent LogOutbox::transmit(const char *data, size_t len) noexcept {
             return target_ == Target::Write ? ::write(fd_.get(), data, len)
                                             : ::send(fd_.get(), data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         });
-        if (n >= 0) {
+        if (n == 0)
+            return Sent::Failed; // takes nothing, says no error: never spin on it
+        if (n > 0) {
             sent_ += static_cast<size_t>(n);
             return static_cast<size_t>(n) == len ? Sent::All : Sent::Partly;
         }
