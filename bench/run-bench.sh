@@ -39,7 +39,7 @@ ours=""
 upstream=/usr/lib/x86_64-linux-gnu
 bench=./sam-bench
 pairs=3
-all_metrics="hc hc-cmap store-64 store-1m store-64m restore-1m restore-64m fork-floor restart restart-cmap hang supervisor"
+all_metrics="hc hc-cmap store-64 store-64k store-1m store-64m restore-1m restore-64m fork-floor restart restart-cmap hang supervisor"
 metrics=$all_metrics
 pin=1
 cpu=0
@@ -109,7 +109,7 @@ fi
 
 if [ "$quick" = 1 ]; then
     declare -A extra=(
-        [hc]="-t 0.2" [hc-cmap]="-t 0.3" [store-64]="-t 0.2" [store-1m]="-t 0.2"
+        [hc]="-t 0.2" [hc-cmap]="-t 0.3" [store-64]="-t 0.2" [store-64k]="-t 0.2" [store-1m]="-t 0.2"
         [store-64m]="-t 0.2" [restore-1m]="-t 0.2" [restore-64m]="-t 0.2"
         [fork-floor]="-n 30" [restart]="-n 30" [restart-cmap]="-n 30" [hang]="-n 5" [supervisor]="-t 0.5")
 else
@@ -224,6 +224,7 @@ corosync CPU per 100k heartbeats, CMAP, net of idle (ms, schedstat);hc-cmap;cs_n
 corosync CPU while heartbeating flat out, CMAP (% of a CPU);hc-cmap;cs_cpu_pct;median;lower;
 corosync CPU idle, no client, just before (% of a CPU);hc-cmap;cs_idle_pct;median;lower;
 sam_data_store 64 B (ops/s);store-64;ops_per_s;median;higher;ratio>=1
+sam_data_store 64 KiB (MiB/s);store-64k;mib_per_s;median;higher;
 sam_data_store 1 MiB (MiB/s);store-1m;mib_per_s;median;higher;ratio>=1
 sam_data_store 64 MiB (MiB/s);store-64m;mib_per_s;median;higher;ratio>=2
 sam_data_restore 1 MiB (MiB/s);restore-1m;mib_per_s;median;higher;ratio>=1

@@ -516,6 +516,7 @@ static const struct metric_def metrics[] = {
     {"hc", HC, 0, 0, 1000, "sam_hc_send cost, RESTART"},
     {"hc-cmap", HC, 1, 0, 1000, "sam_hc_send cost and corosync CPU, RESTART|CMAP"},
     {"store-64", STORE, 0, 64, 0, "sam_data_store of 64 B from an instance"},
+    {"store-64k", STORE, 0, 64u << 10, 0, "sam_data_store of 64 KiB from an instance"},
     {"store-1m", STORE, 0, 1u << 20, 0, "sam_data_store of 1 MiB from an instance"},
     {"store-64m", STORE, 0, 64u << 20, 0, "sam_data_store of 64 MiB from an instance"},
     {"restore-1m", RESTORE, 0, 1u << 20, 0, "sam_data_restore of 1 MiB after a restart"},
