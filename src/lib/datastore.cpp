@@ -11,7 +11,7 @@
 
 namespace sam {
 
-std::shared_ptr<DataBlob> DataBlob::with_heap(size_t size) {
+std::shared_ptr<DataBlob> DataBlob::allocate(size_t size) {
     std::shared_ptr<DataBlob> b(new DataBlob());
     b->heap_.reset(new unsigned char[size]); // not zeroed: the caller fills every byte
     b->data_ = b->heap_.get();
@@ -20,42 +20,32 @@ std::shared_ptr<DataBlob> DataBlob::with_heap(size_t size) {
 }
 
 std::shared_ptr<const DataBlob> DataBlob::copy_of(const void *data, size_t size) {
-    std::shared_ptr<DataBlob> b = with_heap(size);
+    std::shared_ptr<DataBlob> b = allocate(size);
     std::memcpy(b->heap_.get(), data, size);
     return b;
 }
 
-std::shared_ptr<const DataBlob> DataBlob::copy_from_process(pid_t pid, uint64_t address, size_t size,
-                                                            cs_error_t &error) noexcept {
-    std::shared_ptr<DataBlob> b;
-    try {
-        b = with_heap(size);
-    } catch (const std::bad_alloc &) {
-        error = CS_ERR_NO_MEMORY;
-        return nullptr;
-    }
+cs_error_t DataBlob::read_from_process(pid_t pid, uint64_t address) noexcept {
     // One call moves it all unless the range crosses something unreadable
     // there; go on after a short read only while it makes progress.
     size_t done = 0;
-    while (done < size) {
-        iovec local{b->heap_.get() + done, size - done};
-        iovec remote{reinterpret_cast<void *>(static_cast<uintptr_t>(address + done)), size - done};
+    while (done < size_) {
+        iovec local{heap_.get() + done, size_ - done};
+        iovec remote{reinterpret_cast<void *>(static_cast<uintptr_t>(address + done)), size_ - done};
         const ssize_t n = retry_eintr([&] { return ::process_vm_readv(pid, &local, 1, &remote, 1, 0); });
         if (n > 0) {
             done += static_cast<size_t>(n);
             continue;
         }
         if (n < 0 && (errno == EPERM || errno == ENOSYS))
-            error = CS_ERR_NOT_SUPPORTED;
-        else if (n < 0 && errno == ENOMEM)
-            error = CS_ERR_NO_MEMORY;
-        else if (n < 0 && errno == ESRCH)
-            error = CS_ERR_LIBRARY; // its memory is gone: it is dying
-        else
-            error = CS_ERR_MESSAGE_ERROR; // EFAULT, or nothing more to read
-        return nullptr;
+            return CS_ERR_NOT_SUPPORTED;
+        if (n < 0 && errno == ENOMEM)
+            return CS_ERR_NO_MEMORY;
+        if (n < 0 && errno == ESRCH)
+            return CS_ERR_LIBRARY; // its memory is gone: it is dying
+        return CS_ERR_TRY_AGAIN;   // EFAULT, or nothing more to read
     }
-    return b;
+    return CS_OK;
 }
 
 std::shared_ptr<const DataBlob> DataBlob::from_sealed_memfd(int fd, size_t size, cs_error_t &error) noexcept {

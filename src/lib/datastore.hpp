@@ -29,12 +29,20 @@ class DataBlob {
     // Heap copy; throws std::bad_alloc.
     static std::shared_ptr<const DataBlob> copy_of(const void *data, size_t size);
 
-    // Heap copy of `size` bytes at `address` in process `pid`, read with
-    // process_vm_readv(2). Returns nullptr with `error` set: CS_ERR_NO_MEMORY,
-    // CS_ERR_NOT_SUPPORTED when this process may not read the other's memory,
-    // CS_ERR_MESSAGE_ERROR when those bytes are not all readable there.
-    static std::shared_ptr<const DataBlob> copy_from_process(pid_t pid, uint64_t address, size_t size,
-                                                             cs_error_t &error) noexcept;
+    // A blob owning `size` uninitialised heap bytes, to be filled through
+    // bytes() or read_from_process() before it is shared; throws std::bad_alloc.
+    static std::shared_ptr<DataBlob> allocate(size_t size);
+    [[nodiscard]] unsigned char *bytes() noexcept { return heap_.get(); }
+
+    // Fills this heap blob with the bytes at `address` in process `pid`, read
+    // with process_vm_readv(2); may block for as long as that process makes
+    // the read wait (a userfaultfd range, a FUSE mapping). Returns CS_OK;
+    // CS_ERR_NOT_SUPPORTED when this process may not read the other's memory
+    // at all; CS_ERR_TRY_AGAIN when those bytes cannot be read from outside
+    // (not mapped there, or memory no other process can reach: memfd_secret,
+    // VM_IO/VM_PFNMAP mappings); CS_ERR_NO_MEMORY; CS_ERR_LIBRARY when the
+    // process is gone.
+    [[nodiscard]] cs_error_t read_from_process(pid_t pid, uint64_t address) noexcept;
 
     // Maps a memfd that must be sealed against writing, growing and shrinking
     // and be exactly `size` bytes long. Returns nullptr with `error` set:
@@ -49,8 +57,6 @@ class DataBlob {
 
   private:
     DataBlob() = default;
-    // A blob owning `size` uninitialised heap bytes; throws std::bad_alloc.
-    static std::shared_ptr<DataBlob> with_heap(size_t size);
     std::unique_ptr<unsigned char[]> heap_;
     Mapping mapping_;
     mutable std::atomic<bool> prefaulted_{false}; // the supervisor never restores, so each instance starts false

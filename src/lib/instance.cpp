@@ -2,6 +2,7 @@
 #include "instance.hpp"
 
 #include <chrono>
+#include <cstring>
 #include <new>
 #include <sys/prctl.h>
 
@@ -59,20 +60,31 @@ cs_error_t instance_data_store(Library &lib, const void *data, size_t size) {
         return err;
     }
     // Small data travels in the request; medium data is read by the supervisor
-    // out of the caller's buffer while we wait. Either way our own copy is
-    // built first: if memory runs out, nothing has been sent and the
-    // supervisor's data is untouched.
+    // out of the caller's buffer while we wait; anything else, or what the
+    // supervisor cannot read from outside, goes as a sealed memfd. Our own
+    // copy is allocated first (if memory runs out, nothing has been sent and
+    // the supervisor's data is untouched) but filled only after the kernel
+    // has read the caller's bytes for the supervisor (sendmsg, the
+    // supervisor's read, write into the memfd): bytes that cannot be read
+    // end in CS_ERR_LIBRARY, as in upstream, whose write() of them fails,
+    // rather than in a crash, and the stored data stays as it was.
     const bool in_request = size <= wire::kInlineDataMax;
     if (in_request || (size <= wire::kRemoteDataMax && lib.instance.remote_store)) {
-        auto blob = DataBlob::copy_of(data, size); // may throw bad_alloc -> CS_ERR_NO_MEMORY
+        std::shared_ptr<DataBlob> blob = DataBlob::allocate(size); // may throw bad_alloc -> CS_ERR_NO_MEMORY
         const cs_error_t err = in_request ? call(lib, wire::RequestType::DataStoreInline, 0, size, data, size)
                                           : call(lib, wire::RequestType::DataStoreRemote,
                                                  static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data)), size);
-        if (err == CS_OK)
+        if (err == CS_OK) {
+            std::memcpy(blob->bytes(), data, size);
             lib.data.replace(std::move(blob));
-        if (in_request || err != CS_ERR_NOT_SUPPORTED)
+        }
+        if (in_request || (err != CS_ERR_NOT_SUPPORTED && err != CS_ERR_TRY_AGAIN))
             return err;
-        lib.instance.remote_store = false; // it may not read us: memfds from now on
+        // The supervisor cannot read these bytes from outside: a memfd, for
+        // this store only (TRY_AGAIN) or from now on (NOT_SUPPORTED: it may
+        // not read our memory at all).
+        if (err == CS_ERR_NOT_SUPPORTED)
+            lib.instance.remote_store = false;
     }
     cs_error_t err = CS_OK;
     UniqueFd memfd = make_sealed_memfd(data, size, err);

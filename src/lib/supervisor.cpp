@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <optional>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -29,7 +30,7 @@ namespace sam {
 
 namespace {
 
-enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink, kLog };
+enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink, kLog, kReader };
 
 constexpr const char *kStateStopped = "stopped";
 constexpr const char *kStateRunning = "running";
@@ -74,6 +75,10 @@ bool may_pass(int err) noexcept {
         return false;
     }
 }
+
+// How long a fork waits for a read of the previous instance's memory to
+// return. Its process is dead by then, which normally ends the read at once.
+constexpr uint64_t kReaderStopWaitNs = 100ULL * 1000000ULL;
 
 int open_pidfd(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -266,6 +271,8 @@ Supervisor::Outcome Supervisor::spawn_instance() {
             publish_stopped_before_fork();
     }
 
+    stop_reader_before_fork(iid);
+
     // A descriptor slot for the pidfd, reserved before the fork: once the
     // child runs, failing for want of a descriptor would leave it behind.
     UniqueFd reserved(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
@@ -420,6 +427,7 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     epoll_.reset();
     timer_.reset();
     signals_.reset();
+    reader_.abandon_in_child();
     pidfd_.reset();
     schedstat_.reset();
     stat_.reset();
@@ -484,6 +492,9 @@ Supervisor::Outcome Supervisor::loop() {
                 o = on_link();
                 break;
             case kLog: // the log descriptor takes lines again: written above
+                break;
+            case kReader:
+                o = on_reader();
                 break;
             case kPidfd:
                 died = true;
@@ -683,13 +694,9 @@ void Supervisor::handle_request(const wire::Request &req, Received &msg) {
         finish_store(std::move(blob), err, "sent a data descriptor that is not a sealed memfd of the stated size");
         return;
     }
-    case wire::RequestType::DataStoreRemote: {
-        // After CS_ERR_NOT_SUPPORTED the instance sends a memfd instead.
-        cs_error_t err = CS_OK;
-        auto blob = DataBlob::copy_from_process(child_, req.arg, req.size, err);
-        finish_store(std::move(blob), err, "asked to store data it cannot read itself");
+    case wire::RequestType::DataStoreRemote:
+        start_remote_store(req);
         return;
-    }
     case wire::RequestType::DataDelete: {
         std::lock_guard<std::mutex> g(lib_.mu);
         lib_.data.clear();
@@ -833,6 +840,80 @@ void Supervisor::on_state_written(cs_error_t err) {
     prepare_spare();
     reply(CS_OK);
     rearm_timer();
+}
+
+// The bytes are read on the reader thread (see remote_reader.hpp): the
+// request stays pending until on_reader(), and the loop serves everything
+// else meanwhile. Whenever they cannot be read from here, the reply asks the
+// instance for a sealed memfd instead: CS_ERR_NOT_SUPPORTED from now on (we
+// may not read its memory at all), CS_ERR_TRY_AGAIN for this store only
+// (memory only the instance reaches, such as memfd_secret or VM_PFNMAP
+// mappings, or no reader to run it). Bytes the instance cannot read either
+// then fail in its own copy into the memfd: nothing here is taken for a lie.
+void Supervisor::start_remote_store(const wire::Request &req) {
+    if (!reader_.ready()) {
+        // Only a read left over from an earlier instance, still blocked.
+        reply(CS_ERR_TRY_AGAIN);
+        return;
+    }
+    std::shared_ptr<DataBlob> blob;
+    try {
+        blob = DataBlob::allocate(req.size);
+    } catch (const std::bad_alloc &) {
+        reply(CS_ERR_NO_MEMORY);
+        return;
+    }
+    if (!reader_watched_) {
+        if (!reader_.open() || !watch(epoll_.get(), reader_.event_fd(), kReader)) {
+            log_now(LOG_WARNING, "cannot prepare reads of instance memory: %s (instances send memfds)",
+                    std::strerror(errno));
+            reply(CS_ERR_NOT_SUPPORTED);
+            return;
+        }
+        reader_watched_ = true;
+    }
+    if (!reader_.start(child_, req.arg, std::move(blob))) {
+        log_now(LOG_WARNING, "cannot start a read of instance %u's memory: %s", lib_.last_instance_id,
+                std::strerror(errno));
+        reply(CS_ERR_TRY_AGAIN);
+        return;
+    }
+    reply_pending_ = true;
+    remote_store_pending_ = true;
+}
+
+Supervisor::Outcome Supervisor::on_reader() {
+    std::optional<RemoteReader::Result> r = reader_.collect();
+    if (reader_.ready())
+        reader_stuck_ = false; // a thread left blocked before a fork has ended and been joined
+    if (!r || !remote_store_pending_)
+        return Outcome::Continue; // nothing finished, or the instance that asked is gone
+    remote_store_pending_ = false;
+    std::shared_ptr<const DataBlob> blob;
+    if (r->error == CS_OK)
+        blob = std::move(r->blob);
+    finish_store(std::move(blob), r->error, nullptr);
+    return Outcome::Continue;
+}
+
+// No thread of ours may exist when an instance is forked: the child would
+// inherit whatever such a thread had half-done. The reader is idle here, or
+// its read ends now that its instance is dead. If the read still does not
+// return (the instance handed its userfaultfd or its FUSE daemon to a process
+// that lives on), we fork anyway rather than stop supervising: that thread is
+// blocked inside process_vm_readv(), holding no lock of libc or of ours
+// (its buffer was allocated by the loop), so the child finds nothing
+// half-updated; the child simply has no such thread. The thread ends when the
+// read returns and is joined then.
+void Supervisor::stop_reader_before_fork(unsigned iid) {
+    if (reader_.stop(reader_stuck_ ? 0 : kReaderStopWaitNs)) {
+        reader_stuck_ = false;
+        return;
+    }
+    if (!reader_stuck_)
+        log_now(LOG_WARNING, "a read of an earlier instance's memory is still blocked; starting instance %u anyway",
+                iid);
+    reader_stuck_ = true;
 }
 
 // The end of a data-store request: the new blob replaces the old one in one
@@ -1079,6 +1160,7 @@ void Supervisor::reply(cs_error_t status) {
 
 void Supervisor::drop_channel() {
     reply_pending_ = false;
+    remote_store_pending_ = false;
     if (!channel_)
         return;
     unwatch(epoll_.get(), channel_.get());

@@ -29,6 +29,7 @@
 #include "health.hpp"
 #include "log.hpp"
 #include "log_outbox.hpp"
+#include "remote_reader.hpp"
 #include "state.hpp"
 #include "wire.hpp"
 
@@ -90,10 +91,13 @@ class Supervisor {
     Outcome on_timer();
     Outcome on_signal();
     Outcome on_link();
+    Outcome on_reader();
 
     // Requests from the instance (valid ones only).
     void handle_request(const wire::Request &req, Received &msg);
+    void start_remote_store(const wire::Request &req);
     void finish_store(std::shared_ptr<const DataBlob> blob, cs_error_t err, const char *lie);
+    void stop_reader_before_fork(unsigned iid);
     void request_start();
     void request_stop();
 
@@ -145,6 +149,11 @@ class Supervisor {
     static constexpr size_t kRxBufSize = sizeof(wire::RequestHeader) + wire::kInlineDataMax;
     std::unique_ptr<unsigned char[]> rx_buf_;
     std::shared_ptr<HeartbeatPage> page_;
+    // Medium stores: the read out of the instance runs off this thread.
+    RemoteReader reader_;
+    bool reader_watched_ = false;
+    bool remote_store_pending_ = false; // the pending request waits for reader_
+    bool reader_stuck_ = false;         // a stop before a fork could not wait for its read
     // What the next instance gets, prepared once the current one has started
     // so that a restart does not wait for it.
     ChannelPair spare_pair_;

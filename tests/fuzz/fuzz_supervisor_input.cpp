@@ -249,15 +249,15 @@ void apply_request(Model &m, const wire::Request &r, const unsigned char *buf, s
         EXPECT(r.size > wire::kInlineDataMax && r.size <= wire::kRemoteDataMax && r.arg != 0);
         // This process stands in for the instance: whatever lies at that
         // address here (usually nothing) is what the supervisor would copy.
-        cs_error_t err = CS_OK;
-        auto blob = DataBlob::copy_from_process(::getpid(), r.arg, r.size, err);
-        if (blob) {
+        auto blob = DataBlob::allocate(r.size);
+        const cs_error_t err = blob->read_from_process(::getpid(), r.arg);
+        if (err == CS_OK) {
             EXPECT(blob->size() == r.size);
             m.store.replace(std::move(blob));
             m.expected_data.clear();
             m.data_from_memfd = true; // bytes the model does not know
         } else {
-            EXPECT(err == CS_ERR_MESSAGE_ERROR || err == CS_ERR_NO_MEMORY || err == CS_ERR_NOT_SUPPORTED ||
+            EXPECT(err == CS_ERR_TRY_AGAIN || err == CS_ERR_NO_MEMORY || err == CS_ERR_NOT_SUPPORTED ||
                    err == CS_ERR_LIBRARY);
         }
         check_store(m);

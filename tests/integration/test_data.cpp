@@ -11,6 +11,7 @@
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -353,4 +354,82 @@ TEST(Data, MediumStoreReadFromTheInstanceOrSentAsMemfd) {
         REQUIRE_MSG(stored.num("memfd") == (denied ? 1 : 0), stored.text + (denied ? " (denied)" : " (allowed)"));
         REQUIRE_MSG(seen.num("restore") == CS_OK && seen.num("first_diff") == (1LL << 20), seen.text);
     }
+}
+
+// 64 KiB in memfd_secret(2) memory: the instance reads it, process_vm_readv
+// cannot. It is stored (through a memfd) like any other data, and the
+// instance is not taken for one that lies about its data.
+TEST(Data, StoreFromSecretMemory) {
+    const int probe = static_cast<int>(::syscall(SYS_memfd_secret, 0));
+    if (probe < 0) {
+        UT_PRINT((std::string("skipped: memfd_secret unavailable: ") + std::strerror(errno) +
+                  " (may need secretmem.enable=1)")
+                     .c_str());
+        return;
+    }
+    ::close(probe);
+    prog.start([] {
+        constexpr size_t kSize = 64 * 1024;
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        if (iid == 1) {
+            const int fd = static_cast<int>(::syscall(SYS_memfd_secret, 0));
+            void *p = fd >= 0 && ::ftruncate(fd, kSize) == 0
+                          ? ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                          : MAP_FAILED;
+            if (p == MAP_FAILED)
+                return 89;
+            auto *secret = static_cast<unsigned char *>(p);
+            fill_pattern(secret, kSize, 7);
+            it::emit("ev=stored err=%d", static_cast<int>(sam_data_store(secret, kSize)));
+            fail_after_start();
+        }
+        std::vector<unsigned char> got(kSize);
+        const cs_error_t r = sam_data_restore(got.data(), kSize);
+        it::emit("ev=seen restore=%d first_diff=%zu", static_cast<int>(r), first_mismatch(got.data(), kSize, 7));
+        return 0;
+    });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    it::Event stored, seen;
+    REQUIRE(prog.wait_event("stored", 0, &stored));
+    REQUIRE(stored.num("err") == CS_OK);
+    REQUIRE(prog.wait_event("seen", 0, &seen));
+    REQUIRE(seen.num("restore") == CS_OK && seen.num("first_diff") == 64 * 1024);
+    REQUIRE(prog.log().find("sending SIGKILL") == std::string::npos);
+}
+
+// Data at an address the instance itself cannot read (PROT_NONE), at every
+// size class: sam_data_store returns CS_ERR_LIBRARY, as upstream does for a
+// pointer its write() cannot follow; the instance lives on and the previous
+// data stays whole, also for the next instance.
+TEST(Data, StoreFromUnreadableMemoryFails) {
+    prog.start([] {
+        static const size_t kSizes[] = {1000, 64 * 1024, 1u << 20, 8u << 20};
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        if (iid == 1) {
+            void *p = ::mmap(nullptr, 8u << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED || sam_data_store("previous", 8) != CS_OK)
+                return 89;
+            for (size_t size : kSizes)
+                it::emit("ev=refused size=%zu err=%d", size, static_cast<int>(sam_data_store(p, size)));
+            it::emit("ev=after data=%s", restored_text().c_str());
+            fail_after_start();
+        }
+        it::emit("ev=seen data=%s", restored_text().c_str());
+        return 0;
+    });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    const auto refused = prog.events_of("refused");
+    REQUIRE(refused.size() == 4);
+    for (const it::Event &e : refused)
+        REQUIRE_MSG(e.num("err") == CS_ERR_LIBRARY, e.text);
+    it::Event after, seen;
+    REQUIRE(prog.wait_event("after", 0, &after));
+    REQUIRE(after.get("data") == "previous");
+    REQUIRE(prog.wait_event("seen", 0, &seen));
+    REQUIRE(seen.get("data") == "previous");
+    REQUIRE(prog.log().find("sending SIGKILL") == std::string::npos);
 }

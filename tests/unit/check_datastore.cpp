@@ -73,26 +73,24 @@ TEST(DataStore, RefusesUnsealedOrMisSizedDescriptors) {
     LONGS_EQUAL(CS_ERR_MESSAGE_ERROR, err);
 }
 
-TEST(DataStore, CopyFromProcessReadsTheRangeOrSaysWhyNot) {
+TEST(DataStore, ReadFromProcessReadsTheRangeOrSaysWhyNot) {
     std::vector<unsigned char> src(100000);
     for (size_t i = 0; i < src.size(); ++i)
         src[i] = static_cast<unsigned char>(i * 7 + 3);
-    cs_error_t err = CS_OK;
-    auto blob = DataBlob::copy_from_process(::getpid(), reinterpret_cast<uintptr_t>(src.data()), src.size(), err);
-    CHECK_TRUE(blob != nullptr);
+    auto blob = DataBlob::allocate(src.size());
+    CHECK_EQUAL(CS_OK, blob->read_from_process(::getpid(), reinterpret_cast<uintptr_t>(src.data())));
     CHECK_EQUAL(src.size(), blob->size());
     CHECK_EQUAL(0, std::memcmp(src.data(), blob->data(), src.size()));
 
-    // A range that runs off the end of a mapping is refused, not cut short.
+    // A range that runs off the end of a mapping is refused, not cut short:
+    // the instance is asked for a memfd instead.
     const long page = ::sysconf(_SC_PAGESIZE);
     void *two = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK_TRUE(two != MAP_FAILED);
     CHECK_EQUAL(0, ::munmap(static_cast<char *>(two) + page, page));
-    err = CS_OK;
-    CHECK_TRUE(DataBlob::copy_from_process(::getpid(), reinterpret_cast<uintptr_t>(two), 2 * page, err) == nullptr);
-    CHECK_EQUAL(CS_ERR_MESSAGE_ERROR, err);
-    err = CS_OK;
-    CHECK_TRUE(DataBlob::copy_from_process(::getpid(), 4096, 65536, err) == nullptr);
-    CHECK_EQUAL(CS_ERR_MESSAGE_ERROR, err);
+    auto two_pages = DataBlob::allocate(2 * static_cast<size_t>(page));
+    CHECK_EQUAL(CS_ERR_TRY_AGAIN, two_pages->read_from_process(::getpid(), reinterpret_cast<uintptr_t>(two)));
+    auto nowhere = DataBlob::allocate(65536);
+    CHECK_EQUAL(CS_ERR_TRY_AGAIN, nowhere->read_from_process(::getpid(), 4096));
     ::munmap(two, page);
 }
