@@ -54,7 +54,7 @@ cs_error_t channel_call(int fd, const wire::RequestHeader &header, const void *d
 Received channel_receive(int fd, unsigned char *buf, size_t cap) {
     Received r;
     iovec iov{buf, cap};
-    alignas(cmsghdr) unsigned char control[CMSG_SPACE(4 * sizeof(int))];
+    alignas(cmsghdr) unsigned char control[CMSG_SPACE(kMaxPassedFds * sizeof(int))];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -71,12 +71,10 @@ Received channel_receive(int fd, unsigned char *buf, size_t cap) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
+        for (size_t i = 0; i < count && r.fd_count < kMaxPassedFds; ++i) {
             int passed;
             std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
-            UniqueFd owned(passed);
-            if (r.fd_count++ == 0)
-                r.fd = std::move(owned);
+            r.fds[r.fd_count++].reset(passed);
         }
     }
     if (n == 0 && r.fd_count == 0) {

@@ -6,6 +6,7 @@
 // MSG_NOSIGNAL: a peer that has gone away must never kill us with SIGPIPE.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -29,12 +30,20 @@ struct ChannelPair {
 [[nodiscard]] cs_error_t channel_call(int fd, const wire::RequestHeader &header, const void *data, size_t data_len,
                                       int pass_fd) noexcept;
 
+// The most descriptors one datagram can carry (the kernel's SCM_MAX_FD).
+// The receive buffer has room for all of them: any that did not fit would be
+// closed by the kernel inside our recvmsg(), on the supervisor's thread, and
+// that close may block (see descriptor_sink.hpp).
+inline constexpr size_t kMaxPassedFds = 253;
+
 // Supervisor side: one received datagram.
 struct Received {
     enum class Kind { Message, Closed, Nothing, Error } kind = Kind::Nothing;
-    size_t len = 0;         // bytes of the datagram now in the caller's buffer
-    UniqueFd fd;            // a passed descriptor, if any
-    size_t fd_count = 0;    // how many arrived (extra ones are closed)
+    size_t len = 0; // bytes of the datagram now in the caller's buffer
+    // The descriptors passed with it, fds[0, fd_count). Never closed here:
+    // the caller decides where each one may be closed.
+    std::array<UniqueFd, kMaxPassedFds> fds;
+    size_t fd_count = 0;
     bool truncated = false; // datagram or control data did not fit
 };
 

@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -428,6 +429,7 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     timer_.reset();
     signals_.reset();
     reader_.abandon_in_child();
+    sink_.abandon_in_child();
     pidfd_.reset();
     schedstat_.reset();
     stat_.reset();
@@ -549,30 +551,48 @@ Supervisor::Outcome Supervisor::on_channel() {
         case Received::Kind::Message:
             break;
         }
-        if (msg.truncated) {
-            kill_instance("sent an oversized message");
-            return Outcome::Continue;
-        }
-        const wire::DecodeResult d = wire::decode_request(rx_buf_.get(), msg.len, msg.fd_count);
-        if (!d.request) {
-            log_now(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
-                    static_cast<int>(d.error.size()), d.error.data());
-            kill_instance("sent a malformed message");
-            return Outcome::Continue;
-        }
-        if (reply_pending_) {
-            kill_instance("sent a request while another was pending");
-            return Outcome::Continue;
-        }
-        const uint64_t now = monotonic_ns();
-        deadline_.life(now); // every call from the instance is a sign of life
-        if (link_)
-            link_->note_life(now);
-        handle_request(*d.request, msg);
-        if (phase_ == Phase::Killing)
+        const bool more = on_message(msg);
+        dispose_passed(msg);
+        if (!more)
             return Outcome::Continue;
     }
     return Outcome::Continue;
+}
+
+// One datagram; false when the instance is being killed for it.
+bool Supervisor::on_message(Received &msg) {
+    if (msg.truncated) {
+        kill_instance("sent an oversized message");
+        return false;
+    }
+    const wire::DecodeResult d = wire::decode_request(rx_buf_.get(), msg.len, msg.fd_count);
+    if (!d.request) {
+        log_now(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
+                static_cast<int>(d.error.size()), d.error.data());
+        kill_instance("sent a malformed message");
+        return false;
+    }
+    if (reply_pending_) {
+        kill_instance("sent a request while another was pending");
+        return false;
+    }
+    const uint64_t now = monotonic_ns();
+    deadline_.life(now); // every call from the instance is a sign of life
+    if (link_)
+        link_->note_life(now);
+    handle_request(*d.request, msg);
+    return phase_ != Phase::Killing;
+}
+
+// Whatever descriptors of a datagram the request did not use. The instance
+// chose them, so their last close may block (see descriptor_sink.hpp): the
+// sink closes them.
+void Supervisor::dispose_passed(Received &msg) {
+    for (size_t i = 0; i < msg.fd_count; ++i) {
+        if (msg.fds[i] && !sink_.dispose(std::move(msg.fds[i])))
+            log_now(LOG_WARNING, "cannot pass a descriptor from instance %u on to be closed: %s; it stays open",
+                    lib_.last_instance_id, std::strerror(errno));
+    }
 }
 
 Supervisor::Outcome Supervisor::on_timer() {
@@ -690,7 +710,9 @@ void Supervisor::handle_request(const wire::Request &req, Received &msg) {
     }
     case wire::RequestType::DataStoreMemfd: {
         cs_error_t err = CS_OK;
-        auto blob = DataBlob::from_sealed_memfd(msg.fd.get(), req.size, err);
+        auto blob = DataBlob::from_sealed_memfd(msg.fds[0].get(), req.size, err);
+        if (blob)
+            msg.fds[0].reset(); // our mapping keeps the memfd: this close is not its last
         finish_store(std::move(blob), err, "sent a data descriptor that is not a sealed memfd of the stated size");
         return;
     }
@@ -1164,6 +1186,17 @@ void Supervisor::drop_channel() {
     if (!channel_)
         return;
     unwatch(epoll_.get(), channel_.get());
+    // Closing our end frees what the instance still has queued there, and the
+    // last close of a descriptor passed in it would run here. So: no more
+    // sends from the instance (from now on they fail), then every queued
+    // descriptor goes to the sink, then the close frees nothing of theirs.
+    (void)::shutdown(channel_.get(), SHUT_RDWR);
+    for (;;) {
+        Received msg = channel_receive(channel_.get(), rx_buf_.get(), kRxBufSize);
+        if (msg.kind != Received::Kind::Message)
+            break;
+        dispose_passed(msg);
+    }
     channel_.reset();
 }
 

@@ -25,6 +25,7 @@
 
 #include "backoff.hpp"
 #include "channel.hpp"
+#include "descriptor_sink.hpp"
 #include "fd.hpp"
 #include "health.hpp"
 #include "log.hpp"
@@ -94,7 +95,9 @@ class Supervisor {
     Outcome on_reader();
 
     // Requests from the instance (valid ones only).
+    bool on_message(Received &msg);
     void handle_request(const wire::Request &req, Received &msg);
+    void dispose_passed(Received &msg);
     void start_remote_store(const wire::Request &req);
     void finish_store(std::shared_ptr<const DataBlob> blob, cs_error_t err, const char *lie);
     void stop_reader_before_fork(unsigned iid);
@@ -149,6 +152,8 @@ class Supervisor {
     static constexpr size_t kRxBufSize = sizeof(wire::RequestHeader) + wire::kInlineDataMax;
     std::unique_ptr<unsigned char[]> rx_buf_;
     std::shared_ptr<HeartbeatPage> page_;
+    // Descriptors an instance passed are closed there, never here.
+    DescriptorSink sink_;
     // Medium stores: the read out of the instance runs off this thread.
     RemoteReader reader_;
     bool reader_watched_ = false;

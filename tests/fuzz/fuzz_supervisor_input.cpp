@@ -230,10 +230,10 @@ void apply_request(Model &m, const wire::Request &r, const unsigned char *buf, s
     }
     case wire::RequestType::DataStoreMemfd: {
         EXPECT(r.size > wire::kInlineDataMax);
-        if (msg == nullptr || !msg->fd)
+        if (msg == nullptr || !msg->fds[0])
             return; // the descriptor count was only claimed
         cs_error_t err = CS_OK;
-        auto blob = DataBlob::from_sealed_memfd(msg->fd.get(), r.size, err);
+        auto blob = DataBlob::from_sealed_memfd(msg->fds[0].get(), r.size, err);
         if (blob) {
             EXPECT(blob->size() == r.size);
             m.store.replace(std::move(blob));
@@ -346,7 +346,7 @@ void on_message(Model &m, Reader &in) {
     }
     EXPECT(msg.kind == Received::Kind::Message);
     EXPECT(msg.fd_count == pass);
-    EXPECT(msg.fd.valid() == (pass > 0));
+    EXPECT(msg.fds[0].valid() == (pass > 0));
     EXPECT(msg.truncated == (datagram.size() > max_len));
     EXPECT(channel_receive(c.supervisor_end, buf.data(), buf.size()).kind == Received::Kind::Nothing);
     if (msg.truncated) {

@@ -1,7 +1,9 @@
 // test_stall.cpp - nothing an instance chooses can hold the supervisor's loop:
-// not a read of instance memory that the instance stalls (a userfaultfd range
-// nobody resolves). The supervisor must still warn and kill a hung instance
-// on time and answer SIGTERM within a second.
+// neither a read of instance memory that the instance stalls (a userfaultfd
+// range nobody resolves) nor the close of a
+// descriptor the instance sent (a TCP socket that lingers). Each time the
+// supervisor must still warn and kill a hung instance on time and answer
+// SIGTERM within a second.
 //
 // The instances here attack like fault-hostile does: they write requests
 // straight to their channel socket, with the wire header copied from the
@@ -157,6 +159,113 @@ bool request_stalled_read() {
     return send_raw(ch, h, -1);
 }
 
+// ---- a TCP socket whose close lingers ----
+
+bool loopback_up() {
+    const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    const bool ok =
+        s >= 0 && ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags |= IFF_UP, ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
+    if (s >= 0)
+        ::close(s);
+    return ok;
+}
+
+// A connected TCP socket with SO_LINGER {1, 8 s} and a full send buffer
+// towards a peer that never reads: its last close() waits the whole 8 s for
+// a FIN that cannot go out. The peer is held by a child that outlives the
+// instance (so the instance's death does not reset the connection).
+int lingering_socket() {
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int small = 4096;
+    (void)::setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
+        ::listen(listener, 1) != 0 || ::getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &alen) != 0)
+        return -1;
+    const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    (void)::setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    if (c < 0 || ::connect(c, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0)
+        return -1;
+    const int peer = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (peer < 0)
+        return -1;
+    const pid_t holder = ::fork();
+    if (holder == 0) {
+        ::close(c);
+        silent_forever(); // keeps `peer` open, never reads; dies with the test's process group
+    }
+    ::close(peer);
+    ::close(listener);
+    if (holder < 0)
+        return -1;
+    // Fill everything between us and the peer.
+    (void)::fcntl(c, F_SETFL, O_NONBLOCK);
+    static char junk[65536];
+    for (int idle = 0; idle < 50;) {
+        if (::send(c, junk, sizeof junk, MSG_NOSIGNAL) > 0) {
+            idle = 0;
+            continue;
+        }
+        if (errno != EAGAIN)
+            return -1;
+        ++idle;
+        ::usleep(1000); // let the loopback deliver what it can, then fill again
+    }
+    (void)::fcntl(c, F_SETFL, 0);
+    const linger lg{1, 8};
+    return ::setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0 ? c : -1;
+}
+
+char proc_state(pid_t pid) {
+    char path[64], buf[512];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    const ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        ::close(fd);
+    if (n <= 0)
+        return '?';
+    buf[n] = '\0';
+    const char *paren = std::strrchr(buf, ')');
+    return paren != nullptr && paren[1] == ' ' ? paren[2] : '?';
+}
+
+enum class Delivery {
+    Received, // the socket comes with a request the supervisor reads
+    Queued,   // it sits behind a request that gets the instance killed, never read
+};
+
+// Hands the supervisor the last reference to a lingering socket. The
+// supervisor is held stopped meanwhile, so it cannot receive the socket
+// before the instance has closed its own copy: whoever closes last waits.
+// Emits "ev=sent ok=0|1" before the supervisor goes on (and kills us).
+void send_lingering_socket(Delivery how) {
+    const int sock = lingering_socket();
+    const int ch = channel_fd();
+    const pid_t sup = ::getppid();
+    if (sock < 0 || ch < 0 || ::kill(sup, SIGSTOP) != 0) {
+        it::emit("ev=sent ok=0");
+        return;
+    }
+    for (int i = 0; i < 2000 && proc_state(sup) != 'T'; ++i)
+        ::usleep(1000);
+    bool ok = true;
+    if (how == Delivery::Queued)
+        ok = send_raw(ch, WireHeader{0x5a5a5a5a, kStart, 0, 0, 0}, -1); // bad magic: killed
+    const WireHeader h{kMagic, kStoreMemfd, 0, 0, 65536};               // "a sealed memfd": it is not
+    ok = ok && send_raw(ch, h, sock);
+    ::close(sock);
+    it::emit("ev=sent ok=%d", ok ? 1 : 0);
+    ::kill(sup, SIGCONT);
+}
+
+const char *name_of(Delivery how) { return how == Delivery::Received ? "received" : "queued"; }
+
 } // namespace
 
 TEST_GROUP(Stall) {
@@ -241,4 +350,76 @@ TEST(Stall, StalledRemoteReadStillAnswersSigterm) {
     REQUIRE_MSG(killed_by(x, SIGTERM), it::describe_status(x.status));
     REQUIRE(prog.log().find("forwarding SIGTERM") != std::string::npos);
     UT_PRINT(("supervisor ended " + std::to_string((it::now_ns() - t0) / 1000000) + " ms after SIGTERM").c_str());
+}
+
+// An instance hands its supervisor the last reference to a socket whose
+// close lingers for 8 s; it is killed as hostile, and the next instance,
+// which hangs, is still warned T after it started.
+TEST(Stall, LingeringSocketKeepsTheHealthDeadline) {
+    for (const Delivery how : {Delivery::Received, Delivery::Queued}) {
+        it::Program p;
+        p.start([how] {
+            if (::unshare(CLONE_NEWNET) != 0 || !loopback_up())
+                return 89;
+            if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+                return 90;
+            unsigned iid = 0;
+            if (sam_register(&iid) != CS_OK)
+                return 91;
+            g_iid = static_cast<sig_atomic_t>(iid);
+            if (iid == 1) {
+                send_lingering_socket(how);
+                silent_forever();
+            }
+            catch_signal(SIGUSR1);
+            if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
+                return 92;
+            it::emit("ev=started iid=%u", iid);
+            silent_forever();
+        });
+        it::Event sent, started, warn;
+        REQUIRE_MSG(p.wait_event("sent", 5000, &sent), p.transcript());
+        REQUIRE_MSG(sent.num("ok") == 1, p.transcript());
+        const bool on_time = p.wait_event("started", 1000, &started) && p.wait_event("signal", kT + 500, &warn);
+        const std::string seen = p.transcript();
+        p.cleanup();
+        REQUIRE_MSG(on_time,
+                    std::string(name_of(how)) + ": the next instance was not started and warned in time" + seen);
+        const long long late = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
+        REQUIRE_MSG(warn.num("iid") == 2 && late >= kT - 5 && late <= kT + 100,
+                    std::string(name_of(how)) + ": warned " + std::to_string(late) + " ms after the start" + seen);
+        REQUIRE_MSG(seen.find("not a sealed memfd") != std::string::npos || seen.find("malformed") != std::string::npos,
+                    std::string(name_of(how)) + ": the sender was not treated as hostile" + seen);
+    }
+}
+
+// The same socket, and SIGTERM right after: the supervisor ends within 1 s.
+TEST(Stall, LingeringSocketStillAnswersSigterm) {
+    for (const Delivery how : {Delivery::Received, Delivery::Queued}) {
+        it::Program p;
+        p.start([how] {
+            if (::unshare(CLONE_NEWNET) != 0 || !loopback_up())
+                return 89;
+            if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+                return 90;
+            unsigned iid = 0;
+            if (sam_register(&iid) != CS_OK)
+                return 91;
+            if (iid == 1)
+                send_lingering_socket(how);
+            silent_forever();
+        });
+        it::Event sent;
+        REQUIRE_MSG(p.wait_event("sent", 5000, &sent), p.transcript());
+        REQUIRE_MSG(sent.num("ok") == 1, p.transcript());
+        // The supervisor has the socket (or the queue holding it) once it
+        // says why it killed the sender.
+        const bool judged = p.wait_log("sending SIGKILL", 2000);
+        ::kill(p.pid(), SIGTERM);
+        const it::Exit x = p.wait_exit(1000);
+        const std::string seen = p.transcript();
+        p.cleanup();
+        REQUIRE_MSG(judged, std::string(name_of(how)) + ": the sender was not killed" + seen);
+        REQUIRE_MSG(x.exited, std::string(name_of(how)) + ": the supervisor did not end within 1 s of SIGTERM" + seen);
+    }
 }
