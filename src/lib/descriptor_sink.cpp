@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstring>
 
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -14,6 +15,11 @@
 namespace sam {
 
 namespace {
+
+// How long a full sink socket may take to drain before the sink counts as
+// stuck: long enough for a sink that is merely behind (a burst of
+// descriptors) to be scheduled and catch up.
+constexpr int kDrainWaitMs = 10;
 
 // A descriptor's last close without lingering, where that can be asked for:
 // a socket resets its connection instead of waiting for unsent data.
@@ -96,6 +102,11 @@ bool DescriptorSink::spawn() noexcept {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return false;
     UniqueFd ours(sv[0]), theirs(sv[1]);
+    // The smallest send buffer: a sink that stops draining fills it after a
+    // handful of messages, and that is how we notice (the kernel raises
+    // this to its minimum).
+    const int smallest = 1;
+    (void)::setsockopt(ours.get(), SOL_SOCKET, SO_SNDBUF, &smallest, sizeof smallest);
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0)

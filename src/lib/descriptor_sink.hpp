@@ -16,8 +16,9 @@
 // (PR_SET_PDEATHSIG). It closes a descriptor only once the next message
 // arrives, which the supervisor sends after closing its own copy: so the
 // sink's close is always the last one, never ours. A sink stuck in a close
-// stops draining; when its socket is full it is killed and replaced, and it
-// finishes its close on its own time.
+// stops draining; when its (deliberately small) socket buffer stays full for
+// a few milliseconds it is killed and replaced, and the descriptors it still
+// held are closed as it exits, in its own time.
 #pragma once
 
 #include <array>
