@@ -4,8 +4,9 @@
 // whatever the instance did with its descriptors, or whoever reaped it; and
 // the only way the instance is ever signalled), its channel (requests),
 // one timerfd (health deadline, kill escalation, restart back-off), a
-// signalfd (stop signals to forward), and the corosync link's eventfd
-// (quorum changes, completed cmap writes). The instance is always in one
+// signalfd (stop signals to forward), the corosync link's eventfd (quorum
+// changes, completed cmap writes), and, once a medium store came, the
+// reader thread's eventfd (see remote_reader.hpp). The instance is always in one
 // Phase; every event has one handler, and each handler is a small switch
 // over the phase (state x event, as in s6-supervise).
 //
@@ -13,7 +14,7 @@
 // instance a copy of the loop that it must drop without touching the
 // supervisor's. An epoll instance is shared across fork(), so removing
 // sources through a loop API in the child would unregister them in the
-// supervisor too; ours is simply closed. Five descriptors need no job
+// supervisor too; ours is simply closed. Six descriptors need no job
 // queues or timer lists.
 #pragma once
 

@@ -29,7 +29,9 @@ inline constexpr size_t kInlineDataMax = 32 * 1024;
 // than a fresh memfd per store at 1 MiB). Larger data goes through a sealed
 // memfd, which the supervisor maps without copying, and so does all of it
 // when the supervisor may not read the instance's memory (the reply is then
-// CS_ERR_NOT_SUPPORTED and the instance stops asking).
+// CS_ERR_NOT_SUPPORTED and the instance stops asking), and so do bytes that
+// can only be read from inside the instance, such as memfd_secret memory
+// (the reply is CS_ERR_TRY_AGAIN: a memfd for this store only).
 inline constexpr size_t kRemoteDataMax = 4 * 1024 * 1024;
 
 enum class RequestType : uint16_t {
