@@ -588,11 +588,14 @@ bool Supervisor::on_message(Received &msg) {
 // chose them, so their last close may block (see descriptor_sink.hpp): the
 // sink closes them.
 void Supervisor::dispose_passed(Received &msg) {
+    size_t kept = 0;
     for (size_t i = 0; i < msg.fd_count; ++i) {
         if (msg.fds[i] && !sink_.dispose(std::move(msg.fds[i])))
-            log_now(LOG_WARNING, "cannot pass a descriptor from instance %u on to be closed: %s; it stays open",
-                    lib_.last_instance_id, std::strerror(errno));
+            ++kept;
     }
+    if (kept > 0)
+        log_now(LOG_WARNING, "cannot pass %zu descriptor(s) from instance %u on to be closed: %s; they stay open", kept,
+                lib_.last_instance_id, std::strerror(errno));
 }
 
 Supervisor::Outcome Supervisor::on_timer() {
