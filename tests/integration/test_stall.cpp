@@ -122,11 +122,19 @@ int open_userfaultfd() {
 }
 
 // `len` bytes of fresh memory whose first touch waits for a userfaultfd
-// handler that never answers. The descriptor stays open (leaked) on purpose.
-void *unresolved_range(size_t len) {
+// handler that never answers. The descriptor stays open (leaked) on purpose;
+// with `outlive`, a child keeps it open after this process dies too.
+void *unresolved_range(size_t len, bool outlive) {
     const int uffd = open_userfaultfd();
     if (uffd < 0)
         return nullptr;
+    if (outlive) {
+        const pid_t keeper = ::fork();
+        if (keeper == 0)
+            silent_forever(); // dies with the test's process group
+        if (keeper < 0)
+            return nullptr;
+    }
     void *p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return nullptr;
@@ -149,9 +157,9 @@ bool userfaultfd_usable(std::string &why) {
 }
 
 // Asks the supervisor to copy 64 KiB out of a range nobody will ever resolve.
-bool request_stalled_read() {
+bool request_stalled_read(bool outlive = false) {
     constexpr size_t kLen = 64 * 1024;
-    void *p = unresolved_range(kLen);
+    void *p = unresolved_range(kLen, outlive);
     const int ch = channel_fd();
     if (p == nullptr || ch < 0)
         return false;
@@ -319,6 +327,50 @@ TEST(Stall, StalledRemoteReadKeepsTheHealthDeadline) {
     REQUIRE(prog.wait_event("stored", 2000, &stored));
     REQUIRE(stored.num("err") == CS_OK);
     REQUIRE(prog.wait_exit(3000).exited);
+}
+
+// The same, but a child of the instance keeps the userfaultfd open, so the
+// read does not end when the instance is killed: the supervisor says so,
+// starts the next instance anyway, and that one's medium store goes through
+// a memfd while the old read is still blocked.
+TEST(Stall, StalledReadOutlivingItsInstanceDoesNotStopRestarts) {
+    std::string why;
+    if (!userfaultfd_usable(why)) {
+        UT_PRINT(("skipped: " + why).c_str());
+        return;
+    }
+    prog.start([] {
+        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+            return 90;
+        unsigned iid = 0;
+        if (sam_register(&iid) != CS_OK)
+            return 91;
+        it::emit("ev=reg iid=%u", iid);
+        if (iid >= 2) {
+            static char data[64 * 1024], back[64 * 1024];
+            std::memset(data, 'x', sizeof data);
+            const cs_error_t s = sam_data_store(data, sizeof data);
+            const cs_error_t r = sam_data_restore(back, sizeof back);
+            it::emit("ev=stored err=%d restore=%d same=%d", static_cast<int>(s), static_cast<int>(r),
+                     std::memcmp(data, back, sizeof data) == 0 ? 1 : 0);
+            return 0;
+        }
+        if (sam_start() != CS_OK)
+            return 92;
+        it::emit("ev=sent ok=%d", request_stalled_read(/*outlive=*/true) ? 1 : 0);
+        silent_forever(); // killed by the warn signal (SIGTERM) at the deadline
+    });
+    it::Event sent, reg2, stored;
+    REQUIRE(prog.wait_event("sent", 3000, &sent));
+    REQUIRE(sent.num("ok") == 1);
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 3 * kT + 1000, &reg2));
+    const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(sent.t)) / 1000000;
+    REQUIRE_MSG(gap <= 2 * kT + 300, "instance 2 appeared " + std::to_string(gap) + " ms after the request");
+    REQUIRE(prog.wait_log("still blocked; starting instance 2 anyway", 1000));
+    REQUIRE(prog.wait_event("stored", 2000, &stored));
+    REQUIRE(stored.num("err") == CS_OK && stored.num("restore") == CS_OK && stored.num("same") == 1);
+    const it::Exit x = prog.wait_exit(3000);
+    REQUIRE(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0);
 }
 
 // While such a read waits, SIGTERM to the supervisor still reaches the
