@@ -382,6 +382,8 @@ void Supervisor::exit_cannot_go_on() {
         link_.reset();
     }
     std::fflush(nullptr);
+    if (!reader_.stop(0))
+        ::_exit(kExitCannotGoOn); // see exit_like_instance()
     std::exit(kExitCannotGoOn);
 }
 
@@ -1059,10 +1061,16 @@ void Supervisor::exit_like_instance(bool failed) {
         link_.reset();
     }
     std::fflush(nullptr);
-    if (last_status_kind_ == kStatusUnknown)
-        std::exit(kExitStatusUnknown);
-    if (last_status_kind_ == CLD_EXITED)
-        std::exit(last_status_code_);
+    // A read still blocked in the kernel (see stop_reader_before_fork())
+    // would hold up exit-time work that stops every thread, such as a leak
+    // checker's: in that case only, leave without it.
+    const bool reader_stuck = !reader_.stop(0);
+    if (last_status_kind_ == kStatusUnknown || last_status_kind_ == CLD_EXITED) {
+        const int code = last_status_kind_ == CLD_EXITED ? last_status_code_ : kExitStatusUnknown;
+        if (reader_stuck)
+            ::_exit(code);
+        std::exit(code);
+    }
     // Die by the same signal. No core file of our own: the instance's crash
     // is not the supervisor's.
     const int sig = last_status_code_;

@@ -370,7 +370,7 @@ TEST(Stall, StalledReadOutlivingItsInstanceDoesNotStopRestarts) {
     REQUIRE(prog.wait_event("stored", 2000, &stored));
     REQUIRE(stored.num("err") == CS_OK && stored.num("restore") == CS_OK && stored.num("same") == 1);
     const it::Exit x = prog.wait_exit(3000);
-    REQUIRE(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0);
+    REQUIRE_MSG(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0, it::describe_status(x.status));
 }
 
 // While such a read waits, SIGTERM to the supervisor still reaches the
