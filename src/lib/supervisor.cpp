@@ -382,7 +382,7 @@ void Supervisor::exit_cannot_go_on() {
         link_.reset();
     }
     std::fflush(nullptr);
-    if (!reader_.stop(0))
+    if (!reader_.stop(reader_stuck_ ? 0 : kReaderStopWaitNs))
         ::_exit(kExitCannotGoOn); // see exit_like_instance()
     std::exit(kExitCannotGoOn);
 }
@@ -1061,13 +1061,12 @@ void Supervisor::exit_like_instance(bool failed) {
         link_.reset();
     }
     std::fflush(nullptr);
-    // A read still blocked in the kernel (see stop_reader_before_fork())
-    // would hold up exit-time work that stops every thread, such as a leak
-    // checker's: in that case only, leave without it.
-    const bool reader_stuck = !reader_.stop(0);
     if (last_status_kind_ == kStatusUnknown || last_status_kind_ == CLD_EXITED) {
         const int code = last_status_kind_ == CLD_EXITED ? last_status_code_ : kExitStatusUnknown;
-        if (reader_stuck)
+        // A read still blocked in the kernel (see stop_reader_before_fork())
+        // would hold up exit-time work that stops every thread, such as a
+        // leak checker's: in that case only, leave without it.
+        if (!reader_.stop(reader_stuck_ ? 0 : kReaderStopWaitNs))
             ::_exit(code);
         std::exit(code);
     }
