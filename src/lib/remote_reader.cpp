@@ -130,9 +130,13 @@ void *RemoteReader::run(void *arg) noexcept {
         s->has_job = false;
         s->has_result = true;
         s->error = err;
+        // Woken by this, the loop takes the lock at once: not while we hold it.
+        lk.unlock();
         s->notify();
+        lk.lock();
     }
     s->exited = true;
+    lk.unlock();
     s->notify();
     return nullptr;
 }
