@@ -50,6 +50,9 @@ cs_error_t DataBlob::read_from_process(pid_t pid, uint64_t address) noexcept {
 
 std::shared_ptr<const DataBlob> DataBlob::from_sealed_memfd(int fd, size_t size, cs_error_t &error) noexcept {
     constexpr int kRequiredSeals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+    // F_GET_SEALS first: it answers at once whatever the descriptor is
+    // (EINVAL unless shmem or hugetlbfs), whereas fstat() of a FUSE file
+    // would wait for a daemon the sender runs.
     const int seals = ::fcntl(fd, F_GET_SEALS);
     struct stat st {};
     if (seals < 0 || (seals & kRequiredSeals) != kRequiredSeals || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
