@@ -37,9 +37,15 @@ void close_now(int fd) noexcept {
         ::_exit(0);
     // Nothing of the supervisor's stays open here: an instance's channel
     // must see its supervisor's end close when the supervisor closes it.
-    if (sock > 0)
-        (void)::syscall(SYS_close_range, 0U, static_cast<unsigned>(sock - 1), 0U);
-    (void)::syscall(SYS_close_range, static_cast<unsigned>(sock + 1), ~0U, 0U);
+    const bool closed_below = sock == 0 || ::syscall(SYS_close_range, 0U, static_cast<unsigned>(sock - 1), 0U) == 0;
+    const bool closed_above = ::syscall(SYS_close_range, static_cast<unsigned>(sock + 1), ~0U, 0U) == 0;
+    if (!closed_below || !closed_above) { // a kernel before close_range(2)
+        const long open_max = ::sysconf(_SC_OPEN_MAX);
+        for (long fd = 0; fd < open_max; ++fd) {
+            if (fd != sock)
+                (void)::close(static_cast<int>(fd));
+        }
+    }
     // Stop signals sent to the process group are for the supervisor, which
     // gets them itself; the handler inherited from it would pass them on twice.
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
