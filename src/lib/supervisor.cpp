@@ -519,8 +519,12 @@ Supervisor::Outcome Supervisor::loop() {
 
 Supervisor::Outcome Supervisor::on_instance_exit() {
     siginfo_t si{};
-    const int rc =
-        retry_eintr([&] { return ::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &si, WEXITED | WNOHANG); });
+    int rc = retry_eintr([&] { return ::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &si, WEXITED | WNOHANG); });
+    // A kernel before 5.4 (or a tool standing in for pidfd_open, as valgrind
+    // needs) does not reap by pidfd: by pid then, which is still ours unless
+    // another thread reaped it, and that it can only have done just now.
+    if (rc != 0 && (errno == EINVAL || errno == EBADF))
+        rc = retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(child_), &si, WEXITED | WNOHANG); });
     // The pidfd says the instance exited, yet it is not ours to reap: a
     // thread of the application took it (waitpid(-1)), or SIGCHLD is ignored
     // and the kernel did. A death all the same, with its status lost; going
@@ -1110,7 +1114,17 @@ bool Supervisor::signal_instance(int sig, bool queued) noexcept {
         info.si_uid = ::getuid();
         with = &info;
     }
-    return ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, with, 0) == 0;
+    if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, with, 0) == 0)
+        return true;
+    if (errno != ENOSYS && errno != EBADF)
+        return false;
+    // No pidfd_send_signal (kernel before 5.1, or valgrind): by pid, which
+    // is ours until we reap it.
+    if (queued) {
+        union sigval nothing {};
+        return ::sigqueue(child_, sig, nothing) == 0;
+    }
+    return ::kill(child_, sig) == 0;
 }
 
 void Supervisor::rearm_timer() {
