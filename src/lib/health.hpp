@@ -18,8 +18,9 @@
 // the supervisor therefore asks whether the silence was a stall: its own
 // timer firing late, or the instance having waited for a CPU (the kernel's
 // run_delay) for a large part of the silence. A stall buys one more interval,
-// once per step, so an instance that hogs the CPU itself still ends up
-// warned and killed.
+// at most kMaxGraces times per step (a corosync restarting at realtime
+// priority can take a small machine's CPUs for over a second), so nothing
+// postpones a verdict for long.
 #pragma once
 
 #include <atomic>
@@ -122,7 +123,7 @@ class HealthDeadline {
             // stamp taken before the grace began must not pull the deadline
             // back (it never exceeds any later life + interval anyway).
             last_life_ns_ = at_ns;
-            grace_used_ = false;
+            graces_ = 0;
         }
     }
     [[nodiscard]] uint64_t last_life() const noexcept { return last_life_ns_; }
@@ -132,7 +133,7 @@ class HealthDeadline {
         warned_ = true;
         warned_at_ns_ = now_ns;
         grace_until_ns_ = 0;
-        grace_used_ = false; // the kill step may be excused by a stall once more
+        graces_ = 0; // the kill step may be excused by stalls too
     }
     [[nodiscard]] bool was_warned() const noexcept { return warned_; }
 
@@ -169,8 +170,8 @@ class HealthDeadline {
         if (deadline == 0 || now_ns < deadline)
             return HealthVerdict::Wait;
         const uint64_t timer_late_ns = now_ns - deadline;
-        if (!grace_used_ && (timer_late_ns >= stall_threshold() || starved_ns >= stall_threshold())) {
-            grace_used_ = true;
+        if (graces_ < kMaxGraces && (timer_late_ns >= stall_threshold() || starved_ns >= stall_threshold())) {
+            ++graces_;
             grace_until_ns_ = saturating_add(now_ns, interval_ns_);
             return HealthVerdict::Stalled;
         }
@@ -179,6 +180,7 @@ class HealthDeadline {
 
     static constexpr uint64_t kFutureSlackNs = 1000000; // 1 ms
     static constexpr uint64_t kStallMinNs = 100000000;  // 100 ms
+    static constexpr unsigned kMaxGraces = 3;           // per escalation step
 
   private:
     uint64_t interval_ns_;
@@ -187,7 +189,7 @@ class HealthDeadline {
     uint64_t last_life_ns_ = 0;
     uint64_t warned_at_ns_ = 0;
     uint64_t grace_until_ns_ = 0; // a stall postponed the current step until then
-    bool grace_used_ = false;     // the current step was postponed once already
+    unsigned graces_ = 0;         // how often the current step was postponed
 };
 
 // What the kernel says of the instance's use of the CPU, read from
