@@ -1,10 +1,9 @@
 // test_seccomp.cpp - libsam and sam-run under the system call filter of a
 // hardened systemd unit: SystemCallFilter=@system-service without
 // SystemCallErrorNumber= kills the process at its first call outside the
-// set. Each scenario puts that set (system_service_calls.hpp, mirrored from
-// one systemd version) on its program as a seccomp allow-list whose every
-// other call is SECCOMP_RET_KILL_PROCESS, and walks the normal paths: a
-// call outside the set shows up as a program killed by SIGSYS.
+// set. Each scenario puts that set (service_filter.hpp) on its program and
+// walks the normal paths: a call outside the set shows up as a program
+// killed by SIGSYS. The corosync paths: test_seccomp_corosync.cpp.
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -15,70 +14,16 @@
 #include <string>
 #include <vector>
 
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "checks.hpp"
-#include "system_service_calls.hpp"
+#include "service_filter.hpp"
 
 namespace {
 
-// Sanitizer runtimes make calls of their own that a production build never
-// makes. LeakSanitizer checks for leaks when a process exits: a task it
-// clones stops the process with ptrace(2), outside @system-service. Killed,
-// that task leaves the exiting process waiting for it for ever, so sanitizer
-// builds (and only they) allow ptrace.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizerBuild = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitizerBuild = true;
-#else
-constexpr bool kSanitizerBuild = false;
-#endif
-#else
-constexpr bool kSanitizerBuild = false;
-#endif
-const long kSanitizerCalls[] = {
-    __NR_ptrace,
-};
-
-// From here on this process and everything it forks or executes may make
-// only the calls of @system-service; any other one kills the whole process
-// (SECCOMP_RET_KILL_PROCESS, as systemd does without
-// SystemCallErrorNumber=). clone3 fails with ENOSYS, as under systemd's
-// RestrictNamespaces= (a filter cannot see clone3's flags, which live in
-// memory): threads and children must then come from the C library's
-// fallback to clone.
-bool allow_only_system_service() {
-    std::vector<sock_filter> body;
-#ifdef __NR_clone3
-    body.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1));
-    body.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS));
-#endif
-    auto allow = [&body](long nr) {
-        body.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
-        body.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-    };
-    for (long nr : it::kSystemServiceCalls)
-        allow(nr);
-    if (kSanitizerBuild)
-        for (long nr : kSanitizerCalls)
-            allow(nr);
-    body.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
-    return it::install_seccomp_filter(body.data(), body.size(), SECCOMP_RET_KILL_PROCESS);
-}
-
 bool exited_with(const it::Exit &x, int code) {
     return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
-std::string outcome(it::Program &p, const it::Exit &x) {
-    const std::string how = x.exited ? it::describe_status(x.status) : "still running at the deadline";
-    const bool sigsys = x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGSYS;
-    return how + (sigsys ? " (a system call outside @system-service)" : "") + "\n" + p.transcript();
 }
 
 // Bytes that depend on the size and the position: a restore that returns
@@ -175,7 +120,7 @@ TEST(Seccomp, LibraryPathsStayInsideSystemService) {
     if (!can_filter())
         return;
     prog.start([] {
-        if (!allow_only_system_service())
+        if (!it::allow_only_system_service())
             return 89;
         if (sam_initialize(300, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
             return 90;
@@ -199,7 +144,7 @@ TEST(Seccomp, LibraryPathsStayInsideSystemService) {
         }
     });
     const it::Exit x = prog.wait_exit(20000);
-    REQUIRE_MSG(exited_with(x, 0), outcome(prog, x));
+    REQUIRE_MSG(exited_with(x, 0), it::outcome(x));
     const auto callback = prog.events_of("callback");
     REQUIRE_MSG(callback.size() == 1 && callback[0].num("beats") >= 3, prog.transcript());
     const auto restored = prog.events_of("restored");
@@ -210,45 +155,22 @@ TEST(Seccomp, LibraryPathsStayInsideSystemService) {
     }
 }
 
-namespace {
-
-std::string env_or(const char *name, const char *fallback) {
-    const char *v = std::getenv(name);
-    return v != nullptr && *v != '\0' ? v : fallback;
-}
-
-// The program becomes sam-run with these arguments, under the filter.
-int exec_sam_run_filtered(const std::vector<std::string> &args) {
-    if (!allow_only_system_service())
-        return 89;
-    const std::string sam_run = env_or("SAM_RUN", "../../src/tools/sam-run");
-    std::vector<char *> argv;
-    argv.push_back(const_cast<char *>(sam_run.c_str()));
-    for (const std::string &a : args)
-        argv.push_back(const_cast<char *>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(sam_run.c_str(), argv.data());
-    return 127;
-}
-
-} // namespace
-
 // sam-run --notify: a daemon that speaks the notify protocol is started,
 // health-checked by its WATCHDOG=1 messages past several deadlines, and its
 // exit status passed on.
 TEST(Seccomp, SamRunNotifyStaysInsideSystemService) {
     if (!can_filter())
         return;
-    const std::string tool = env_or("NOTIFY_TOOL", "../samrun/notify-tool");
+    const std::string tool = it::env_or("NOTIFY_TOOL", "../samrun/notify-tool");
     std::vector<std::string> args = {"--notify", "--interval", "300", "--policy", "quit", "--", tool, "send:READY=1"};
     for (int i = 0; i < 12; ++i) { // 1.2 s: four deadlines
         args.push_back("sleep:100");
         args.push_back("send:WATCHDOG=1");
     }
     args.push_back("exit:7");
-    prog.start([&args] { return exec_sam_run_filtered(args); });
+    prog.start([&args] { return it::exec_sam_run_filtered(args); });
     const it::Exit x = prog.wait_exit(15000);
-    REQUIRE_MSG(exited_with(x, 7), outcome(prog, x));
+    REQUIRE_MSG(exited_with(x, 7), it::outcome(x));
 }
 
 // sam-run --check: the health command runs from the library's callback
@@ -264,7 +186,7 @@ TEST(Seccomp, SamRunCheckStaysInsideSystemService) {
                                            "--", "/bin/sh", "-c",
                                            // Polls the file the check writes; sam-run's deadline below bounds it.
                                            "until [ \"$(wc -l < " + runs + ")\" -ge 3 ]; do sleep 0.05; done"};
-    prog.start([&args] { return exec_sam_run_filtered(args); });
+    prog.start([&args] { return it::exec_sam_run_filtered(args); });
     const it::Exit x = prog.wait_exit(15000);
     std::ifstream in(runs);
     int lines = 0;
@@ -272,6 +194,6 @@ TEST(Seccomp, SamRunCheckStaysInsideSystemService) {
         ++lines;
     (void)::unlink(runs.c_str());
     (void)::rmdir(dir);
-    REQUIRE_MSG(exited_with(x, 0), outcome(prog, x));
+    REQUIRE_MSG(exited_with(x, 0), it::outcome(x));
     REQUIRE_MSG(lines >= 3, prog.transcript());
 }
