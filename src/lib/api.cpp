@@ -11,7 +11,7 @@
 
 #include <corosync/sam.h>
 
-#include "cmap_state.hpp"
+#include "corosync_link.hpp"
 #include "instance.hpp"
 #include "log.hpp"
 #include "quorum_watch.hpp"
@@ -150,24 +150,35 @@ sam::Supervisor *g_retained_in_instance = nullptr;
 SAM_EXPORT cs_error_t sam_register(unsigned int *instance_id) {
     return guarded([&] {
         Library &lib = Library::get();
-        std::unique_ptr<sam::CmapState> cmap;
+        std::unique_ptr<sam::CorosyncLink> link;
         sam::Supervisor *supervisor = nullptr;
         {
             std::lock_guard<std::mutex> g(lib.mu);
             if (lib.state != ApiState::Initialized)
                 return CS_ERR_BAD_HANDLE;
-            if (lib.policy.cmap()) {
+            // No corosync connection may outlive this point in the process
+            // that becomes the supervisor: every instance would inherit its
+            // shared-memory rings. The link process connects afresh.
+            // (quorum_finalize only unmaps and closes: it does not wait for
+            // corosync.)
+            lib.quorum.reset();
+            if (lib.policy.cmap() || lib.policy.quorum()) {
+                sam::CorosyncLink::Config cfg;
+                cfg.supervisor_pid = static_cast<long>(::getpid());
+                cfg.cmap = lib.policy.cmap();
+                cfg.quorum = lib.policy.quorum();
+                cfg.quit = lib.policy.quit();
+                cfg.interval_ms = static_cast<uint64_t>(lib.interval_ms);
                 cs_error_t err = CS_OK;
-                cmap = sam::CmapState::create(static_cast<long>(::getpid()), lib.policy.quit() ? "quit" : "restart",
-                                              static_cast<uint64_t>(lib.interval_ms), err);
-                if (!cmap)
-                    return CS_ERR_BAD_HANDLE;
+                link = sam::CorosyncLink::start(cfg, err);
+                if (!link) // with CMAP: the keys could not be created
+                    return cfg.cmap ? CS_ERR_BAD_HANDLE : CS_ERR_LIBRARY;
             }
             supervisor = new sam::Supervisor(lib);
             lib.set_state(ApiState::Supervising);
         }
         // Not under the lock: run() forks, and the child re-creates the lock.
-        const cs_error_t err = supervisor->run(instance_id, std::move(cmap));
+        const cs_error_t err = supervisor->run(instance_id, std::move(link));
         if (err == CS_OK) {
             // A new instance: its copy of the supervisor object has closed
             // its descriptors and let its link go. It is kept, not freed:

@@ -14,14 +14,19 @@ void set_cloexec(cmap_handle_t h) noexcept {
 }
 } // namespace
 
-std::unique_ptr<CmapState> CmapState::create(long supervisor_pid, const char *recovery, uint64_t poll_period_ms,
-                                             cs_error_t &error) {
+std::unique_ptr<CmapState> CmapState::offline(long supervisor_pid, const char *recovery, uint64_t poll_period_ms) {
     std::unique_ptr<CmapState> s(new CmapState());
     s->prefix_ = "resources.process." + std::to_string(supervisor_pid) + ".";
     s->keys_ =
         Keys{s->prefix_ + "recovery", s->prefix_ + "poll_period", s->prefix_ + "last_updated", s->prefix_ + "state"};
     s->recovery_ = recovery;
     s->poll_period_ms_ = poll_period_ms;
+    return s;
+}
+
+std::unique_ptr<CmapState> CmapState::create(long supervisor_pid, const char *recovery, uint64_t poll_period_ms,
+                                             cs_error_t &error) {
+    std::unique_ptr<CmapState> s = offline(supervisor_pid, recovery, poll_period_ms);
     error = s->connect();
     if (error == CS_OK)
         error = s->write_all();

@@ -4,8 +4,7 @@
 // poll_period (u64 ms), last_updated (u64, CLOCK_MONOTONIC ns as
 // cs_timestamp_get() gives), state (string). This class remembers what it
 // published so that everything can be written again after a reconnect.
-// Calls block on corosync's IPC: only sam_register() (before the fork) and
-// the CorosyncLink thread use it.
+// Calls block on corosync's IPC: only the link process uses it.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +21,8 @@ class CmapState {
     // `error` set when corosync cannot be reached or the keys cannot be written.
     static std::unique_ptr<CmapState> create(long supervisor_pid, const char *recovery, uint64_t poll_period_ms,
                                              cs_error_t &error);
+    // The same keys, not connected yet: reconnect() creates them.
+    static std::unique_ptr<CmapState> offline(long supervisor_pid, const char *recovery, uint64_t poll_period_ms);
     ~CmapState();
     CmapState(const CmapState &) = delete;
     CmapState &operator=(const CmapState &) = delete;
@@ -38,16 +39,12 @@ class CmapState {
     [[nodiscard]] cs_error_t dispatch();
     [[nodiscard]] const std::string &prefix() const noexcept { return prefix_; }
     void disconnect() noexcept;
-    // In a forked child: forget the handle without talking to corosync.
-    void abandon() noexcept { handle_ = 0; }
 
   private:
     CmapState() = default;
     [[nodiscard]] cs_error_t connect();
     [[nodiscard]] cs_error_t write_all();
-    // The full key names, made once: the link thread then allocates nothing
-    // while it writes, so a fork at any moment copies no half-used heap
-    // string into an instance (where LeakSanitizer would report it).
+    // The full key names, made once.
     struct Keys {
         std::string recovery, poll_period, last_updated, state;
     };

@@ -1,349 +1,488 @@
-// corosync_link.cpp - cmap writes, quorum dispatch and reconnects, off the
-// supervisor's timing path.
+// corosync_link.cpp - the supervisor's side of the link process: requests,
+// answers, deadlines and restarts, never blocking the supervisor's loop.
 #include "corosync_link.hpp"
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
+#include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "cmap_state.hpp"
+#include "channel.hpp"
+#include "link_process.hpp"
 #include "log.hpp"
-#include "quorum_watch.hpp"
 
 namespace sam {
 
 namespace {
 
-constexpr uint64_t kReconnectFirstNs = 100ULL * 1000000ULL;   // first retry after 100 ms,
-constexpr uint64_t kReconnectMaxNs = 2000ULL * 1000000ULL;    // doubling up to 2 s
-constexpr uint64_t kMinRefreshNs = 10ULL * 1000000ULL;        // never refresh more often than this
-constexpr uint64_t kLivenessRefreshNs = 1000ULL * 1000000ULL; // interval 0: refresh once a second
+using linkwire::Direction;
+using linkwire::Message;
+using linkwire::Type;
 
-void bump(int fd) noexcept {
-    const uint64_t one = 1;
-    (void)::write(fd, &one, sizeof one);
+enum Tag : uint64_t { kSocket = 1, kTimer = 2 };
+
+constexpr uint64_t kRestartFirstNs = 100ULL * 1000000ULL;   // a link that dies again soon waits 100 ms,
+constexpr uint64_t kRestartMaxNs = 2000ULL * 1000000ULL;    // doubling up to 2 s;
+constexpr uint64_t kRestartResetNs = 10000ULL * 1000000ULL; // one that ran 10 s restarts at once
+constexpr int kMessagesPerWakeup = 64;
+
+bool reaped(pid_t pid) noexcept {
+    siginfo_t si{};
+    return retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG); }) != 0 ||
+           si.si_pid == pid;
 }
 
-void drain(int fd) noexcept {
-    uint64_t count;
-    (void)::read(fd, &count, sizeof count);
+void kill_and_reap(pid_t pid) noexcept {
+    (void)::kill(pid, SIGKILL);
+    (void)retry_eintr([&] { return ::waitpid(pid, nullptr, 0); });
 }
-
-// Reconnect schedule: 0 = connected, else the time of the next attempt.
-struct Retry {
-    uint64_t at = 0;
-    uint64_t step = kReconnectFirstNs;
-    void lost(uint64_t now) {
-        if (at == 0) {
-            step = kReconnectFirstNs;
-            at = now + step;
-        }
-    }
-    void failed(uint64_t now) {
-        step = std::min(step * 2, kReconnectMaxNs);
-        at = now + step;
-    }
-    void ok() { at = 0; }
-};
 
 } // namespace
 
-std::unique_ptr<CorosyncLink> CorosyncLink::start(std::unique_ptr<CmapState> cmap, std::shared_ptr<QuorumWatch> quorum,
-                                                  uint64_t interval_ms) {
-    std::unique_ptr<CorosyncLink> link(new CorosyncLink());
-    link->cmap_ = std::move(cmap);
-    link->quorum_ = std::move(quorum);
-    link->interval_ms_ = interval_ms;
-    link->quorate_.store(link->quorum_ && link->quorum_->quorate());
-    link->events_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    link->wakeup_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!link->events_fd_ || !link->wakeup_fd_)
-        return nullptr;
-    // Created by the supervisor thread after it blocked the forwarded
-    // signals, so this thread inherits the mask and never takes them.
-    //
-    // Its stack: corosync's dispatch functions keep a 1 MiB buffer on the
-    // stack, so 4 MiB is ample; and being smaller than the 8 MiB default, the
-    // stack this thread leaves behind in a forked instance is never handed by
-    // glibc's stack cache (with this thread's id) to a default-sized thread
-    // the instance starts, which ThreadSanitizer reports as a duplicate thread.
-    pthread_attr_t attr;
-    int err = ::pthread_attr_init(&attr);
-    if (err == 0) {
-        err = ::pthread_attr_setstacksize(&attr, kThreadStackSize);
-        if (err == 0)
-            err = ::pthread_create(&link->thread_, &attr, &CorosyncLink::thread_main, link.get());
-        (void)::pthread_attr_destroy(&attr);
-    }
-    if (err != 0) {
-        errno = err;
+std::unique_ptr<CorosyncLink> CorosyncLink::start(const Config &cfg, cs_error_t &error) {
+    std::unique_ptr<CorosyncLink> link(new CorosyncLink(cfg));
+    link->epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    link->timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTimer;
+    if (!link->epoll_ || !link->timer_ ||
+        ::epoll_ctl(link->epoll_.get(), EPOLL_CTL_ADD, link->timer_.get(), &ev) != 0 ||
+        !link->spawn(/* first= */ true)) {
+        error = CS_ERR_LIBRARY;
         return nullptr;
     }
-    link->running_ = true;
+    const uint64_t now = monotonic_ns();
+    if (!link->wait_ready(saturating_add(now, kAwaitedWriteWaitNs), error)) {
+        // Without CMAP nothing had to be created: a link that is merely slow
+        // (corosync stopped) answers later, and until then we are not quorate.
+        if (cfg.cmap || error != CS_ERR_TIMEOUT) {
+            kill_and_reap(link->pid_);
+            link->pid_ = -1;
+            return nullptr;
+        }
+        link->responsive_ = false;
+    }
+    error = CS_OK;
+    link->reported_quorate_ = link->quorate();
+    link->next_poll_at_ = saturating_add(now, kQuorumPollNs);
+    link->arm_timer();
     return link;
 }
 
-void *CorosyncLink::thread_main(void *self) {
-    static_cast<CorosyncLink *>(self)->run();
-    return nullptr;
+CorosyncLink::~CorosyncLink() = default;
+
+bool CorosyncLink::spawn(bool first) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return false;
+    UniqueFd mine(sv[0]), theirs(sv[1]);
+    if (::fcntl(mine.get(), F_SETFL, O_NONBLOCK) != 0)
+        return false;
+    LinkConfig lc;
+    lc.supervisor_pid = cfg_.supervisor_pid;
+    lc.cmap = cfg_.cmap;
+    lc.quorum = cfg_.quorum;
+    lc.first = first;
+    lc.recovery = cfg_.quit ? "quit" : "restart";
+    lc.interval_ms = cfg_.interval_ms;
+    const pid_t pid = ::fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        mine.reset();
+        run_link_process(theirs.get(), lc);
+    }
+    theirs.reset();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kSocket;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, mine.get(), &ev) != 0) {
+        kill_and_reap(pid);
+        return false;
+    }
+    sock_ = std::move(mine);
+    output_watched_ = false;
+    pid_ = pid;
+    spawned_at_ = monotonic_ns();
+    return true;
 }
 
-CorosyncLink::~CorosyncLink() {
-    if (running_)
-        finish(Finish::DeleteKeys);
+bool CorosyncLink::wait_ready(uint64_t until, cs_error_t &error) {
+    for (;;) {
+        const uint64_t now = monotonic_ns();
+        if (now >= until) {
+            error = CS_ERR_TIMEOUT;
+            return false;
+        }
+        pollfd p{sock_.get(), POLLIN, 0};
+        const int wait_ms = static_cast<int>((until - now) / 1000000ULL) + 1;
+        if (retry_eintr([&] { return ::poll(&p, 1, wait_ms); }) <= 0)
+            continue;
+        Received r = channel_receive(sock_.get(), rx_, sizeof rx_);
+        if (r.kind == Received::Kind::Nothing)
+            continue;
+        const auto m = r.kind == Received::Kind::Message && !r.truncated
+                           ? linkwire::decode(Direction::FromLink, rx_, r.len, r.fd_count)
+                           : std::nullopt;
+        if (!m || static_cast<Type>(m->type) != Type::Ready) {
+            error = CS_ERR_LIBRARY;
+            return false;
+        }
+        error = static_cast<cs_error_t>(m->error);
+        link_quorate_ = m->flag != 0;
+        return error == CS_OK;
+    }
 }
 
 std::vector<CorosyncLink::Event> CorosyncLink::take_events() {
-    std::lock_guard<std::mutex> g(m_);
     std::vector<Event> out;
-    out.swap(events_);
+    uint64_t expirations;
+    (void)::read(timer_.get(), &expirations, sizeof expirations);
+    reap_old();
+    const uint64_t now = monotonic_ns();
+    for (int handled = 0; sock_ && handled < kMessagesPerWakeup; ++handled) {
+        Received r = channel_receive(sock_.get(), rx_, sizeof rx_);
+        if (r.kind == Received::Kind::Nothing)
+            break;
+        if (r.kind != Received::Kind::Message) {
+            link_gone(now, out);
+            break;
+        }
+        const auto m = r.truncated ? std::nullopt : linkwire::decode(Direction::FromLink, rx_, r.len, r.fd_count);
+        if (!m) {
+            log_line(LOG_ERR, "corosync link (pid %d) sent a malformed message", static_cast<int>(pid_));
+            link_gone(now, out);
+            break;
+        }
+        on_message(*m, out);
+    }
+    if (output_watched_)
+        flush();
+    on_deadlines(now, out);
+    arm_timer();
     return out;
 }
 
-void CorosyncLink::post(Event e) {
-    {
-        std::lock_guard<std::mutex> g(m_);
-        events_.push_back(e);
+void CorosyncLink::on_message(const Message &m, std::vector<Event> &out) {
+    set_responsive(true, out);
+    switch (static_cast<Type>(m.type)) {
+    case Type::Ready:
+    case Type::Quorum:
+        link_quorate_ = m.flag != 0;
+        break;
+    case Type::Written: {
+        auto it = std::find_if(writes_.begin(), writes_.end(), [&](const Pending &p) { return p.token == m.token; });
+        if (it != writes_.end()) {
+            writes_.erase(it);
+            out.push_back(Event{Event::Kind::StateWritten, false, static_cast<cs_error_t>(m.error), m.token});
+        }
+        break;
     }
-    bump(events_fd_.get());
+    case Type::QuorumAnswer: {
+        link_quorate_ = m.error == CS_OK && m.flag != 0;
+        auto it = std::find_if(queries_.begin(), queries_.end(), [&](const Pending &p) { return p.token == m.token; });
+        if (it != queries_.end()) {
+            if (it->for_supervisor)
+                out.push_back(Event{Event::Kind::QuorumChecked, link_quorate_, CS_OK, m.token});
+            queries_.erase(it);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    report_quorum(out);
+}
+
+void CorosyncLink::on_deadlines(uint64_t now, std::vector<Event> &out) {
+    bool overdue = false;
+    for (auto it = writes_.begin(); it != writes_.end();) {
+        if (now < it->deadline) {
+            ++it;
+            continue;
+        }
+        out.push_back(Event{Event::Kind::StateWritten, false, CS_ERR_TIMEOUT, it->token});
+        it = writes_.erase(it);
+        overdue = true;
+    }
+    for (auto it = queries_.begin(); it != queries_.end();) {
+        if (now < it->deadline) {
+            ++it;
+            continue;
+        }
+        if (it->for_supervisor)
+            out.push_back(Event{Event::Kind::QuorumChecked, false, CS_ERR_TIMEOUT, it->token});
+        it = queries_.erase(it);
+        overdue = true;
+    }
+    if (overdue)
+        set_responsive(false, out);
+
+    if (cfg_.quorum && sock_ && now >= next_poll_at_) {
+        const bool polling =
+            std::any_of(queries_.begin(), queries_.end(), [](const Pending &p) { return !p.for_supervisor; });
+        if (!polling)
+            (void)ask(/* for_supervisor= */ false, now);
+        next_poll_at_ = saturating_add(now, kQuorumPollNs);
+    }
+
+    if (!sock_ && restart_at_ != 0 && now >= restart_at_) {
+        restart_at_ = 0;
+        if (!spawn(/* first= */ false)) {
+            log_line(LOG_ERR, "cannot restart the corosync link: %s", std::strerror(errno));
+            restart_at_ = saturating_add(now, kRestartMaxNs);
+            return;
+        }
+        // The new link gets everything again; answers still awaited are
+        // asked of it (their deadlines stay).
+        update_pending_ = cfg_.cmap && state_ != linkwire::State::None;
+        write_token_ = 0;
+        for (const Pending &w : writes_)
+            write_token_ = w.token;
+        watch_pending_ = page_ != nullptr;
+        for (const Pending &q : queries_) {
+            Message m = linkwire::make(Direction::ToLink, Type::QuorumQuery);
+            m.token = q.token;
+            (void)linkwire::send_message(sock_.get(), m, -1, /* dont_wait= */ true);
+        }
+        flush();
+    }
+}
+
+void CorosyncLink::link_gone(uint64_t now, std::vector<Event> &out) {
+    log_line(LOG_WARNING, "corosync link (pid %d) ended; restarting it", static_cast<int>(pid_));
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sock_.get(), nullptr);
+    sock_.reset();
+    output_watched_ = false;
+    if (pid_ > 0) {
+        (void)::kill(pid_, SIGKILL); // it may only have closed the socket
+        unreaped_.push_back(pid_);
+        pid_ = -1;
+    }
+    reap_old();
+    link_quorate_ = false;
+    report_quorum(out);
+    if (now - spawned_at_ >= kRestartResetNs)
+        restart_step_ = 0;
+    else
+        restart_step_ = restart_step_ == 0 ? kRestartFirstNs : std::min(restart_step_ * 2, kRestartMaxNs);
+    restart_at_ = std::max<uint64_t>(saturating_add(now, restart_step_), 1);
+}
+
+void CorosyncLink::reap_old() noexcept {
+    unreaped_.erase(std::remove_if(unreaped_.begin(), unreaped_.end(), reaped), unreaped_.end());
+}
+
+void CorosyncLink::set_responsive(bool responsive, std::vector<Event> &out) {
+    if (responsive == responsive_)
+        return;
+    responsive_ = responsive;
+    if (responsive)
+        log_line(LOG_INFO, "the corosync link answers again");
+    else
+        log_line(LOG_WARNING,
+                 "the corosync link does not answer (corosync blocked?); treating corosync as unavailable");
+    report_quorum(out);
+}
+
+void CorosyncLink::report_quorum(std::vector<Event> &out) {
+    if (!cfg_.quorum || quorate() == reported_quorate_)
+        return;
+    reported_quorate_ = quorate();
+    out.push_back(Event{Event::Kind::Quorum, reported_quorate_, CS_OK, 0});
+}
+
+uint64_t CorosyncLink::ask(bool for_supervisor, uint64_t now) {
+    const uint64_t token = ++next_token_;
+    queries_.push_back(Pending{token, saturating_add(now, kQuorumAnswerWaitNs), for_supervisor});
+    if (sock_) {
+        Message m = linkwire::make(Direction::ToLink, Type::QuorumQuery);
+        m.token = token;
+        // A full socket means a link that does not read: the deadline answers.
+        (void)linkwire::send_message(sock_.get(), m, -1, /* dont_wait= */ true);
+    }
+    return token;
+}
+
+uint64_t CorosyncLink::check_quorum() {
+    const uint64_t token = ask(/* for_supervisor= */ true, monotonic_ns());
+    arm_timer();
+    return token;
 }
 
 uint64_t CorosyncLink::publish_state(const char *state, bool awaited) {
-    uint64_t token;
-    {
-        std::lock_guard<std::mutex> g(m_);
-        token = ++next_token_;
-        commands_.push_back(Command{Command::Kind::State, state, awaited, Finish::DeleteKeys, token});
+    const uint64_t now = monotonic_ns();
+    if (update_pending_ && write_token_ != 0) {
+        // Not sent yet, and a newer state replaces it: nobody waits for it.
+        writes_.erase(std::remove_if(writes_.begin(), writes_.end(),
+                                     [this](const Pending &p) { return p.token == write_token_; }),
+                      writes_.end());
     }
-    bump(wakeup_fd_.get());
+    state_ = linkwire::state_from_name(state);
+    const uint64_t token = awaited ? ++next_token_ : 0;
+    if (awaited)
+        writes_.push_back(Pending{token, saturating_add(now, kAwaitedWriteWaitNs), true});
+    write_token_ = token;
+    update_pending_ = true;
+    flush();
+    arm_timer();
     return token;
 }
 
 void CorosyncLink::watch_instance(std::shared_ptr<HeartbeatPage> page) {
-    std::lock_guard<std::mutex> g(m_);
-    page_ = std::move(page);
-}
-
-void CorosyncLink::finish(Finish how) {
-    if (!running_)
+    if (!cfg_.cmap)
         return;
-    {
-        std::lock_guard<std::mutex> g(m_);
-        commands_.push_back(Command{Command::Kind::Finish, nullptr, false, how, 0});
-    }
-    bump(wakeup_fd_.get());
-    (void)::pthread_join(thread_, nullptr);
-    running_ = false;
+    page_ = std::move(page);
+    watch_pending_ = page_ != nullptr;
+    flush();
 }
 
-void CorosyncLink::abandon_in_child() noexcept {
-    running_ = false; // the thread exists only in the supervisor
-    if (cmap_)
-        cmap_->abandon();
-    if (quorum_)
-        quorum_->abandon();
-    events_fd_.reset();
-    wakeup_fd_.reset();
+void CorosyncLink::note_life(uint64_t at_ns) noexcept {
+    if (at_ns <= life_ns_)
+        return;
+    life_ns_ = at_ns;
+    // Coalesced: the link publishes at most four stamps per interval, so a
+    // stamp a sixteenth of an interval old is as good as a new one.
+    const uint64_t step = cfg_.interval_ms == 0 ? 250ULL * 1000000ULL : ms_to_ns(cfg_.interval_ms) / 16;
+    if (cfg_.cmap && life_ns_ - life_sent_ns_ >= step) {
+        update_pending_ = true;
+        flush();
+    }
 }
 
-void CorosyncLink::run() {
-    Retry cmap_retry, quorum_retry;
-    // With no interval only death is watched: a live instance is healthy, and
-    // last_updated still has to stay fresh for the watchdog service, whose own
-    // default period then applies.
-    const uint64_t refresh_ns =
-        interval_ms_ == 0 ? kLivenessRefreshNs : std::max(ms_to_ns(interval_ms_) / 4, kMinRefreshNs);
-    uint64_t published = 0; // last last_updated written
-    uint64_t next_refresh = 0;
-
-    auto cmap_lost = [&](cs_error_t err, uint64_t now) {
-        if (cmap_retry.at == 0)
-            log_line(LOG_WARNING, "lost the cmap connection (error %d); reconnecting", static_cast<int>(err));
-        cmap_->disconnect();
-        cmap_retry.lost(now);
-    };
-    auto set_quorate = [&](bool q) {
-        if (quorate_.exchange(q) != q)
-            post(Event{Event::Kind::Quorum, q, CS_OK, 0});
-    };
-    // last_updated follows the instance's heartbeats while it runs, and the
-    // supervisor's clock while it waits for quorum; otherwise it stays.
-    auto refresh = [&](uint64_t now, bool force) {
-        if (!cmap_ || !cmap_->connected())
-            return;
-        uint64_t value = 0;
-        if (state_ == "running" && healthy_.load() && interval_ms_ == 0) {
-            value = now;
-        } else if (state_ == "running" && healthy_.load()) {
-            std::shared_ptr<HeartbeatPage> page;
-            {
-                std::lock_guard<std::mutex> g(m_);
-                page = page_;
-            }
-            value = life_ns_.load(std::memory_order_relaxed);
-            const uint64_t beat = page ? page->last_beat() : 0;
-            if (beat > value && beat <= now)
-                value = beat;
-        } else if (state_ == "waiting for quorum" || (force && state_ == "running")) {
-            value = now;
-        }
-        if (value == 0 || (value <= published && !force))
-            return;
-        if (force && value < published)
-            value = now;
-        const cs_error_t err = cmap_->set_last_updated(value);
-        if (err != CS_OK)
-            cmap_lost(err, now);
-        else
-            published = value;
-    };
-
-    for (;;) {
-        uint64_t now = monotonic_ns();
-        uint64_t wake_at = 0;
-        auto earliest = [&wake_at](uint64_t t) {
-            if (t != 0 && (wake_at == 0 || t < wake_at))
-                wake_at = t;
-        };
-        if (cmap_) {
-            if (next_refresh == 0)
-                next_refresh = now + refresh_ns;
-            earliest(next_refresh);
-        }
-        if (cmap_)
-            earliest(cmap_retry.at);
-        if (quorum_)
-            earliest(quorum_retry.at);
-        for (const Waiting &w : waiting_)
-            earliest(w.until);
-
-        pollfd fds[3] = {{wakeup_fd_.get(), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
-        if (quorum_ && quorum_->connected())
-            fds[1].fd = quorum_->fd();
-        if (cmap_ && cmap_->connected())
-            fds[2].fd = cmap_->fd();
-        int timeout_ms = -1;
-        if (wake_at != 0)
-            timeout_ms =
-                wake_at <= now ? 0 : static_cast<int>(std::min<uint64_t>((wake_at - now) / 1000000ULL + 1, 60000));
-        const int n = ::poll(fds, 3, timeout_ms);
-        if (n < 0 && errno != EINTR) {
-            log_line(LOG_ERR, "corosync link: poll failed: %s", std::strerror(errno));
-            return;
-        }
-        now = monotonic_ns();
-
-        if (fds[0].revents != 0) {
-            drain(wakeup_fd_.get());
-            {
-                std::lock_guard<std::mutex> g(m_);
-                batch_.swap(commands_);
-            }
-            for (const Command &c : batch_) {
-                if (c.kind == Command::Kind::Finish) {
-                    if (cmap_) {
-                        if (!cmap_->connected())
-                            (void)cmap_->reconnect(); // one last try, so the outcome is visible
-                        const cs_error_t err =
-                            c.finish == Finish::MarkFailed ? cmap_->set_state("failed") : cmap_->delete_keys();
-                        if (err != CS_OK)
-                            log_line(LOG_WARNING, "cannot %s in cmap (error %d)",
-                                     c.finish == Finish::MarkFailed ? "record the failed state" : "delete the keys",
-                                     static_cast<int>(err));
-                    }
-                    return;
-                }
-                state_ = c.state;
-                cs_error_t err = CS_OK;
-                if (cmap_) {
-                    if (!cmap_->connected()) {
-                        err = CS_ERR_LIBRARY;
-                        (void)cmap_->set_state(c.state); // remembered for the republish
-                    } else {
-                        // A fresh last_updated goes first: the watchdog service
-                        // checks it as soon as a process is no longer "stopped".
-                        if (state_ != "stopped")
-                            refresh(now, true);
-                        if (cmap_->connected()) {
-                            err = cmap_->set_state(c.state);
-                            if (err != CS_OK)
-                                cmap_lost(err, now);
-                        } else {
-                            err = CS_ERR_LIBRARY;
-                        }
-                    }
-                }
-                if (c.awaited && err != CS_OK && cmap_) {
-                    // corosync is away (restarting, most likely): the caller
-                    // waits a while for the reconnect rather than failing now.
-                    log_line(LOG_WARNING, "cmap unavailable: state \"%s\" will be written when it is back", c.state);
-                    waiting_.push_back(Waiting{c.token, err, now + kAwaitedWriteWaitNs});
-                } else if (c.awaited) {
-                    post(Event{Event::Kind::StateWritten, false, err, c.token});
-                }
-            }
-            batch_.clear();
-        }
-
-        if (fds[1].fd >= 0 && fds[1].revents != 0) {
-            const cs_error_t err = quorum_->dispatch();
-            if (err != CS_OK) {
-                log_line(LOG_WARNING, "lost the quorum connection (error %d); treating the cluster as not quorate",
-                         static_cast<int>(err));
-                quorum_->disconnect();
-                quorum_retry.lost(now);
-                set_quorate(false);
-            } else {
-                set_quorate(quorum_->quorate());
-            }
-        }
-
-        if (fds[2].fd >= 0 && fds[2].revents != 0 && cmap_->connected()) {
-            const cs_error_t err = cmap_->dispatch();
-            if (err != CS_OK)
-                cmap_lost(err, now);
-        }
-
-        if (quorum_ && quorum_retry.at != 0 && now >= quorum_retry.at) {
-            if (quorum_->reconnect() == CS_OK) {
-                quorum_retry.ok();
-                log_line(LOG_INFO, "reconnected to the quorum service (%s)",
-                         quorum_->quorate() ? "quorate" : "not quorate");
-                set_quorate(quorum_->quorate());
-            } else {
-                quorum_retry.failed(now);
-            }
-        }
-        if (cmap_ && cmap_retry.at != 0 && now >= cmap_retry.at) {
-            if (cmap_->reconnect() == CS_OK) {
-                cmap_retry.ok();
-                published = 0;
-                log_line(LOG_INFO, "reconnected to cmap; keys of %s republished", cmap_->prefix().c_str());
-                refresh(now, true);
-                // The republished state is the latest one asked for.
-                for (const Waiting &w : waiting_)
-                    post(Event{Event::Kind::StateWritten, false, CS_OK, w.token});
-                waiting_.clear();
-            } else {
-                cmap_retry.failed(now);
-            }
-        }
-        for (auto it = waiting_.begin(); it != waiting_.end();) {
-            if (now < it->until) {
-                ++it;
-                continue;
-            }
-            post(Event{Event::Kind::StateWritten, false, it->error, it->token});
-            it = waiting_.erase(it);
-        }
-        if (next_refresh != 0 && now >= next_refresh) {
-            refresh(now, false);
-            next_refresh = now + refresh_ns;
-        }
+void CorosyncLink::set_healthy(bool healthy) noexcept {
+    if (healthy == healthy_)
+        return;
+    healthy_ = healthy;
+    if (cfg_.cmap) {
+        update_pending_ = true;
+        flush();
     }
+}
+
+void CorosyncLink::flush() {
+    if (!sock_)
+        return;
+    if (watch_pending_) {
+        const int fd = page_ ? page_->fd() : -1;
+        if (fd >= 0) {
+            const Message m = linkwire::make(Direction::ToLink, Type::Watch);
+            if (linkwire::send_message(sock_.get(), m, fd, /* dont_wait= */ true) == EAGAIN) {
+                watch_output(true);
+                return;
+            }
+        }
+        watch_pending_ = false;
+    }
+    if (update_pending_) {
+        Message m = linkwire::make(Direction::ToLink, Type::Update);
+        m.state = static_cast<uint8_t>(state_);
+        m.flag = healthy_ ? 1 : 0;
+        m.life_ns = life_ns_;
+        m.token = write_token_;
+        for (const Pending &w : writes_)
+            if (w.token == write_token_)
+                m.deadline_ns = w.deadline;
+        if (linkwire::send_message(sock_.get(), m, -1, /* dont_wait= */ true) == EAGAIN) {
+            watch_output(true);
+            return;
+        }
+        // Sent, or the link is gone: a restarted one gets everything anyway.
+        update_pending_ = false;
+        write_token_ = 0;
+        life_sent_ns_ = life_ns_;
+    }
+    watch_output(false);
+}
+
+void CorosyncLink::watch_output(bool on) noexcept {
+    if (on == output_watched_ || !sock_)
+        return;
+    epoll_event ev{};
+    ev.events = on ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
+    ev.data.u64 = kSocket;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, sock_.get(), &ev) == 0)
+        output_watched_ = on;
+}
+
+void CorosyncLink::arm_timer() {
+    uint64_t at = 0;
+    auto earliest = [&at](uint64_t t) {
+        if (t != 0 && (at == 0 || t < at))
+            at = t;
+    };
+    for (const Pending &p : writes_)
+        earliest(p.deadline);
+    for (const Pending &p : queries_)
+        earliest(p.deadline);
+    if (cfg_.quorum && sock_)
+        earliest(next_poll_at_);
+    if (!sock_)
+        earliest(restart_at_);
+    if (!unreaped_.empty())
+        earliest(saturating_add(monotonic_ns(), kRestartFirstNs));
+    itimerspec spec{};
+    if (at != 0) {
+        spec.it_value.tv_sec = static_cast<time_t>(at / 1000000000ULL);
+        spec.it_value.tv_nsec = static_cast<long>(at % 1000000000ULL);
+    }
+    (void)::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+}
+
+void CorosyncLink::finish(Finish how, bool reap) {
+    if (sock_) {
+        Message m = linkwire::make(Direction::ToLink, Type::Finish);
+        m.flag = how == Finish::MarkFailed ? 1 : 0;
+        if (linkwire::send_message(sock_.get(), m, -1, /* dont_wait= */ true) == 0) {
+            // The link exits once the write is done: its end closes.
+            const uint64_t until = saturating_add(monotonic_ns(), kFinishWaitNs);
+            for (;;) {
+                const uint64_t now = monotonic_ns();
+                if (now >= until)
+                    break;
+                pollfd p{sock_.get(), POLLIN, 0};
+                const int wait_ms = static_cast<int>((until - now) / 1000000ULL) + 1;
+                if (retry_eintr([&] { return ::poll(&p, 1, wait_ms); }) <= 0)
+                    continue;
+                Received r = channel_receive(sock_.get(), rx_, sizeof rx_);
+                if (r.kind == Received::Kind::Closed || r.kind == Received::Kind::Error)
+                    break;
+            }
+        }
+        sock_.reset();
+    }
+    if (pid_ > 0) {
+        if (!reaped(pid_)) {
+            if (reap)
+                kill_and_reap(pid_);
+            else
+                unreaped_.push_back(pid_); // finishing on its own
+        }
+        pid_ = -1;
+    }
+    if (reap) {
+        for (pid_t p : unreaped_)
+            kill_and_reap(p);
+        unreaped_.clear();
+    }
+}
+
+void CorosyncLink::close_in_instance() noexcept {
+    sock_.reset();
+    epoll_.reset();
+    timer_.reset();
+    page_.reset();
+    pid_ = -1;
+    unreaped_.clear();
 }
 
 } // namespace sam

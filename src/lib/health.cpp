@@ -9,8 +9,10 @@
 #include <new>
 #include <type_traits>
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace sam {
@@ -26,15 +28,26 @@ static_assert(std::is_same_v<decltype(std::declval<pthread_mutex_t &>().__data._
               "glibc: the lock word is the 32-bit futex");
 #endif
 
-std::optional<HeartbeatPage> HeartbeatPage::create() noexcept {
+namespace {
+size_t page_size() noexcept {
     const long page = ::sysconf(_SC_PAGESIZE);
-    const size_t len = page > 0 ? static_cast<size_t>(page) : 4096;
-    // MAP_SHARED|MAP_ANONYMOUS: the same physical page in supervisor and
-    // instance after fork; nothing on disk, no descriptor to leak.
-    void *addr = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return page > 0 ? static_cast<size_t>(page) : 4096;
+}
+} // namespace
+
+std::optional<HeartbeatPage> HeartbeatPage::create() noexcept {
+    const size_t len = page_size();
+    // A memfd rather than anonymous memory: the link process must see the
+    // same page, and a descriptor is the way to hand it over. Sealed at its
+    // size, so nobody holding the descriptor can shrink it under a mapping.
+    UniqueFd fd(::memfd_create("sam-heartbeat", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(len)) != 0 ||
+        ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        return std::nullopt;
+    void *addr = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (addr == MAP_FAILED)
         return std::nullopt;
-    HeartbeatPage result{Mapping(addr, len)};
+    HeartbeatPage result{Mapping(addr, len), std::move(fd)};
     auto *shared = new (addr) HeartbeatShared{};
     shared->last_beat_ns.store(0, std::memory_order_relaxed);
     pthread_mutexattr_t attr;
@@ -47,6 +60,18 @@ std::optional<HeartbeatPage> HeartbeatPage::create() noexcept {
     if (!ok)
         return std::nullopt;
     return result;
+}
+
+std::optional<HeartbeatPage> HeartbeatPage::map_readonly(int fd) noexcept {
+    const size_t len = page_size();
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) < len ||
+        (::fcntl(fd, F_GET_SEALS) & F_SEAL_SHRINK) == 0)
+        return std::nullopt;
+    void *addr = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (addr == MAP_FAILED)
+        return std::nullopt;
+    return HeartbeatPage(Mapping(addr, len), UniqueFd());
 }
 
 bool HeartbeatPage::hold() noexcept {

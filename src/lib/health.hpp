@@ -1,12 +1,14 @@
 // health.hpp - the health-check fast path and the deadline logic.
 //
-// HeartbeatPage is one page of shared anonymous memory, created by the
-// supervisor before each fork. sam_hc_send() in the instance only stores the
-// current CLOCK_MONOTONIC time into it (no system call). The supervisor does
-// not poll it: it sleeps on a timerfd until the deadline and reads the page
-// then. The page also carries a robust mutex that the supervisor holds for as
-// long as it watches the instance: when the supervisor dies the kernel marks
-// that mutex's lock word, so sam_hc_send() learns of the death with one load.
+// HeartbeatPage is one page of shared memory (a sealed memfd), created by
+// the supervisor before each fork. sam_hc_send() in the instance only stores
+// the current CLOCK_MONOTONIC time into it (no system call). The supervisor
+// does not poll it: it sleeps on a timerfd until the deadline and reads the
+// page then. The page also carries a robust mutex that the supervisor holds
+// for as long as it watches the instance: when the supervisor dies the kernel
+// marks that mutex's lock word, so sam_hc_send() learns of the death with one
+// load. The link process maps the same page read-only (the memfd is passed
+// to it) to keep `last_updated` in cmap fresh: it costs the instance nothing.
 //
 // HealthDeadline is the pure decision logic (no clock, no I/O) so it can be
 // unit tested: given the last sign of life and whether the warn signal was
@@ -45,16 +47,20 @@ class HeartbeatPage {
   public:
     // Maps a fresh shared page (inherited by the instance over fork).
     [[nodiscard]] static std::optional<HeartbeatPage> create() noexcept;
+    // Maps the page of `fd` read-only (the link process); nothing on failure.
+    [[nodiscard]] static std::optional<HeartbeatPage> map_readonly(int fd) noexcept;
 
     HeartbeatPage() = default;
     HeartbeatPage(const HeartbeatPage &) = delete;
     HeartbeatPage &operator=(const HeartbeatPage &) = delete;
-    HeartbeatPage(HeartbeatPage &&o) noexcept : map_(std::move(o.map_)), held_(std::exchange(o.held_, false)) {}
+    HeartbeatPage(HeartbeatPage &&o) noexcept
+        : map_(std::move(o.map_)), held_(std::exchange(o.held_, false)), fd_(std::move(o.fd_)) {}
     HeartbeatPage &operator=(HeartbeatPage &&o) noexcept {
         if (this != &o) {
             let_go();
             map_ = std::move(o.map_);
             held_ = std::exchange(o.held_, false);
+            fd_ = std::move(o.fd_);
         }
         return *this;
     }
@@ -83,12 +89,17 @@ class HeartbeatPage {
     // Instance side: true once the supervisor died or let the page go. One
     // load of the mutex's lock word, no system call.
     [[nodiscard]] bool supervisor_gone() const noexcept;
+    // The memfd behind the page, to pass to the link (-1 once closed).
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    // The instance keeps the mapping only.
+    void close_fd() noexcept { fd_.reset(); }
 
   private:
-    explicit HeartbeatPage(Mapping m) noexcept : map_(std::move(m)) {}
+    HeartbeatPage(Mapping m, UniqueFd fd) noexcept : map_(std::move(m)), fd_(std::move(fd)) {}
     HeartbeatShared *shared() const noexcept { return static_cast<HeartbeatShared *>(map_.get()); }
     Mapping map_;
     bool held_ = false; // this thread holds supervisor_alive
+    UniqueFd fd_;
 };
 
 // What the supervisor must do when its health timer fires.

@@ -13,6 +13,8 @@ std::shared_ptr<QuorumWatch> QuorumWatch::create(cs_error_t &error) {
     return q;
 }
 
+std::shared_ptr<QuorumWatch> QuorumWatch::offline() { return std::shared_ptr<QuorumWatch>(new QuorumWatch()); }
+
 QuorumWatch::~QuorumWatch() { disconnect(); }
 
 void QuorumWatch::disconnect() noexcept {
@@ -56,6 +58,17 @@ cs_error_t QuorumWatch::dispatch() {
         return CS_ERR_BAD_HANDLE;
     const cs_error_t err = quorum_dispatch(handle_, CS_DISPATCH_ALL);
     return err == CS_ERR_TRY_AGAIN ? CS_OK : err;
+}
+
+cs_error_t QuorumWatch::check() {
+    cs_error_t err = dispatch();
+    if (err != CS_OK)
+        return err;
+    int quorate = 0;
+    err = quorum_getquorate(handle_, &quorate);
+    if (err == CS_OK)
+        quorate_ = quorate != 0;
+    return err;
 }
 
 cs_error_t QuorumWatch::reconnect() {

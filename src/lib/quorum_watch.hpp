@@ -1,9 +1,10 @@
 // quorum_watch.hpp - the connection to corosync's quorum service.
 //
 // Made by sam_initialize() (so it can report failure and learn the current
-// state before returning), then owned by the supervisor's CorosyncLink
-// thread, which dispatches its notifications and reconnects it after
-// corosync comes back.
+// state before returning) and finalized by sam_register() before anything
+// is forked; the link process then makes its own, dispatches its
+// notifications, answers the supervisor's questions with corosync's current
+// answer, and reconnects it after corosync comes back.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,8 @@ class QuorumWatch {
   public:
     // Connects, starts tracking changes and reads whether we are quorate now.
     static std::shared_ptr<QuorumWatch> create(cs_error_t &error);
+    // Not connected yet: reconnect() connects.
+    static std::shared_ptr<QuorumWatch> offline();
     ~QuorumWatch();
     QuorumWatch(const QuorumWatch &) = delete;
     QuorumWatch &operator=(const QuorumWatch &) = delete;
@@ -26,12 +29,11 @@ class QuorumWatch {
     [[nodiscard]] int fd() const noexcept { return fd_; }
     // Handles pending notifications. An error means the connection is lost.
     [[nodiscard]] cs_error_t dispatch();
+    // Handles every queued notification, then asks corosync whether we are
+    // quorate now: an answer no notification still in flight can contradict.
+    [[nodiscard]] cs_error_t check();
     [[nodiscard]] cs_error_t reconnect();
     void disconnect() noexcept;
-    void abandon() noexcept {
-        handle_ = 0;
-        fd_ = -1;
-    }
 
   private:
     QuorumWatch() = default;

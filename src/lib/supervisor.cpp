@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "channel.hpp"
-#include "cmap_state.hpp"
 #include "corosync_link.hpp"
 #include "log.hpp"
 
@@ -125,7 +124,8 @@ Supervisor::Supervisor(Library &lib)
 
 Supervisor::~Supervisor() = default;
 
-bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
+bool Supervisor::set_up(std::unique_ptr<CorosyncLink> link) {
+    link_ = std::move(link);
     rx_buf_.reset(new (std::nothrow) unsigned char[kRxBufSize]);
     if (!rx_buf_) {
         errno = ENOMEM;
@@ -173,9 +173,8 @@ bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
     if (!watch(epoll_.get(), timer_.get(), kTimer) || !watch(epoll_.get(), signals_.get(), kSignal))
         return false;
 
-    if (policy_.cmap() || policy_.quorum()) {
-        link_ = CorosyncLink::start(std::move(cmap), lib_.quorum, static_cast<uint64_t>(lib_.interval_ms));
-        if (!link_ || !watch(epoll_.get(), link_->event_fd(), kLink))
+    if (link_) {
+        if (!watch(epoll_.get(), link_->event_fd(), kLink))
             return false;
         quorate_ = !policy_.quorum() || link_->quorate();
     }
@@ -184,7 +183,7 @@ bool Supervisor::set_up(std::unique_ptr<CmapState> cmap) {
 
 void Supervisor::undo_set_up() noexcept {
     if (link_) {
-        link_->finish(CorosyncLink::Finish::DeleteKeys);
+        link_->finish(CorosyncLink::Finish::DeleteKeys, /* reap= */ true);
         link_.reset();
     }
     restore_signal_actions();
@@ -202,9 +201,9 @@ void Supervisor::restore_signal_actions() noexcept {
     actions_changed_ = 0;
 }
 
-cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CmapState> cmap) {
+cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CorosyncLink> link) {
     instance_id_out_ = instance_id;
-    if (!set_up(std::move(cmap))) {
+    if (!set_up(std::move(link))) {
         log_now(LOG_ERR, "supervisor set-up failed: %s", std::strerror(errno));
         logs_.drain_before_exit(kLogExitWaitMs);
         logs_.close();
@@ -330,6 +329,9 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     deadline_ = HealthDeadline(static_cast<uint64_t>(lib_.interval_ms));
     phase_ = Phase::Idle;
     reply_pending_ = false;
+    quorum_check_token_ = 0; // an answer still due was for the last instance
+    waiting_announced_ = false;
+    recheck_quorum_ = false;
     killed_by_us_ = false;
     kill_at_ns_ = 0;
     restart_at_ns_ = 0;
@@ -441,14 +443,10 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     spare_pair_ = ChannelPair{};
     spare_page_.reset();
     logs_.close();
-    if (link_) {
-        link_->abandon_in_child();
-        // Its thread lives only in the supervisor: never destroy it here. Kept
-        // reachable so leak checkers see it as intentionally retained.
-        static CorosyncLink *abandoned = nullptr;
-        abandoned = link_.release();
-        (void)abandoned;
-    }
+    // The link process is the supervisor's: no descriptor of it stays here.
+    if (link_)
+        link_->close_in_instance();
+    page->close_fd();
 
     new (&lib_.mu) std::mutex();
     lib_.instance.channel = std::move(pair.instance_end);
@@ -690,6 +688,8 @@ Supervisor::Outcome Supervisor::on_link() {
     for (const CorosyncLink::Event &e : link_->take_events()) {
         if (e.kind == CorosyncLink::Event::Kind::Quorum)
             on_quorum(e.quorate);
+        else if (e.kind == CorosyncLink::Event::Kind::QuorumChecked)
+            on_quorum_checked(e.token, e.quorate);
         else if (e.token == awaited_token_)
             on_state_written(e.error);
     }
@@ -755,10 +755,15 @@ void Supervisor::request_start() {
         return;
     }
     reply_pending_ = true;
-    if (policy_.quorum() && !quorate_)
-        enter_waiting_for_quorum();
-    else
+    if (!policy_.quorum()) {
         begin_running();
+        return;
+    }
+    // corosync's answer now, not the last notification we saw: another may
+    // still be on its way. Until the answer comes, the instance waits.
+    phase_ = Phase::WaitingForQuorum;
+    waiting_announced_ = false;
+    ask_quorum();
 }
 
 void Supervisor::request_stop() {
@@ -799,6 +804,7 @@ void Supervisor::begin_running() {
 
 void Supervisor::enter_waiting_for_quorum() {
     phase_ = Phase::WaitingForQuorum;
+    waiting_announced_ = true;
     log_now(LOG_INFO, "instance %u waits for quorum before it starts", lib_.last_instance_id);
     if (link_ && policy_.cmap())
         link_->publish_state(kStateWaiting, false);
@@ -814,7 +820,7 @@ void Supervisor::on_quorum(bool quorate) {
     switch (phase_) {
     case Phase::WaitingForQuorum:
         if (quorate)
-            begin_running();
+            ask_quorum(); // a notification says so: corosync confirms first
         return;
     case Phase::Running:
         if (!quorate) {
@@ -830,6 +836,33 @@ void Supervisor::on_quorum(bool quorate) {
     case Phase::BackingOff:
         return;
     }
+}
+
+void Supervisor::ask_quorum() {
+    if (quorum_check_token_ != 0) {
+        recheck_quorum_ = true;
+        return;
+    }
+    recheck_quorum_ = false;
+    quorum_check_token_ = link_->check_quorum();
+}
+
+// The only way out of WaitingForQuorum into running: corosync's own answer,
+// given after everything it had queued for us was dispatched.
+void Supervisor::on_quorum_checked(uint64_t token, bool quorate) {
+    if (token != quorum_check_token_)
+        return;
+    quorum_check_token_ = 0;
+    if (phase_ != Phase::WaitingForQuorum)
+        return;
+    if (quorate) {
+        begin_running();
+        return;
+    }
+    if (!waiting_announced_)
+        enter_waiting_for_quorum();
+    if (recheck_quorum_)
+        ask_quorum();
 }
 
 void Supervisor::on_state_written(cs_error_t err) {

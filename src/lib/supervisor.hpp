@@ -4,8 +4,9 @@
 // whatever the instance did with its descriptors, or whoever reaped it; and
 // the only way the instance is ever signalled), its channel (requests),
 // one timerfd (health deadline, kill escalation, restart back-off), a
-// signalfd (stop signals to forward), the corosync link's eventfd (quorum
-// changes, completed cmap writes), and, once a medium store came, the
+// signalfd (stop signals to forward), the corosync link's descriptor
+// (quorum changes and answers, completed cmap writes; the link is a process
+// of its own, see corosync_link.hpp), and, once a medium store came, the
 // reader thread's eventfd (see remote_reader.hpp). The instance is always in one
 // Phase; every event has one handler, and each handler is a small switch
 // over the phase (state x event, as in s6-supervise).
@@ -37,7 +38,6 @@
 
 namespace sam {
 
-class CmapState;
 class CorosyncLink;
 
 class Supervisor {
@@ -50,8 +50,8 @@ class Supervisor {
     // Runs the supervisor. Returns CS_OK in a new instance (the child side of
     // a fork), or CS_ERR_LIBRARY in the supervisor after an internal error.
     // Otherwise it never returns: the supervisor exits like its instance.
-    // With CMAP, `cmap` is the connection sam_register() made and filled.
-    [[nodiscard]] cs_error_t run(unsigned *instance_id, std::unique_ptr<CmapState> cmap);
+    // With CMAP or QUORUM, `link` is the link process sam_register() started.
+    [[nodiscard]] cs_error_t run(unsigned *instance_id, std::unique_ptr<CorosyncLink> link);
 
     // The supervisor's own exit statuses, where it cannot exit like its
     // instance (both documented in sam_register(3); values from sysexits.h).
@@ -75,7 +75,7 @@ class Supervisor {
     enum class Outcome { Continue, BecameInstance, Fatal };
 
     // Set-up and the loop.
-    bool set_up(std::unique_ptr<CmapState> cmap);
+    bool set_up(std::unique_ptr<CorosyncLink> link);
     void undo_set_up() noexcept;
     Outcome spawn_instance();
     Outcome spawn_failed(unsigned iid, const char *what, int err);
@@ -108,7 +108,9 @@ class Supervisor {
     // Transitions.
     void begin_running();
     void enter_waiting_for_quorum();
+    void ask_quorum();
     void on_quorum(bool quorate);
+    void on_quorum_checked(uint64_t token, bool quorate);
     void on_state_written(cs_error_t err);
     void warn_instance(const char *why);
     void kill_instance(const char *why);
@@ -172,7 +174,13 @@ class Supervisor {
     Phase phase_ = Phase::Idle;
     Phase publishing_to_ = Phase::Idle; // what Publishing turns into when the write completes
     bool reply_pending_ = false;
-    uint64_t awaited_token_ = 0;  // the cmap write Publishing waits for
+    uint64_t awaited_token_ = 0; // the cmap write Publishing waits for
+    // WaitingForQuorum: the quorum question in flight (0: none), whether the
+    // wait was announced (log, cmap state), and whether quorum came back
+    // while the question was in flight (ask again if the answer is no).
+    uint64_t quorum_check_token_ = 0;
+    bool waiting_announced_ = false;
+    bool recheck_quorum_ = false;
     bool stop_requested_ = false; // SIGTERM/SIGINT seen: no more restarts
     bool mark_failed_ = false;
     bool killed_by_us_ = false;
