@@ -65,6 +65,15 @@ cs_error_t CmapView::remove(const std::string &key) {
     return cmap_delete(handle_, key.c_str());
 }
 
+cs_error_t CmapView::set_u32(const std::string &key, uint32_t value) {
+    if (!connect())
+        return CS_ERR_LIBRARY;
+    const cs_error_t e = cmap_set_uint32(handle_, key.c_str(), value);
+    if (connection_lost(e))
+        close();
+    return e;
+}
+
 bool CmapView::wait_string(const std::string &key, const std::string &want, int timeout_ms, std::string *last) {
     const uint64_t deadline = now_ns() + ms(static_cast<uint64_t>(timeout_ms));
     for (;;) {

@@ -24,6 +24,7 @@ class CmapView {
     cs_error_t get_string(const std::string &key, std::string &out);
     cs_error_t get_u64(const std::string &key, uint64_t &out);
     cs_error_t remove(const std::string &key);
+    cs_error_t set_u32(const std::string &key, uint32_t value);
 
     // Polls until the string key equals want; false at the deadline.
     // `last` gets the last value read ("<error N>" when unreadable).

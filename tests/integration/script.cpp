@@ -4,7 +4,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -50,6 +52,48 @@ std::string exec_fd_targets() {
     }
     ::pclose(p);
     return out.empty() ? "none" : out;
+}
+
+// The lines of /proc/self/maps.
+std::vector<std::string> own_maps() {
+    std::vector<std::string> lines;
+    FILE *f = std::fopen("/proc/self/maps", "re");
+    if (f == nullptr)
+        return lines;
+    char line[1024];
+    while (std::fgets(line, sizeof line, f) != nullptr)
+        lines.emplace_back(line);
+    std::fclose(f);
+    return lines;
+}
+
+int count_qb_maps() {
+    int n = 0;
+    for (const std::string &l : own_maps())
+        if (l.find("/qb-") != std::string::npos)
+            ++n;
+    return n;
+}
+
+// A wild write through everything this process may write and shares with
+// another process, except the page sam_hc_send() writes to anyway.
+int scribble_shared_mappings() {
+    struct Range {
+        uintptr_t start, end;
+    };
+    std::vector<Range> targets; // collected first: writing changes nothing in the list
+    for (const std::string &l : own_maps()) {
+        unsigned long start = 0, end = 0;
+        char perms[8] = {};
+        if (std::sscanf(l.c_str(), "%lx-%lx %7s", &start, &end, perms) != 3)
+            continue;
+        if (perms[1] != 'w' || perms[3] != 's' || l.find("sam-heartbeat") != std::string::npos)
+            continue;
+        targets.push_back(Range{start, end});
+    }
+    for (const Range &r : targets)
+        std::memset(reinterpret_cast<void *>(r.start), 0xa5, r.end - r.start);
+    return static_cast<int>(targets.size());
 }
 
 } // namespace
@@ -138,6 +182,11 @@ int run_script(const Script &s) {
             emit("ev=hc_done iid=%u n=%ld ok=%ld", iid, n, ok);
         } else if (line == "execfds") {
             emit("ev=execfds iid=%u fds=%s", iid, exec_fd_targets().c_str());
+        } else if (line == "qbmaps") {
+            emit("ev=qbmaps iid=%u n=%d", iid, count_qb_maps());
+        } else if (line == "scribble") {
+            const int n = scribble_shared_mappings();
+            emit("ev=scribbled iid=%u n=%d", iid, n);
         } else if (line.rfind("store", 0) == 0) {
             const std::string blob(static_cast<size_t>(std::atol(arg.c_str())), 's');
             err = sam_data_store(blob.data(), blob.size());

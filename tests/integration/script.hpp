@@ -13,6 +13,10 @@
 //   execfds               emits ev=execfds fds=A,B,...: what a program the
 //                         instance executes inherits (descriptors above 2)
 //   store N               sam_data_store() of N bytes; emits ev=stored err=E
+//   qbmaps                emits ev=qbmaps n=N: mappings of libqb's shared
+//                         memory (/dev/shm/qb-*) in /proc/self/maps
+//   scribble              overwrites every writable shared mapping except
+//                         the heartbeat page; emits ev=scribbled n=N
 //   idle                  nothing (keeps the command loop honest)
 //
 // While started and not hung it calls sam_hc_send() every hc_period_ms.

@@ -1,0 +1,490 @@
+// test_isolation.cpp - what an instance inherits of corosync (nothing), what
+// a stopped corosync can do to a supervisor (not delay it), and that a
+// QUORUM instance never starts on an inquorate node (run inside
+// tests/corosync/with-corosync.sh).
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+
+#include <dirent.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <corosync/cmap.h>
+
+#include "checks.hpp"
+#include "cmapview.hpp"
+#include "script.hpp"
+
+namespace {
+
+constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
+constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
+constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
+const char *const kLeaves[] = {"recovery", "poll_period", "last_updated", "state"};
+
+// Inodes of the sockets among a process's descriptors.
+std::set<unsigned long> socket_inodes(pid_t pid) {
+    std::set<unsigned long> out;
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR *d = ::opendir(dir.c_str());
+    if (d == nullptr)
+        return out;
+    while (dirent *e = ::readdir(d)) {
+        char target[128];
+        const std::string path = dir + "/" + e->d_name;
+        const ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        unsigned long inode = 0;
+        if (std::sscanf(target, "socket:[%lu]", &inode) == 1)
+            out.insert(inode);
+    }
+    ::closedir(d);
+    return out;
+}
+
+// inode -> peer inode of every connected unix socket of this network
+// namespace (sock_diag; /proc/net/unix does not show peers).
+std::map<unsigned long, unsigned long> unix_peers() {
+    std::map<unsigned long, unsigned long> peers;
+    const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return peers;
+    struct {
+        nlmsghdr nlh;
+        unix_diag_req req;
+    } q{};
+    q.nlh.nlmsg_len = sizeof q;
+    q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    q.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    q.req.sdiag_family = AF_UNIX;
+    q.req.udiag_states = ~0U;
+    q.req.udiag_show = UDIAG_SHOW_PEER;
+    if (::send(fd, &q, sizeof q, 0) != static_cast<ssize_t>(sizeof q)) {
+        ::close(fd);
+        return peers;
+    }
+    alignas(nlmsghdr) char buf[32768];
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+                ::close(fd);
+                return peers;
+            }
+            auto *m = static_cast<unix_diag_msg *>(NLMSG_DATA(h));
+            int len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+            for (auto *a = reinterpret_cast<rtattr *>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len))
+                if (a->rta_type == UNIX_DIAG_PEER)
+                    peers[m->udiag_ino] = *static_cast<uint32_t *>(RTA_DATA(a));
+        }
+    }
+    ::close(fd);
+    return peers;
+}
+
+// How many of `pid`'s sockets are connected to a socket `other` holds.
+int sockets_connected_to(pid_t pid, pid_t other) {
+    const std::set<unsigned long> theirs = socket_inodes(other);
+    const auto peers = unix_peers();
+    int n = 0;
+    for (unsigned long inode : socket_inodes(pid)) {
+        auto it = peers.find(inode);
+        if (it != peers.end() && theirs.count(it->second) != 0)
+            ++n;
+    }
+    return n;
+}
+
+int qb_maps(pid_t pid) {
+    FILE *f = std::fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "re");
+    if (f == nullptr)
+        return -1;
+    int n = 0;
+    char line[1024];
+    while (std::fgets(line, sizeof line, f) != nullptr)
+        if (std::strstr(line, "/qb-") != nullptr)
+            ++n;
+    std::fclose(f);
+    return n;
+}
+
+// The children of a process (all its threads').
+std::set<pid_t> children_of(pid_t pid) {
+    std::set<pid_t> out;
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR *d = ::opendir(dir.c_str());
+    if (d == nullptr)
+        return out;
+    while (dirent *e = ::readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        FILE *f = std::fopen((dir + "/" + e->d_name + "/children").c_str(), "re");
+        if (f == nullptr)
+            continue;
+        int c;
+        while (std::fscanf(f, "%d", &c) == 1)
+            out.insert(static_cast<pid_t>(c));
+        std::fclose(f);
+    }
+    ::closedir(d);
+    return out;
+}
+
+int thread_count(pid_t pid) {
+    int n = 0;
+    DIR *d = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+    if (d == nullptr)
+        return -1;
+    while (dirent *e = ::readdir(d))
+        if (e->d_name[0] != '.')
+            ++n;
+    ::closedir(d);
+    return n;
+}
+
+uint64_t ms_since(uint64_t t) { return (it::now_ns() - t) / 1000000ULL; }
+
+// corosync stopped with SIGSTOP for the scope; SIGCONT whatever happens.
+class Frozen {
+  public:
+    Frozen() : pid_(it::corosync_pid()) {
+        if (pid_ > 0)
+            (void)::kill(pid_, SIGSTOP);
+    }
+    ~Frozen() { thaw(); }
+    Frozen(const Frozen &) = delete;
+    Frozen &operator=(const Frozen &) = delete;
+    [[nodiscard]] bool ok() const { return pid_ > 0; }
+    void thaw() {
+        if (pid_ > 0)
+            (void)::kill(pid_, SIGCONT);
+        pid_ = -1;
+    }
+
+  private:
+    pid_t pid_;
+};
+
+// A busy loop on the other CPU for the scope, at the lowest priority.
+class CpuHog {
+  public:
+    CpuHog() {
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            (void)::setpriority(PRIO_PROCESS, 0, 19);
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(1, &one);
+            (void)::sched_setaffinity(0, sizeof one, &one);
+            for (volatile unsigned long i = 0;; ++i) {
+            }
+        }
+    }
+    ~CpuHog() {
+        if (pid_ > 0) {
+            (void)::kill(pid_, SIGKILL);
+            (void)::waitpid(pid_, nullptr, 0);
+        }
+    }
+    CpuHog(const CpuHog &) = delete;
+    CpuHog &operator=(const CpuHog &) = delete;
+
+  private:
+    pid_t pid_ = -1;
+};
+
+} // namespace
+
+TEST_GROUP(Isolation) {
+    it::Program prog;
+    it::CmapView cmap;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        const pid_t sup = prog.pid();
+        prog.cleanup();
+        for (const char *leaf : kLeaves)
+            (void)cmap.remove(it::process_key(sup, leaf));
+        cmap.close();
+    }
+};
+
+// An instance under CMAP and QUORUM holds nothing of corosync: no libqb
+// shared-memory ring in its address space, no socket whose peer is
+// corosync's. (Some process of the supervisor does: the check can see it.)
+// The supervisor itself has no thread besides its loop.
+TEST(Isolation, InstanceInheritsNothingOfCorosync) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kQuorumCmapRestart;
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    it::Event started;
+    REQUIRE(prog.wait_event("started", 5000, &started));
+    REQUIRE(started.num("err") == CS_OK);
+    const pid_t instance = started.pid;
+    const pid_t corosync = it::corosync_pid();
+    REQUIRE(corosync > 0);
+
+    prog.send("qbmaps");
+    it::Event maps;
+    REQUIRE(prog.wait_event("qbmaps", 5000, &maps));
+    REQUIRE_MSG(maps.num("n") == 0, "the instance maps libqb's rings: " + maps.text);
+    REQUIRE_MSG(qb_maps(instance) == 0, "qb- mappings in /proc/PID/maps of the instance");
+    const int to_corosync = sockets_connected_to(instance, corosync);
+    REQUIRE_MSG(to_corosync == 0, std::to_string(to_corosync) + " sockets of the instance lead to corosync");
+
+    // The supervisor's side does talk to corosync (through its link), so
+    // the two checks above would have seen a connection.
+    int seen = qb_maps(prog.pid()) + sockets_connected_to(prog.pid(), corosync);
+    for (pid_t c : children_of(prog.pid()))
+        if (c != instance)
+            seen += qb_maps(c) + sockets_connected_to(c, corosync);
+    REQUIRE_MSG(seen > 0, "no process of the program is connected to corosync");
+    REQUIRE_MSG(thread_count(prog.pid()) == 1, "supervisor threads: " + std::to_string(thread_count(prog.pid())));
+}
+
+// An instance that writes wildly through every shared mapping it can write
+// (its own heartbeat page excepted) harms neither the supervisor nor
+// corosync: both live on, the keys are still written, and the next instance
+// is supervised.
+TEST(Isolation, ScribblingInstanceHarmsNobody) {
+    const pid_t corosync = it::corosync_pid();
+    REQUIRE(corosync > 0);
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kQuorumCmapRestart;
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("started", 5000));
+    prog.send("scribble");
+    it::Event scribbled;
+    REQUIRE(prog.wait_event("scribbled", 5000, &scribbled));
+    prog.send("exit 1"); // a failure: the supervisor restarts it
+    it::Event started2;
+    REQUIRE_MSG(
+        prog.wait_event([](const it::Event &e) { return e.is("started") && e.num("iid") == 2; }, 5000, &started2),
+        "no second instance after the scribbling one (" + scribbled.text + ")");
+    REQUIRE(started2.num("err") == CS_OK);
+    REQUIRE(!it::process_gone(prog.pid()));
+    REQUIRE_MSG(it::corosync_pid() == corosync && !it::process_gone(corosync), "corosync died");
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    uint64_t stamp = 0;
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
+    REQUIRE_MSG(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000),
+                "last_updated no longer advances");
+}
+
+TEST_GROUP(Frozen) {
+    it::Program prog, other;
+    it::CmapView cmap;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        const pid_t c = it::corosync_pid();
+        if (c > 0)
+            (void)::kill(c, SIGCONT);
+        for (it::Program *p : {&prog, &other}) {
+            const pid_t sup = p->pid();
+            p->cleanup();
+            for (const char *leaf : kLeaves)
+                (void)cmap.remove(it::process_key(sup, leaf));
+        }
+        cmap.close();
+    }
+};
+
+// corosync stopped (SIGSTOP): sam_stop() with CMAP gives up after 5 s with
+// CS_ERR_TIMEOUT (the instance stays started); a hung instance is still
+// warned and killed on time and its successor supervised; once corosync
+// runs again the keys show the truth and last_updated moves.
+TEST(Frozen, StopTimesOutAndDeadlinesHold) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.hc_period_ms = 100;
+    s.policy = kCmapRestart;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("started", 5000));
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    cmap.close(); // a cmap call of ours would block too
+
+    Frozen frozen;
+    REQUIRE(frozen.ok());
+    const uint64_t asked = it::now_ns();
+    prog.send("stop");
+    it::Event stopped;
+    REQUIRE(prog.wait_event("stopped", 8000, &stopped));
+    const uint64_t waited_ms = (stopped.t - asked) / 1000000ULL;
+    REQUIRE_MSG(stopped.num("err") == CS_ERR_TIMEOUT, stopped.text);
+    REQUIRE_MSG(waited_ms >= 4900 && waited_ms < 5500, "sam_stop returned after " + std::to_string(waited_ms) + " ms");
+
+    // Still started: stop beating. Warned T after the last beat, killed T
+    // later, and the successor forked at most 500 ms after that.
+    prog.send("hang");
+    it::Event hung, warned, reg2;
+    REQUIRE(prog.wait_event("hung", 2000, &hung));
+    REQUIRE(prog.wait_event("signal", 2000, &warned));
+    REQUIRE(warned.num("sig") == SIGUSR1 && warned.num("iid") == 1);
+    const uint64_t warn_ms = (warned.t - hung.t) / 1000000ULL;
+    REQUIRE_MSG(warn_ms < 700, "warned " + std::to_string(warn_ms) + " ms after the instance hung");
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 3000, &reg2));
+    const uint64_t reg_ms = (reg2.t - hung.t) / 1000000ULL;
+    REQUIRE_MSG(reg_ms < 1900, "next instance " + std::to_string(reg_ms) + " ms after the instance hung");
+    REQUIRE(!it::process_gone(prog.pid()));
+
+    // The successor's sam_start() (auto_start) waits for its state write.
+    frozen.thaw();
+    it::Event started2;
+    REQUIRE(prog.wait_event("started", 6000, &started2));
+    REQUIRE_MSG(started2.num("err") == CS_OK && started2.num("iid") == 2, started2.text);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last),
+                "state after corosync continued: " + last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "recovery"), "restart", 1000, &last), last);
+    uint64_t stamp = 0;
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000));
+}
+
+// corosync stopped: a QUIT instance's death ends its supervisor within 1 s
+// (exit status passed on), and SIGTERM to another supervisor is forwarded
+// and ends it within 1 s.
+TEST(Frozen, ExitAndStopSignalWithinOneSecond) {
+    it::Script q;
+    q.interval_ms = 500;
+    q.hc_period_ms = 100;
+    q.policy = kCmapQuit;
+    q.auto_start = true;
+    it::Script r = q;
+    r.policy = kCmapRestart;
+    prog.start([q] { return it::run_script(q); });
+    other.start([r] { return it::run_script(r); });
+    REQUIRE(prog.wait_event("started", 5000));
+    if (!other.wait_event("started", 5000))
+        FAIL(other.transcript().c_str());
+    std::string last;
+    for (pid_t sup : {prog.pid(), other.pid()})
+        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, "state"), "running", 3000, &last), last);
+    cmap.close();
+
+    Frozen frozen;
+    REQUIRE(frozen.ok());
+    prog.send("exit 3");
+    it::Event exiting;
+    REQUIRE(prog.wait_event("exiting", 2000, &exiting));
+    const it::Exit x = prog.wait_exit(3000);
+    const uint64_t quit_ms = ms_since(exiting.t);
+    REQUIRE_MSG(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 3,
+                "QUIT supervisor: " + (x.exited ? it::describe_status(x.status) : std::string("still running")));
+    REQUIRE_MSG(quit_ms < 1000, "QUIT supervisor ended " + std::to_string(quit_ms) + " ms after its instance");
+
+    const uint64_t sent = it::now_ns();
+    REQUIRE(::kill(other.pid(), SIGTERM) == 0);
+    const it::Exit y = other.wait_exit(3000);
+    const uint64_t term_ms = ms_since(sent);
+    if (!(y.exited && WIFSIGNALED(y.status) && WTERMSIG(y.status) == SIGTERM))
+        FAIL(("SIGTERM: " + (y.exited ? it::describe_status(y.status) : std::string("still running")) +
+              other.transcript())
+                 .c_str());
+    REQUIRE_MSG(term_ms < 1000, "supervisor ended " + std::to_string(term_ms) + " ms after SIGTERM");
+}
+
+TEST_GROUP(QuorumRace) {
+    it::Program prog;
+    it::CmapView cmap;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        prog.cleanup();
+        (void)cmap.set_u32("quorum.expected_votes", 1);
+        cmap.close();
+    }
+};
+
+namespace {
+
+// The program of one round: the node made inquorate immediately before
+// sam_initialize(QUORUM_RESTART), as corosync's own test of libsam does;
+// then the instance calls sam_start(), which must block.
+int inquorate_round() {
+    (void)::setpriority(PRIO_PROCESS, 0, 19);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    (void)::sched_setaffinity(0, sizeof one, &one);
+    cmap_handle_t h = 0;
+    if (cmap_initialize(&h) != CS_OK)
+        return 90;
+    const cs_error_t set = cmap_set_uint32(h, "quorum.expected_votes", 2);
+    (void)cmap_finalize(h);
+    if (set != CS_OK)
+        return 91;
+    if (sam_initialize(500, SAM_RECOVERY_POLICY_QUORUM_RESTART) != CS_OK)
+        return 92;
+    unsigned iid = 0;
+    if (sam_register(&iid) != CS_OK)
+        return 93;
+    it::emit("ev=starting iid=%u", iid);
+    const cs_error_t err = sam_start();
+    it::emit("ev=started iid=%u err=%d", iid, static_cast<int>(err));
+    for (;;) {
+        (void)sam_hc_send();
+        (void)it::command(100);
+    }
+}
+
+} // namespace
+
+// Many rounds under load (a busy loop on the other CPU, the program at nice
+// 19): sam_start() never returns before quorum is back. The test gives
+// quorum back itself, so an instance that started earlier started while the
+// node was inquorate.
+TEST(QuorumRace, NoStartWhileInquorate) {
+    CpuHog hog;
+    const uint64_t until = it::now_ns() + it::ms(35000);
+    int rounds = 0;
+    for (; rounds < 200 && it::now_ns() < until; ++rounds) {
+        prog.start(inquorate_round);
+        it::Event starting;
+        REQUIRE(prog.wait_event("starting", 5000, &starting));
+        // A wrong start comes at once: give it time to show before quorum
+        // returns (a right one cannot come before).
+        it::Event started;
+        const bool early = prog.wait_event("started", 20, &started);
+        const uint64_t quorate_again = it::now_ns();
+        REQUIRE(cmap.set_u32("quorum.expected_votes", 1) == CS_OK);
+        if (!early)
+            REQUIRE(prog.wait_event("started", 5000, &started));
+        REQUIRE_MSG(started.num("err") == CS_OK, started.text);
+        REQUIRE_MSG(started.t >= quorate_again, "round " + std::to_string(rounds) + ": sam_start returned " +
+                                                    std::to_string((quorate_again - started.t) / 1000) +
+                                                    " us before quorum was given back");
+        prog.cleanup();
+    }
+    REQUIRE_MSG(rounds >= 50, "only " + std::to_string(rounds) + " rounds in 35 s");
+}
