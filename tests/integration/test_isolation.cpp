@@ -428,24 +428,28 @@ TEST_GROUP(QuorumRace) {
 
 namespace {
 
-// The program of one round: the node made inquorate immediately before
-// sam_initialize(QUORUM_RESTART), as corosync's own test of libsam does;
-// then the instance calls sam_start(), which must block.
-int inquorate_round() {
+// The program of one round: the node is made inquorate through cmap either
+// immediately before sam_initialize(QUORUM_RESTART), as corosync's own test
+// of libsam does, or immediately after it, so that the change reaches the
+// library as a notification while sam_register() and sam_start() run (this
+// corosync applies expected_votes at once: getquorate already answers "not
+// quorate" when cmap_set returns). Either way the instance's sam_start()
+// must block.
+int inquorate_round(bool after_initialize) {
     (void)::setpriority(PRIO_PROCESS, 0, 19);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    (void)::sched_setaffinity(0, sizeof one, &one);
     cmap_handle_t h = 0;
     if (cmap_initialize(&h) != CS_OK)
         return 90;
-    const cs_error_t set = cmap_set_uint32(h, "quorum.expected_votes", 2);
+    cs_error_t set = CS_OK;
+    if (!after_initialize)
+        set = cmap_set_uint32(h, "quorum.expected_votes", 2);
+    if (sam_initialize(500, SAM_RECOVERY_POLICY_QUORUM_RESTART) != CS_OK)
+        return 92;
+    if (after_initialize)
+        set = cmap_set_uint32(h, "quorum.expected_votes", 2);
     (void)cmap_finalize(h);
     if (set != CS_OK)
         return 91;
-    if (sam_initialize(500, SAM_RECOVERY_POLICY_QUORUM_RESTART) != CS_OK)
-        return 92;
     unsigned iid = 0;
     if (sam_register(&iid) != CS_OK)
         return 93;
@@ -461,7 +465,8 @@ int inquorate_round() {
 } // namespace
 
 // Many rounds under load (a busy loop on the other CPU, the program at nice
-// 19): sam_start() never returns before quorum is back. The test gives
+// 19), the node made inquorate right before or right after
+// sam_initialize(): sam_start() never returns before quorum is back. The test gives
 // quorum back itself, so an instance that started earlier started while the
 // node was inquorate.
 TEST(QuorumRace, NoStartWhileInquorate) {
@@ -469,7 +474,8 @@ TEST(QuorumRace, NoStartWhileInquorate) {
     const uint64_t until = it::now_ns() + it::ms(35000);
     int rounds = 0;
     for (; rounds < 200 && it::now_ns() < until; ++rounds) {
-        prog.start(inquorate_round);
+        const bool after = rounds % 2 == 1;
+        prog.start([after] { return inquorate_round(after); });
         it::Event starting;
         REQUIRE(prog.wait_event("starting", 5000, &starting));
         // A wrong start comes at once: give it time to show before quorum
@@ -481,9 +487,10 @@ TEST(QuorumRace, NoStartWhileInquorate) {
         if (!early)
             REQUIRE(prog.wait_event("started", 5000, &started));
         REQUIRE_MSG(started.num("err") == CS_OK, started.text);
-        REQUIRE_MSG(started.t >= quorate_again, "round " + std::to_string(rounds) + ": sam_start returned " +
-                                                    std::to_string((quorate_again - started.t) / 1000) +
-                                                    " us before quorum was given back");
+        REQUIRE_MSG(started.t >= quorate_again,
+                    "round " + std::to_string(rounds) + (after ? " (inquorate after sam_initialize)" : "") +
+                        ": sam_start returned " + std::to_string((quorate_again - started.t) / 1000) +
+                        " us before quorum was given back");
         prog.cleanup();
     }
     REQUIRE_MSG(rounds >= 50, "only " + std::to_string(rounds) + " rounds in 35 s");
