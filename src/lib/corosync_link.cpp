@@ -154,13 +154,13 @@ std::vector<CorosyncLink::Event> CorosyncLink::take_events() {
         if (r.kind == Received::Kind::Nothing)
             break;
         if (r.kind != Received::Kind::Message) {
-            link_gone(now, out);
+            link_gone(now);
             break;
         }
         const auto m = r.truncated ? std::nullopt : linkwire::decode(Direction::FromLink, rx_, r.len, r.fd_count);
         if (!m) {
             log_line(LOG_ERR, "corosync link (pid %d) sent a malformed message", static_cast<int>(pid_));
-            link_gone(now, out);
+            link_gone(now);
             break;
         }
         on_message(*m, out);
@@ -258,7 +258,7 @@ void CorosyncLink::on_deadlines(uint64_t now, std::vector<Event> &out) {
     }
 }
 
-void CorosyncLink::link_gone(uint64_t now, std::vector<Event> &out) {
+void CorosyncLink::link_gone(uint64_t now) {
     log_line(LOG_WARNING, "corosync link (pid %d) ended; restarting it", static_cast<int>(pid_));
     (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sock_.get(), nullptr);
     sock_.reset();
@@ -269,8 +269,11 @@ void CorosyncLink::link_gone(uint64_t now, std::vector<Event> &out) {
         pid_ = -1;
     }
     reap_old();
-    link_quorate_ = false;
-    report_quorum(out);
+    // The link's last word stands until its successor answers, for at most
+    // kQuorumAnswerWaitNs like any question: a link that crashed and came
+    // back within that time is not worth a QUORUM instance's life.
+    if (cfg_.quorum)
+        (void)ask(/* for_supervisor= */ false, now);
     if (now - spawned_at_ >= kRestartResetNs)
         restart_step_ = 0;
     else

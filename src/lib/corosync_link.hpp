@@ -100,7 +100,7 @@ class CorosyncLink {
     explicit CorosyncLink(const Config &cfg) : cfg_(cfg) {}
     bool spawn(bool first);
     bool wait_ready(uint64_t until, cs_error_t &error);
-    void link_gone(uint64_t now, std::vector<Event> &out);
+    void link_gone(uint64_t now);
     void reap_old() noexcept;
     void on_message(const linkwire::Message &m, std::vector<Event> &out);
     void on_deadlines(uint64_t now, std::vector<Event> &out);

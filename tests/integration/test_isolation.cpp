@@ -157,6 +157,34 @@ int thread_count(pid_t pid) {
     return n;
 }
 
+std::string comm_of(pid_t pid) {
+    FILE *f = std::fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "re");
+    if (f == nullptr)
+        return "";
+    char name[64] = "";
+    if (std::fgets(name, sizeof name, f) == nullptr)
+        name[0] = '\0';
+    std::fclose(f);
+    std::string n(name);
+    while (!n.empty() && n.back() == '\n')
+        n.pop_back();
+    return n;
+}
+
+// The supervisor's link process (named sam-link), other than `not_this`;
+// -1 if there is none before the deadline.
+pid_t wait_link(pid_t supervisor, pid_t not_this, int timeout_ms) {
+    const uint64_t deadline = it::now_ns() + it::ms(static_cast<uint64_t>(timeout_ms));
+    for (;;) {
+        for (pid_t c : children_of(supervisor))
+            if (c != not_this && comm_of(c) == "sam-link" && !it::process_gone(c))
+                return c;
+        if (it::now_ns() >= deadline)
+            return -1;
+        ::usleep(5000);
+    }
+}
+
 uint64_t ms_since(uint64_t t) { return (it::now_ns() - t) / 1000000ULL; }
 
 // corosync stopped with SIGSTOP for the scope; SIGCONT whatever happens.
@@ -291,6 +319,38 @@ TEST(Isolation, ScribblingInstanceHarmsNobody) {
     REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
     REQUIRE_MSG(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000),
                 "last_updated no longer advances");
+}
+
+// The link process killed: the supervisor starts another at once, which
+// republishes the keys and keeps last_updated moving; the QUORUM instance
+// is not disturbed (the new link answers long before corosync would count
+// as unavailable).
+TEST(Isolation, LinkRestartedAfterItDies) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kQuorumCmapRestart;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("started", 5000));
+    const pid_t link = wait_link(prog.pid(), -1, 0);
+    REQUIRE_MSG(link > 0, "no sam-link child of the supervisor");
+    REQUIRE(::kill(link, SIGKILL) == 0);
+    const pid_t successor = wait_link(prog.pid(), link, 2000);
+    REQUIRE_MSG(successor > 0, "no new link 2 s after the first was killed");
+    REQUIRE(prog.wait_log("ended; restarting it", 1000));
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    uint64_t stamp = 0;
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
+    REQUIRE_MSG(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000),
+                "last_updated no longer advances");
+    // Longer than the 2 s a quorum question may stay unanswered: a
+    // measurement window, not a wait.
+    REQUIRE(!prog.wait_event("signal", 2500));
+    REQUIRE(prog.events_of("reg").size() == 1);
+    REQUIRE(!prog.wait_log("does not answer", 0));
 }
 
 TEST_GROUP(Frozen) {

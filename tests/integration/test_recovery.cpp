@@ -565,7 +565,7 @@ TEST(Hostile, FutureHeartbeatStamp) {
             unsigned long lo = 0, hi = 0;
             char perms[8] = "";
             if (std::sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && std::strcmp(perms, "rw-s") == 0 &&
-                static_cast<long>(hi - lo) == page && std::strstr(line, "/dev/zero") != nullptr)
+                static_cast<long>(hi - lo) == page && std::strstr(line, "/memfd:sam-heartbeat") != nullptr)
                 targets.push_back(reinterpret_cast<uint64_t *>(lo));
         }
         std::fclose(maps);
