@@ -287,6 +287,8 @@ TEST(Isolation, InstanceInheritsNothingOfCorosync) {
             seen += qb_maps(c) + sockets_connected_to(c, corosync);
     REQUIRE_MSG(seen > 0, "no process of the program is connected to corosync");
     REQUIRE_MSG(thread_count(prog.pid()) == 1, "supervisor threads: " + std::to_string(thread_count(prog.pid())));
+    const pid_t link = wait_link(prog.pid(), -1, 0);
+    REQUIRE_MSG(link > 0 && thread_count(link) == 1, "link threads: " + std::to_string(thread_count(link)));
 }
 
 // An instance that writes wildly through every shared mapping it can write
@@ -427,6 +429,37 @@ TEST(Frozen, StopTimesOutAndDeadlinesHold) {
     uint64_t stamp = 0;
     REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
     REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000));
+}
+
+// corosync stopped: the link's quorum questions go unanswered, so corosync
+// counts as unavailable and a QUORUM instance is warned and killed as on
+// quorum loss; its successor waits, and starts once corosync runs again.
+TEST(Frozen, QuorumInstanceWarnedWhileCorosyncDoesNotAnswer) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = SAM_RECOVERY_POLICY_QUORUM_RESTART;
+    s.warn_signal = SIGUSR1;
+    s.record = {SIGUSR1};
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("started", 5000));
+    Frozen frozen;
+    REQUIRE(frozen.ok());
+    const uint64_t stopped_at = it::now_ns();
+    it::Event warned, starting2;
+    // A question every second, unanswered for 2 s: warned within about 3 s.
+    REQUIRE(prog.wait_event("signal", 4500, &warned));
+    REQUIRE(warned.num("sig") == SIGUSR1 && warned.num("iid") == 1);
+    REQUIRE_MSG(warned.t - stopped_at < it::ms(3500),
+                "warned " + std::to_string((warned.t - stopped_at) / 1000000) + " ms after corosync stopped");
+    REQUIRE(prog.wait_log("does not answer", 0));
+    REQUIRE(
+        prog.wait_event([](const it::Event &e) { return e.is("starting") && e.num("iid") == 2; }, 3000, &starting2));
+    REQUIRE(prog.events_of("started").size() == 1); // the successor waits
+    frozen.thaw();
+    it::Event started2;
+    REQUIRE(prog.wait_event("started", 5000, &started2));
+    REQUIRE_MSG(started2.num("iid") == 2 && started2.num("err") == CS_OK, started2.text);
 }
 
 // corosync stopped: a QUIT instance's death ends its supervisor within 1 s
