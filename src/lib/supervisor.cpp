@@ -405,8 +405,6 @@ void Supervisor::publish_stopped_before_fork() {
         const int wait_ms = static_cast<int>((give_up - now) / 1000000ULL) + 1;
         if (retry_eintr([&] { return ::poll(&p, 1, wait_ms); }) <= 0)
             continue;
-        uint64_t count;
-        (void)::read(link_->event_fd(), &count, sizeof count);
         bool written = false;
         for (const CorosyncLink::Event &e : link_->take_events()) {
             if (e.kind == CorosyncLink::Event::Kind::Quorum)
@@ -683,8 +681,6 @@ Supervisor::Outcome Supervisor::on_signal() {
 }
 
 Supervisor::Outcome Supervisor::on_link() {
-    uint64_t count;
-    (void)::read(link_->event_fd(), &count, sizeof count);
     for (const CorosyncLink::Event &e : link_->take_events()) {
         if (e.kind == CorosyncLink::Event::Kind::Quorum)
             on_quorum(e.quorate);
