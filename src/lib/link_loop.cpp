@@ -1,0 +1,370 @@
+// link_loop.cpp - requests, writes, refreshes, quorum answers and
+// reconnects of the link process.
+#include "link_loop.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <poll.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "channel.hpp"
+#include "log.hpp"
+
+namespace sam {
+
+using linkwire::Message;
+using linkwire::State;
+using linkwire::Type;
+
+namespace {
+constexpr uint64_t kMinRefreshNs = 10ULL * 1000000ULL;        // never refresh more often than this
+constexpr uint64_t kLivenessRefreshNs = 1000ULL * 1000000ULL; // interval 0: refresh once a second
+// An awaited write that cmap cannot take is answered with cmap's error this
+// long before the supervisor stops waiting, so the caller hears the real
+// error rather than a time-out.
+constexpr uint64_t kAnswerMarginNs = 50ULL * 1000000ULL;
+constexpr int kMessagesPerWakeup = 64;
+} // namespace
+
+void LinkLoop::send(const Message &m) {
+    // Blocking: the supervisor reads whenever it can. It only fails when
+    // the supervisor is gone, and then so are we.
+    if (linkwire::send_message(sock_, m, -1, /* dont_wait= */ false) != 0)
+        ::_exit(0);
+}
+
+void LinkLoop::connect_at_start(uint64_t now) {
+    if (cfg_.cmap) {
+        if (cfg_.first) {
+            cs_error_t err = CS_OK;
+            cmap_ = CmapState::create(cfg_.supervisor_pid, cfg_.recovery, cfg_.interval_ms, err);
+            if (!cmap_) {
+                Message m = linkwire::make(linkwire::Direction::FromLink, Type::Ready);
+                m.error = err;
+                send(m);
+                ::_exit(0);
+            }
+        } else {
+            cmap_ = CmapState::offline(cfg_.supervisor_pid, cfg_.recovery, cfg_.interval_ms);
+            if (cmap_->reconnect() == CS_OK)
+                log_line(LOG_INFO, "corosync link restarted; keys of %s republished", cmap_->prefix().c_str());
+            else
+                cmap_retry_.lost(now);
+        }
+    }
+    if (cfg_.quorum) {
+        cs_error_t err = CS_OK;
+        quorum_ = QuorumWatch::create(err);
+        if (!quorum_) {
+            log_line(LOG_WARNING,
+                     "cannot connect to the quorum service (error %d); treating the cluster as not quorate",
+                     static_cast<int>(err));
+            quorum_ = QuorumWatch::offline();
+            quorum_retry_.lost(now);
+        }
+    }
+    reported_quorate_ = quorum_ && quorum_->quorate();
+    Message m = linkwire::make(linkwire::Direction::FromLink, Type::Ready);
+    m.flag = reported_quorate_ ? 1 : 0;
+    send(m);
+}
+
+void LinkLoop::run() {
+    // With no interval only death is watched: a live instance is healthy, and
+    // last_updated still has to stay fresh for the watchdog service, whose own
+    // default period then applies.
+    refresh_ns_ = cfg_.interval_ms == 0 ? kLivenessRefreshNs : std::max(ms_to_ns(cfg_.interval_ms) / 4, kMinRefreshNs);
+    connect_at_start(monotonic_ns());
+    for (;;) {
+        uint64_t now = monotonic_ns();
+        pollfd fds[3] = {{sock_, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+        if (quorum_ && quorum_->connected())
+            fds[1].fd = quorum_->fd();
+        if (cmap_ && cmap_->connected())
+            fds[2].fd = cmap_->fd();
+        const int n = ::poll(fds, 3, poll_timeout_ms(now));
+        if (n < 0 && errno != EINTR) {
+            log_line(LOG_ERR, "corosync link: poll failed: %s", std::strerror(errno));
+            ::_exit(1);
+        }
+        now = monotonic_ns();
+        if (fds[0].revents != 0)
+            read_requests(now);
+        if (fds[1].fd >= 0 && fds[1].revents != 0)
+            on_quorum_readable(now);
+        if (fds[2].fd >= 0 && fds[2].revents != 0)
+            on_cmap_readable(now);
+        reconnect_due(now);
+        answer_late_writes(now);
+        refresh_due(now);
+    }
+}
+
+int LinkLoop::poll_timeout_ms(uint64_t now) const {
+    uint64_t wake_at = 0;
+    auto earliest = [&wake_at](uint64_t t) {
+        if (t != 0 && (wake_at == 0 || t < wake_at))
+            wake_at = t;
+    };
+    if (cmap_) {
+        earliest(next_refresh_);
+        earliest(cmap_retry_.at);
+    }
+    if (quorum_)
+        earliest(quorum_retry_.at);
+    for (const Waiting &w : waiting_)
+        earliest(w.until);
+    if (wake_at == 0)
+        return -1;
+    return wake_at <= now ? 0 : static_cast<int>(std::min<uint64_t>((wake_at - now) / 1000000ULL + 1, 60000));
+}
+
+void LinkLoop::read_requests(uint64_t now) {
+    for (int handled = 0; handled < kMessagesPerWakeup; ++handled) {
+        Received r = channel_receive(sock_, rx_, sizeof rx_);
+        switch (r.kind) {
+        case Received::Kind::Nothing:
+            return;
+        case Received::Kind::Closed:
+        case Received::Kind::Error:
+            // The supervisor is gone (or going): leave cmap as it is, as
+            // corosync would see a supervisor that died.
+            ::_exit(0);
+        case Received::Kind::Message:
+            break;
+        }
+        const std::optional<Message> m =
+            r.truncated ? std::nullopt : linkwire::decode(linkwire::Direction::ToLink, rx_, r.len, r.fd_count);
+        if (!m) {
+            log_line(LOG_ERR, "corosync link: malformed message from the supervisor; exiting");
+            ::_exit(1);
+        }
+        switch (static_cast<Type>(m->type)) {
+        case Type::Update:
+            on_update(*m, now);
+            break;
+        case Type::Watch:
+            on_watch(r.fd.get());
+            break;
+        case Type::QuorumQuery:
+            on_query(*m, now);
+            break;
+        case Type::Finish:
+            on_finish(m->flag != 0);
+        default:
+            break;
+        }
+    }
+}
+
+void LinkLoop::on_update(const Message &m, uint64_t now) {
+    healthy_ = m.flag != 0;
+    if (m.life_ns > life_ns_)
+        life_ns_ = m.life_ns;
+    const auto s = static_cast<State>(m.state);
+    if (s != State::None && (s != state_ || m.token != 0))
+        write_state(s, m.token, m.deadline_ns, now);
+}
+
+void LinkLoop::on_watch(int fd) {
+    page_ = HeartbeatPage::map_readonly(fd);
+    if (!page_)
+        log_line(LOG_WARNING, "corosync link: cannot map the heartbeat page: %s", std::strerror(errno));
+}
+
+void LinkLoop::on_query(const Message &m, uint64_t now) {
+    Message a = linkwire::make(linkwire::Direction::FromLink, Type::QuorumAnswer);
+    a.token = m.token;
+    a.error = CS_ERR_LIBRARY;
+    if (quorum_ && quorum_->connected()) {
+        a.error = quorum_->check();
+        if (a.error != CS_OK)
+            quorum_lost(static_cast<cs_error_t>(a.error), now);
+    }
+    reported_quorate_ = a.error == CS_OK && quorum_->quorate();
+    a.flag = reported_quorate_ ? 1 : 0;
+    send(a);
+}
+
+void LinkLoop::on_finish(bool failed) {
+    // From now on the supervisor may exit at any moment: its death must not
+    // end the final write, but a corosync that does not answer must not keep
+    // us forever.
+    (void)::prctl(PR_SET_PDEATHSIG, 0);
+    ::alarm(kFinishAlarmS);
+    if (cmap_) {
+        if (!cmap_->connected())
+            (void)cmap_->reconnect(); // one last try, so the outcome is visible
+        const cs_error_t err = failed ? cmap_->set_state("failed") : cmap_->delete_keys();
+        if (err != CS_OK)
+            log_line(LOG_WARNING, "cannot %s in cmap (error %d)",
+                     failed ? "record the failed state" : "delete the keys", static_cast<int>(err));
+    }
+    ::_exit(0);
+}
+
+void LinkLoop::write_state(State s, uint64_t token, uint64_t deadline, uint64_t now) {
+    state_ = s;
+    const char *name = linkwire::state_name(s);
+    cs_error_t err = CS_OK;
+    if (cmap_) {
+        if (!cmap_->connected()) {
+            err = CS_ERR_LIBRARY;
+            (void)cmap_->set_state(name); // remembered for the republish
+        } else {
+            // A fresh last_updated goes first: the watchdog service checks it
+            // as soon as a process is no longer "stopped".
+            if (s != State::Stopped)
+                refresh(now, true);
+            if (cmap_->connected()) {
+                err = cmap_->set_state(name);
+                if (err != CS_OK)
+                    cmap_lost(err, now);
+            } else {
+                err = CS_ERR_LIBRARY;
+            }
+        }
+    }
+    if (token == 0)
+        return;
+    if (err != CS_OK && cmap_) {
+        // corosync is away (restarting, most likely): the caller waits a
+        // while for the reconnect rather than failing now.
+        log_line(LOG_WARNING, "cmap unavailable: state \"%s\" will be written when it is back", name);
+        const uint64_t until = deadline > now + kAnswerMarginNs ? deadline - kAnswerMarginNs : now;
+        waiting_.push_back(Waiting{token, err, until});
+        return;
+    }
+    Message a = linkwire::make(linkwire::Direction::FromLink, Type::Written);
+    a.token = token;
+    a.error = err;
+    send(a);
+}
+
+// last_updated follows the instance's heartbeats while it runs, and the
+// supervisor's clock while it waits for quorum; otherwise it stays.
+void LinkLoop::refresh(uint64_t now, bool force) {
+    if (!cmap_ || !cmap_->connected())
+        return;
+    uint64_t value = 0;
+    if (state_ == State::Running && healthy_ && cfg_.interval_ms == 0) {
+        value = now;
+    } else if (state_ == State::Running && healthy_) {
+        value = life_ns_;
+        const uint64_t beat = page_ ? page_->last_beat() : 0;
+        if (beat > value && beat <= now)
+            value = beat;
+    } else if (state_ == State::WaitingForQuorum || (force && state_ == State::Running)) {
+        value = now;
+    }
+    if (value == 0 || (value <= published_ && !force))
+        return;
+    if (force && value < published_)
+        value = now;
+    const cs_error_t err = cmap_->set_last_updated(value);
+    if (err != CS_OK)
+        cmap_lost(err, now);
+    else
+        published_ = value;
+}
+
+void LinkLoop::cmap_lost(cs_error_t err, uint64_t now) {
+    if (cmap_retry_.at == 0)
+        log_line(LOG_WARNING, "lost the cmap connection (error %d); reconnecting", static_cast<int>(err));
+    cmap_->disconnect();
+    cmap_retry_.lost(now);
+}
+
+void LinkLoop::quorum_lost(cs_error_t err, uint64_t now) {
+    log_line(LOG_WARNING, "lost the quorum connection (error %d); treating the cluster as not quorate",
+             static_cast<int>(err));
+    quorum_->disconnect();
+    quorum_retry_.lost(now);
+}
+
+void LinkLoop::report_quorum() {
+    const bool q = quorum_ && quorum_->connected() && quorum_->quorate();
+    if (q == reported_quorate_)
+        return;
+    reported_quorate_ = q;
+    Message m = linkwire::make(linkwire::Direction::FromLink, Type::Quorum);
+    m.flag = q ? 1 : 0;
+    send(m);
+}
+
+void LinkLoop::on_quorum_readable(uint64_t now) {
+    const cs_error_t err = quorum_->dispatch();
+    if (err != CS_OK)
+        quorum_lost(err, now);
+    report_quorum();
+}
+
+void LinkLoop::on_cmap_readable(uint64_t now) {
+    if (!cmap_->connected())
+        return;
+    const cs_error_t err = cmap_->dispatch();
+    if (err != CS_OK)
+        cmap_lost(err, now);
+}
+
+void LinkLoop::reconnect_due(uint64_t now) {
+    if (quorum_ && quorum_retry_.at != 0 && now >= quorum_retry_.at) {
+        if (quorum_->reconnect() == CS_OK) {
+            quorum_retry_.ok();
+            log_line(LOG_INFO, "reconnected to the quorum service (%s)",
+                     quorum_->quorate() ? "quorate" : "not quorate");
+            report_quorum();
+        } else {
+            quorum_retry_.failed(now);
+        }
+    }
+    if (cmap_ && cmap_retry_.at != 0 && now >= cmap_retry_.at) {
+        if (cmap_->reconnect() == CS_OK) {
+            cmap_retry_.ok();
+            published_ = 0;
+            log_line(LOG_INFO, "reconnected to cmap; keys of %s republished", cmap_->prefix().c_str());
+            refresh(now, true);
+            // The republished state is the latest one asked for.
+            for (const Waiting &w : waiting_) {
+                Message a = linkwire::make(linkwire::Direction::FromLink, Type::Written);
+                a.token = w.token;
+                send(a);
+            }
+            waiting_.clear();
+        } else {
+            cmap_retry_.failed(now);
+        }
+    }
+}
+
+void LinkLoop::answer_late_writes(uint64_t now) {
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if (now < it->until) {
+            ++it;
+            continue;
+        }
+        Message a = linkwire::make(linkwire::Direction::FromLink, Type::Written);
+        a.token = it->token;
+        a.error = it->error;
+        send(a);
+        it = waiting_.erase(it);
+    }
+}
+
+void LinkLoop::refresh_due(uint64_t now) {
+    if (!cmap_)
+        return;
+    if (next_refresh_ == 0) {
+        next_refresh_ = now + refresh_ns_;
+        return;
+    }
+    if (now < next_refresh_)
+        return;
+    refresh(now, false);
+    next_refresh_ = now + refresh_ns_;
+}
+
+} // namespace sam

@@ -1,0 +1,107 @@
+// link_loop.hpp - the link process's one loop (see link_process.hpp).
+//
+// A poll loop over the supervisor's socket and the cmap and quorum
+// connections, read as a list of named steps per wake-up: requests from the
+// supervisor, quorum notifications, cmap's descriptor, reconnects that are
+// due, awaited writes whose time is up, the last_updated refresh.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <corosync/corotypes.h>
+
+#include "cmap_state.hpp"
+#include "health.hpp"
+#include "link_process.hpp"
+#include "link_wire.hpp"
+#include "quorum_watch.hpp"
+
+namespace sam {
+
+class LinkLoop {
+  public:
+    // The final write after the supervisor has gone may block on a stopped
+    // corosync: SIGALRM ends the link after this many seconds.
+    static constexpr unsigned kFinishAlarmS = 3;
+
+    LinkLoop(int sock, const LinkConfig &cfg) : sock_(sock), cfg_(cfg) {}
+    LinkLoop(const LinkLoop &) = delete;
+    LinkLoop &operator=(const LinkLoop &) = delete;
+    // Connects, reports Ready, then serves until the supervisor goes away or
+    // asks to finish: never returns.
+    [[noreturn]] void run();
+
+  private:
+    // Reconnect schedule: 0 = connected, else the time of the next attempt.
+    struct Retry {
+        static constexpr uint64_t kFirstNs = 100ULL * 1000000ULL; // first retry after 100 ms,
+        static constexpr uint64_t kMaxNs = 2000ULL * 1000000ULL;  // doubling up to 2 s
+        uint64_t at = 0;
+        uint64_t step = kFirstNs;
+        void lost(uint64_t now) {
+            if (at == 0) {
+                step = kFirstNs;
+                at = now + step;
+            }
+        }
+        void failed(uint64_t now) {
+            step = step * 2 < kMaxNs ? step * 2 : kMaxNs;
+            at = now + step;
+        }
+        void ok() { at = 0; }
+    };
+
+    void connect_at_start(uint64_t now);
+    void send(const linkwire::Message &m);
+    int poll_timeout_ms(uint64_t now) const;
+
+    // Steps of one wake-up, in order.
+    void read_requests(uint64_t now);
+    void on_quorum_readable(uint64_t now);
+    void on_cmap_readable(uint64_t now);
+    void reconnect_due(uint64_t now);
+    void answer_late_writes(uint64_t now);
+    void refresh_due(uint64_t now);
+
+    // Requests.
+    void on_update(const linkwire::Message &m, uint64_t now);
+    void on_watch(int fd);
+    void on_query(const linkwire::Message &m, uint64_t now);
+    [[noreturn]] void on_finish(bool failed);
+
+    void write_state(linkwire::State s, uint64_t token, uint64_t deadline, uint64_t now);
+    void refresh(uint64_t now, bool force);
+    void cmap_lost(cs_error_t err, uint64_t now);
+    void quorum_lost(cs_error_t err, uint64_t now);
+    void report_quorum();
+
+    const int sock_;
+    const LinkConfig cfg_;
+    std::unique_ptr<CmapState> cmap_;
+    std::shared_ptr<QuorumWatch> quorum_;
+    Retry cmap_retry_, quorum_retry_;
+    bool reported_quorate_ = false; // what the supervisor last heard from us
+
+    linkwire::State state_ = linkwire::State::None; // what we last asked cmap to show
+    bool healthy_ = false;
+    uint64_t life_ns_ = 0;
+    std::optional<HeartbeatPage> page_;
+    uint64_t published_ = 0; // last last_updated written
+    uint64_t refresh_ns_ = 0;
+    uint64_t next_refresh_ = 0;
+
+    // Awaited writes that failed for want of cmap: answered when the
+    // reconnect has republished the state, or with their error at `until`.
+    struct Waiting {
+        uint64_t token;
+        cs_error_t error;
+        uint64_t until;
+    };
+    std::vector<Waiting> waiting_;
+    unsigned char rx_[sizeof(linkwire::Message) + 16];
+};
+
+} // namespace sam
