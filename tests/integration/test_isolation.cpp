@@ -405,6 +405,8 @@ TEST(Frozen, StopTimesOutAndDeadlinesHold) {
     const uint64_t waited_ms = (stopped.t - asked) / 1000000ULL;
     REQUIRE_MSG(stopped.num("err") == CS_ERR_TIMEOUT, stopped.text);
     REQUIRE_MSG(waited_ms >= 4900 && waited_ms < 5500, "sam_stop returned after " + std::to_string(waited_ms) + " ms");
+    std::fprintf(stderr, "\nmeasured: sam_stop returned CS_ERR_TIMEOUT after %llu ms\n",
+                 static_cast<unsigned long long>(waited_ms));
 
     // Still started: stop beating. Warned T after the last beat, killed T
     // later, and the successor forked at most 500 ms after that.
@@ -505,6 +507,8 @@ TEST(Frozen, ExitAndStopSignalWithinOneSecond) {
               other.transcript())
                  .c_str());
     REQUIRE_MSG(term_ms < 1000, "supervisor ended " + std::to_string(term_ms) + " ms after SIGTERM");
+    std::fprintf(stderr, "\nmeasured: QUIT supervisor ended %llu ms after its instance, SIGTERM one %llu ms\n",
+                 static_cast<unsigned long long>(quit_ms), static_cast<unsigned long long>(term_ms));
 }
 
 TEST_GROUP(QuorumRace) {
@@ -589,4 +593,5 @@ TEST(QuorumRace, NoStartWhileInquorate) {
         prog.cleanup();
     }
     REQUIRE_MSG(rounds >= 50, "only " + std::to_string(rounds) + " rounds in 35 s");
+    std::fprintf(stderr, "\nmeasured: %d rounds\n", rounds);
 }
