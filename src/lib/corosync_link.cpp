@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include <fcntl.h>
@@ -79,6 +81,18 @@ std::unique_ptr<CorosyncLink> CorosyncLink::start(const Config &cfg, cs_error_t 
 }
 
 CorosyncLink::~CorosyncLink() = default;
+
+void CorosyncLink::note(int priority, const char *format, ...) noexcept {
+    char text[256];
+    va_list ap;
+    va_start(ap, format);
+    std::vsnprintf(text, sizeof text, format, ap);
+    va_end(ap);
+    if (logger_)
+        logger_(priority, text);
+    else
+        log_line(priority, "%s", text);
+}
 
 bool CorosyncLink::spawn(bool first) {
     int sv[2];
@@ -159,7 +173,7 @@ std::vector<CorosyncLink::Event> CorosyncLink::take_events() {
         }
         const auto m = r.truncated ? std::nullopt : linkwire::decode(Direction::FromLink, rx_, r.len, r.fd_count);
         if (!m) {
-            log_line(LOG_ERR, "corosync link (pid %d) sent a malformed message", static_cast<int>(pid_));
+            note(LOG_ERR, "corosync link (pid %d) sent a malformed message", static_cast<int>(pid_));
             link_gone(now);
             break;
         }
@@ -238,7 +252,7 @@ void CorosyncLink::on_deadlines(uint64_t now, std::vector<Event> &out) {
     if (!sock_ && restart_at_ != 0 && now >= restart_at_) {
         restart_at_ = 0;
         if (!spawn(/* first= */ false)) {
-            log_line(LOG_ERR, "cannot restart the corosync link: %s", std::strerror(errno));
+            note(LOG_ERR, "cannot restart the corosync link: %s", std::strerror(errno));
             restart_at_ = saturating_add(now, kRestartMaxNs);
             return;
         }
@@ -259,7 +273,7 @@ void CorosyncLink::on_deadlines(uint64_t now, std::vector<Event> &out) {
 }
 
 void CorosyncLink::link_gone(uint64_t now) {
-    log_line(LOG_WARNING, "corosync link (pid %d) ended; restarting it", static_cast<int>(pid_));
+    note(LOG_WARNING, "corosync link (pid %d) ended; restarting it", static_cast<int>(pid_));
     (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sock_.get(), nullptr);
     sock_.reset();
     output_watched_ = false;
@@ -290,10 +304,9 @@ void CorosyncLink::set_responsive(bool responsive, std::vector<Event> &out) {
         return;
     responsive_ = responsive;
     if (responsive)
-        log_line(LOG_INFO, "the corosync link answers again");
+        note(LOG_INFO, "the corosync link answers again");
     else
-        log_line(LOG_WARNING,
-                 "the corosync link does not answer (corosync blocked?); treating corosync as unavailable");
+        note(LOG_WARNING, "the corosync link does not answer (corosync blocked?); treating corosync as unavailable");
     report_quorum(out);
 }
 
@@ -480,6 +493,7 @@ void CorosyncLink::finish(Finish how, bool reap) {
 }
 
 void CorosyncLink::close_in_instance() noexcept {
+    logger_ = nullptr;
     sock_.reset();
     epoll_.reset();
     timer_.reset();

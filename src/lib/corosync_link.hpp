@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -95,9 +96,13 @@ class CorosyncLink {
     void finish(Finish how, bool reap = false);
     // In a new instance: close our descriptors, forget the link.
     void close_in_instance() noexcept;
+    // Where our log lines go: the supervisor's own queue, which never blocks
+    // its loop (without one, the library's plain log_line()).
+    void set_logger(std::function<void(int priority, const char *line)> logger) { logger_ = std::move(logger); }
 
   private:
     explicit CorosyncLink(const Config &cfg) : cfg_(cfg) {}
+    void note(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
     bool spawn(bool first);
     bool wait_ready(uint64_t until, cs_error_t &error);
     void link_gone(uint64_t now);
@@ -112,6 +117,7 @@ class CorosyncLink {
     void arm_timer();
 
     const Config cfg_;
+    std::function<void(int, const char *)> logger_;
     UniqueFd epoll_, timer_, sock_;
     pid_t pid_ = -1;
     std::vector<pid_t> unreaped_; // links that died and are not reaped yet

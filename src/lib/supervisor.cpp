@@ -176,6 +176,7 @@ bool Supervisor::set_up(std::unique_ptr<CorosyncLink> link) {
     if (link_) {
         if (!watch(epoll_.get(), link_->event_fd(), kLink))
             return false;
+        link_->set_logger([this](int priority, const char *line) { log_now(priority, "%s", line); });
         quorate_ = !policy_.quorum() || link_->quorate();
     }
     return true;
