@@ -147,7 +147,7 @@ void LinkLoop::read_requests(uint64_t now) {
             on_update(*m, now);
             break;
         case Type::Watch:
-            on_watch(r.fd.get());
+            on_watch(r.fds[0].get()); // decode() saw exactly one
             break;
         case Type::QuorumQuery:
             on_query(*m, now);
