@@ -81,7 +81,9 @@ uint64_t clock_ns(clockid_t id) {
 
 /* The pids with an IPC connection to corosync right now, from its stats map
  * (stats.ipcs.service<N>.<pid>.*); nullopt if that map cannot be read. A
- * supervisor that publishes keys holds a cmap connection as long as it runs. */
+ * supervisor that publishes keys has a cmap connection as long as it runs,
+ * held by its link process (a child of the supervisor, see
+ * src/lib/link_process.hpp): the parents of those pids count too. */
 std::optional<std::set<pid_t>> corosync_clients() {
     cmap_handle_t raw;
     if (cmap_initialize_map(&raw, CMAP_MAP_STATS) != CS_OK) {
@@ -102,6 +104,16 @@ std::optional<std::set<pid_t>> corosync_clients() {
         }
     }
     cmap_iter_finalize(*handle, iter);
+    std::set<pid_t> parents;
+    for (pid_t client : pids) {
+        std::optional<std::string> stat = read_small_file("/proc/" + std::to_string(client) + "/stat");
+        const size_t paren = stat ? stat->rfind(')') : std::string::npos;
+        int ppid = 0;
+        if (paren != std::string::npos && sscanf(stat->c_str() + paren + 1, " %*c %d", &ppid) == 1 && ppid > 1) {
+            parents.insert(static_cast<pid_t>(ppid));
+        }
+    }
+    pids.insert(parents.begin(), parents.end());
     return pids;
 }
 
