@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # run-demo.sh - see libsam and sam-run at work, from a fresh Debian 12 machine.
 #
 # Run as root from the top of the source tree:   ./run-demo.sh

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds libsam and runs every test: unit, integration against a private
 # corosync, sam-run, fault injection, fuzzing, the three-node cluster, the
 # AddressSanitizer/UBSan pass, the ThreadSanitizer pass, `make distcheck` and

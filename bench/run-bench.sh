@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # run-bench.sh - our libsam against the system's, side by side, on this machine.
 #
 # Runs sam-bench once per metric and library, alternating A (ours) and B

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sam-bench.c - measures one property of whichever libsam.so.4 the dynamic
  * linker picked (ours or corosync's, chosen by LD_LIBRARY_PATH) and prints it

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Compile the example program printed in sam_overview(3) against the
 # project's header, so the manual never shows code that does not build.
 # Environment (set by Makefile.am): CC, top_srcdir, srcdir.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Lint one manual page: it must format without a single warning, both with
 # groff (-ww: all warnings) and with mandoc's linter, and man -l must render
 # it. Used as the LOG_COMPILER of the man page tests (one test per page):

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Install, by Debian package name, everything the build, the tests, the demo
 # and the benchmark need on a fresh Debian 12 machine. Safe to run again.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # soak.sh - long-running reliability check of libsam (not part of `make check`).
 #
 # Runs SOAK_PROCS (50) supervised processes with the CMAP policy and a

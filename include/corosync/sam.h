@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sam.h - public interface of libsam, the Simple Availability Manager client.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // api.cpp - the exported C entry points.
 //
 // Each function checks its arguments, takes the library lock, checks the

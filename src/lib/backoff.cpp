@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // backoff.cpp - restart delay schedule and its tunables.
 #include "backoff.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // backoff.hpp - crash-loop back-off for the RESTART policy.
 //
 // The first `burst` quick failures restart at once; after that each restart

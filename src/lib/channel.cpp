@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // channel.cpp - datagram transport between an instance and its supervisor.
 #include "channel.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // channel.hpp - the socket between one instance and its supervisor.
 //
 // A SOCK_SEQPACKET pair created before fork. The instance end sends requests

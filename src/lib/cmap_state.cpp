@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // cmap_state.cpp - writing, republishing and deleting the process keys.
 #include "cmap_state.hpp"
 

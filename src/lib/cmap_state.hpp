@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // cmap_state.hpp - the supervisor's keys in corosync's cmap.
 //
 // Keys live under resources.process.<supervisor pid>.: recovery (string),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // corosync_link.cpp - the supervisor's side of the link process: requests,
 // answers, deadlines and restarts, never blocking the supervisor's loop.
 #include "corosync_link.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // corosync_link.hpp - the supervisor's handle on its link process.
 //
 // Every corosync connection lives in the link process (link_process.hpp),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // datastore.cpp - immutable data blobs and the sealed-memfd transfer.
 #include "datastore.hpp"
 

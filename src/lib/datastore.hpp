@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // datastore.hpp - the user data kept by sam_data_store().
 //
 // The bytes live in the supervisor, as in upstream, and reach each new

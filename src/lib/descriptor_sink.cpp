@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // descriptor_sink.cpp - the process that closes descriptors for the supervisor.
 #include "descriptor_sink.hpp"
 

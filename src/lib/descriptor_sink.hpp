@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // descriptor_sink.hpp - where the supervisor sends the descriptors it must not
 // close itself.
 //

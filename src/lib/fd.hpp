@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // fd.hpp - small RAII and system helpers shared by the instance and the
 // supervisor side: an owning file descriptor, an owning memory mapping, the
 // monotonic clock in nanoseconds, and saturating time arithmetic.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // health.cpp - the shared heartbeat page: creation, and the robust mutex
 // through which an instance sees its supervisor's death; the instance's run
 // delay.

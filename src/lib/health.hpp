@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // health.hpp - the health-check fast path and the deadline logic.
 //
 // HeartbeatPage is one page of shared memory (a sealed memfd), created by

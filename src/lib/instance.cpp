@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // instance.cpp - instance-side requests and the health-callback thread.
 #include "instance.hpp"
 

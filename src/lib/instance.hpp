@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // instance.hpp - what sam_* calls do inside an instance: requests to the
 // supervisor over the channel, and the health-callback thread.
 //

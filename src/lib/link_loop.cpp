@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // link_loop.cpp - requests, writes, refreshes, quorum answers and
 // reconnects of the link process.
 #include "link_loop.hpp"

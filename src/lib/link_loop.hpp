@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // link_loop.hpp - the link process's one loop (see link_process.hpp).
 //
 // A poll loop over the supervisor's socket and the cmap and quorum

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // link_process.cpp - the link process's start: what it keeps of the
 // supervisor it was forked from (one socket), its signals and its parent
 // death; then its loop (link_loop.hpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // link_process.hpp - the process that holds every corosync connection.
 //
 // cmap and quorum calls block while corosync is slow, stopped or shutting

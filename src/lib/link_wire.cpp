@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // link_wire.cpp - encoding and validation of supervisor <-> link messages.
 #include "link_wire.hpp"
 

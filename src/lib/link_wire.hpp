@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // link_wire.hpp - the messages between the supervisor and its link process.
 //
 // The link process owns every corosync connection (see link_process.hpp);

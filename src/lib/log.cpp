@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // log.cpp - syslog or stderr sink for the supervisor's messages.
 #include "log.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // log.hpp - the library's one-line log messages, the simple path.
 //
 // Lines go to syslog (facility daemon) by default, or to stderr when

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // log_outbox.cpp - non-blocking writes of the supervisor's queued log lines.
 #include "log_outbox.hpp"
 

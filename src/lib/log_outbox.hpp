@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // log_outbox.hpp - how the supervisor's log lines leave without ever
 // blocking its loop.
 //

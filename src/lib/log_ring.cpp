@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // log_ring.cpp - fixed-size queue of log lines with drop accounting.
 #include "log_ring.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // log_ring.hpp - the supervisor's pending log lines: a fixed number of
 // fixed-size slots, so queueing a line never allocates and the queue cannot
 // grow while its reader (a syslog daemon, whoever reads stderr) is stuck.

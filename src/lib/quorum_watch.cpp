@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // quorum_watch.cpp - quorum tracking with reconnect.
 #include "quorum_watch.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // quorum_watch.hpp - the connection to corosync's quorum service.
 //
 // Made by sam_initialize() (so it can report failure and learn the current

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // remote_reader.cpp - the reader thread behind medium data stores.
 #include "remote_reader.hpp"
 

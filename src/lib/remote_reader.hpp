@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // remote_reader.hpp - reads of an instance's memory, off the supervisor's loop.
 //
 // A medium sam_data_store() has the supervisor copy the bytes straight out of

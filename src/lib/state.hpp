@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // state.hpp - the one process-wide state object of the library.
 //
 // Owned in one place (Library::get()), guarded by one mutex. The part used

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // supervisor.cpp - the supervisor's event loop and its state x event handlers.
 #include "supervisor.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // supervisor.hpp - the process that stays behind in sam_register().
 //
 // One event loop (epoll) over: the instance's pidfd (death, seen at once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // wire.cpp - encoding and validation of instance <-> supervisor messages.
 #include "wire.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // wire.hpp - the messages an instance sends to its supervisor and the replies
 // it gets back, with their encoding and validation.
 //

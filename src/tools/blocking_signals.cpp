@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * blocking_signals.cpp - see blocking_signals.hpp.
  */

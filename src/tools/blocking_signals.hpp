@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * blocking_signals.hpp - signals while the relay's main thread is stuck in a
  * blocking libsam call. sam_start() blocks while the cluster is inquorate;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * descriptor_sink.cpp - see descriptor_sink.hpp.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * descriptor_sink.hpp - getting rid of descriptors that other processes chose
  * (SCM_RIGHTS on the notify socket) without ever closing them in the relay.

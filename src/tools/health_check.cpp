@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * health_check.cpp - see health_check.hpp.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * health_check.hpp - `--check CMD`: the command run through libsam's
  * event-driven health-check callback. The library calls the callback from its

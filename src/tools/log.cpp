@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * log.cpp - see log.hpp. One write(2) per line, so lines from the relay, the
  * health-check thread and the library never interleave mid-line.

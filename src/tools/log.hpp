@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * log.hpp - sam-run's own messages: one line each on stderr, prefixed with
  * "sam-run[<supervisor pid>]" so they read well next to the program's output

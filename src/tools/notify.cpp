@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * notify.cpp - notify socket server and client (see notify.hpp).
  */

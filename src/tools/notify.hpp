@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * notify.hpp - both ends of the systemd notify protocol as sam-run uses them:
  * a server socket offered to the supervised program as NOTIFY_SOCKET, and a

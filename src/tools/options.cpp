@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * options.cpp - parsing and validation of sam-run's command line.
  */

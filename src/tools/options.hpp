@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * options.hpp - sam-run's command line: what the user asked for, parsed and
  * validated before anything is started. A parse error is reported once, with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * private_dir.cpp - see private_dir.hpp.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * private_dir.hpp - the default home of the --notify socket: a fresh
  * directory that only sam-run's user can enter (mkdtemp() makes it 0700), so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * process.hpp - starting, watching and ending child processes: fork+exec with
  * a report of exec failures, pidfds, and leaving the relay "the same way" the

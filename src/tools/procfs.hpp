@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * procfs.hpp - reading /proc files of processes that may vanish while they
  * are read. A process can end between open() and read(); the kernel then

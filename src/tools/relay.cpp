@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * relay.cpp - the instance side of sam-run (see relay.hpp).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * relay.hpp - the SAM instance of sam-run. libsam's sam_register() forks; the
  * child runs this relay, which starts the user's program, forwards signals to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * run_record.cpp - see run_record.hpp.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * run_record.hpp - what sam-run keeps in libsam's data store: how many
  * instances failed and how the previous one ended. The data lives in the

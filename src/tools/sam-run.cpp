@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * sam-run.cpp - entry point: parse the command line, then either print the
  * cluster's view (--status) or put COMMAND under libsam supervision. After

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * status.cpp - reads resources.process.<name>.* from cmap and prints it.
  */

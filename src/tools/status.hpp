@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * status.hpp - `sam-run --status`: what this node's corosync knows about
  * SAM-supervised processes (cmap resources.process.*), for people or as JSON.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * status_format.cpp - see status_format.hpp.
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * status_format.hpp - the pure parts of `sam-run --status`: turning text that
  * others chose into something safe to print, and the arithmetic on what cmap

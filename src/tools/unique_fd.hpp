@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * unique_fd.hpp - a move-only owner of one file descriptor, used by every part
  * of sam-run so that no error path has to remember a close().

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # cluster.sh: a three-node corosync cluster on one machine, for tests and demos.
 #
 # Each node is a network namespace (ip netns NAME-nN) plus a private mount

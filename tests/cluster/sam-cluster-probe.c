@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sam-cluster-probe: a libsam client for the three-node cluster tests.
  *

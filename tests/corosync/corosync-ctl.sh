@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # corosync-ctl.sh: control the private corosync of a with-corosync.sh run.
 #
 # Usage (inside the environment set up by with-corosync.sh, which exports

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # expected_votes 2 takes quorum away from the single node; 1 gives it back.
 . "$(dirname "$0")/selftest-lib.sh"
 

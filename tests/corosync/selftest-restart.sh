@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # corosync can be killed, stopped and started again inside the fixture.
 . "$(dirname "$0")/selftest-lib.sh"
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The fixture starts a private, quorate corosync and tells the test where it is.
 . "$(dirname "$0")/selftest-lib.sh"
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # corosync's watchdog service ("wd") reads resources.process.* and logs what
 # it finds: a "running" process whose last_updated is stale is failed.
 # libsam's CMAP tests rely on these lines reaching COROSYNC_LOG.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # with-corosync.sh [--] CMD [ARGS...]
 #
 # Run CMD next to a private, single-node, quorate corosync.  The script

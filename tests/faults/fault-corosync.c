@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-corosync.c - corosync SIGKILLed and started again while supervisors
  * are in each state, with CMAP (and QUORUM): registered, running, during a
  * restart of the instance, and waiting for quorum. Nothing may be lost (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-hostile.c - an instance that attacks its own supervisor: garbage,
  * truncated, oversized and inconsistent datagrams written straight to its
  * channel socket (found in /proc/self/fd), a data descriptor that is not a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-oom.c - resource exhaustion.
  *
  * Memory: in an instance, RLIMIT_AS is lowered just above what the process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-pdeathsig.c - the supervisor is SIGKILLed: its instance must not run
  * on unsupervised. The test makes itself a child subreaper, so the orphaned
  * instance becomes its child and its end can be waited for and timed. It

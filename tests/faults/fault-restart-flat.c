@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-restart-flat.c - 1,000 restarts (SAM_RESTART_DELAY_MS=0; each
  * instance exits 1 right after sam_start()): the supervisor's descriptor count
  * and resident memory must be the same at restart 1,000 as at restart 100

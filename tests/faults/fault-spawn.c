@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-spawn.c - a restart that cannot be spawned at once.
  *
  * This program defines fork() and socketpair(): the dynamic linker binds

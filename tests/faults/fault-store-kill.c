@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-store-kill.c - an instance SIGKILLed (by another process) while
  * sam_data_store() of 64 MiB runs: the next instance must find either the
  * previous data or the new data, whole and byte for byte, never a mix.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* fault-threads.c - calls from many threads of an instance at once:
  * sam_hc_send(), sam_data_store() (inline and memfd sizes, and deletes),
  * sam_data_restore(), sam_warn_signal_set(), while another thread cycles

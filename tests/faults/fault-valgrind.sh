@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # A supervisor under valgrind memcheck across 100 restarts: no definite leak,
 # no memory error. Skipped (77) without valgrind, or in a sanitizer build
 # (valgrind cannot run sanitized code).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* faultlib.c - helpers shared by the fault-injection tests. */
 #define _GNU_SOURCE
 #include "faultlib.h"

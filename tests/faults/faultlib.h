@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* faultlib.h - helpers shared by the fault-injection tests.
  *
  * Every scenario runs a real supervisor: the test forks a child that calls

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* valgrind-supervisor.c - the program fault-valgrind.sh runs under
  * valgrind: this process is the supervisor (it calls sam_register() itself)
  * and goes through RESTARTS restarts, each instance storing data (inline and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // fuzz_input.hpp - the record format of the supervisor-input fuzzer, shared by
 // the target and the seed-corpus generator.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // fuzz_supervisor_input.cpp - libFuzzer target for everything the supervisor
 // takes from an instance: channel datagrams (wire::decode_request, through a
 // real SOCK_SEQPACKET pair and channel_receive() when the input asks for it),

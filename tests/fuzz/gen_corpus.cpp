@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // gen_corpus.cpp - writes the seed corpus of the supervisor-input fuzzer:
 // one file per case, valid requests of every type and the malformed ones the
 // supervisor must refuse (bad magic, truncated, oversized, wrong sizes and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // replay_main.cpp - runs files (or every file of directories) through the
 // fuzz target without libFuzzer, so the seed corpus is checked by any
 // compiler. Exit status 0 when every input ran; the target aborts on a

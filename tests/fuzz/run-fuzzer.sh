@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds the supervisor-input fuzzer with clang's libFuzzer, AddressSanitizer
 # and UndefinedBehaviorSanitizer, and runs it for a bounded time from the
 # seed corpus. Exit 77 (skipped) when clang++ or libFuzzer is not available;

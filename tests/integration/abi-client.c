@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * abi-client.c - a program built against the SYSTEM libsam (corosync's
  * <corosync/sam.h> and libsam.so.4), never against the project's header.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # abi-core.sh - a program built against corosync's libsam runs unchanged on
 # ours for the QUIT and RESTART policies (no corosync needed).
 . "$(dirname "$0")/abi-lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # abi-corosync.sh - a program built against corosync's libsam runs unchanged
 # on ours for the CMAP and QUORUM policies (inside with-corosync.sh).
 . "$(dirname "$0")/abi-lib.sh"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # abi-lib.sh - helpers for abi-core.sh and abi-corosync.sh (sourced).
 #
 # Environment (set by tests/integration/Makefile.am):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // checks.hpp - assertions shared by the integration test files.
 //
 // Inside a program, expect_rc() emits "ev=check name=N got=G want=W"; the

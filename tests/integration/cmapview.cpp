@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // cmapview.cpp - see cmapview.hpp.
 #include "cmapview.hpp"
 

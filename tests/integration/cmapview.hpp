@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // cmapview.hpp - the test's own view of corosync: another cmap client that
 // reads libsam's keys, and the fixture's corosync-ctl.sh.
 //

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # gen-system-service-calls.sh > system_service_calls.hpp
 #
 # Writes the allow-list that integ-seccomp puts on its scenarios: every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // harness.cpp - see harness.hpp.
 #include "harness.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // harness.hpp - run one libsam scenario in a forked "program" and watch it.
 //
 // sam_register() turns the calling process into a supervisor and libsam keeps

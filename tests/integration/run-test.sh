@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # run-test.sh TEST: automake's LOG_COMPILER for tests/integration.
 # A test whose name ends in "-corosync" or "-corosync.sh" runs next to a
 # private corosync (with-corosync.sh: root only, exit 77 otherwise); any

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // script.cpp - see script.hpp.
 #include "script.hpp"
 

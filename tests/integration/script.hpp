@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // script.hpp - a scripted libsam program for the integration tests.
 //
 // run_script() is a program body (see harness.hpp): it initializes libsam,

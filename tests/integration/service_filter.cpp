@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // service_filter.cpp - see service_filter.hpp.
 #include "service_filter.hpp"
 

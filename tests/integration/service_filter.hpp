@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // service_filter.hpp - the system call filter of a hardened systemd unit
 // (SystemCallFilter=@system-service without SystemCallErrorNumber=), for
 // the scenarios of integ-seccomp and integ-seccomp-corosync: any call

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_api.cpp - status codes in every API state, instance ids, stored data.
 //
 // The states NOT_INITIALIZED -> INITIALIZED -> REGISTERED ->

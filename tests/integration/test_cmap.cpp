@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_cmap.cpp - the CMAP and QUORUM policies against a real corosync
 // (run inside tests/corosync/with-corosync.sh). Keys are read by another
 // cmap client, as corosync's watchdog service or an operator would.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_data.cpp - the stored data lives in the supervisor and survives
 // every restart, and large stores travel without a pipe, atomically.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_health.cpp - the health-check deadline, what is (not) timed before
 // sam_start and after sam_stop, the event-driven callback, thread safety.
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_isolation.cpp - what an instance inherits of corosync (nothing), what
 // a stopped corosync can do to a supervisor (not delay it), and that a
 // QUORUM instance never starts on an inquorate node (run inside

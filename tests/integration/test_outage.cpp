@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_outage.cpp - corosync going away and coming back, and corosync's own
 // watchdog service ("wd") judging libsam's keys (run inside
 // tests/corosync/with-corosync.sh).

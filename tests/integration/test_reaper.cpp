@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_reaper.cpp - another reaper in the supervisor process.
 //
 // Application threads started before sam_register() stay in the supervisor.

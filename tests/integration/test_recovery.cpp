@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_recovery.cpp - what we promise beyond upstream: death seen at
 // once, honest exit status, forwarded stop signals, no orphans and no
 // SIGPIPE, crash-loop back-off, recovery lines in syslog, hostile instances.

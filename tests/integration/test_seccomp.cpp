@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_seccomp.cpp - libsam and sam-run under the system call filter of a
 // hardened systemd unit: SystemCallFilter=@system-service without
 // SystemCallErrorNumber= kills the process at its first call outside the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_seccomp_corosync.cpp - the corosync paths of libsam and sam-run
 // (CMAP and QUORUM policies, sam-run --cmap --quorum and --status) under the
 // system call filter of a hardened systemd unit (service_filter.hpp); run

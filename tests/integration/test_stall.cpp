@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_stall.cpp - nothing an instance chooses can hold the supervisor's loop:
 // neither a read of instance memory that the instance stalls (a userfaultfd
 // range nobody resolves) nor the close of a

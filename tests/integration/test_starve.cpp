@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // test_starve.cpp - a stall of the machine is not a hang: an instance kept
 // off the CPU, or a supervisor whose timer fires late, is given one more
 // interval instead of being warned.

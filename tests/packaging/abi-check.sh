@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # abi-check.sh - the binary interface of the built libsam.so.4.4.0: soname
 # libsam.so.4, exactly the 12 public sam_* functions exported, each at symbol
 # version COROSYNC_SAM_1.0, and no other defined dynamic symbol except that

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # check-debs.sh - build the Debian packages from a clean copy of the
 # repository and check them, without ever touching the host's libsam4:
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # install-test.sh - `make install DESTDIR=...` of the build tree, check that
 # every promised file is installed, then build an outside program against the
 # installed copy with nothing but `pkg-config --cflags --libs libsam` and run

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sam-client.c - a program from outside the project that uses libsam only
  * through its installed header and library, as any user would.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # --cmap publishes the instance in corosync's cmap; `sam-run --status` (and
 # --json) shows it with its age; a QUIT failure leaves state "failed".
 # Runs next to a private corosync (tests/corosync/with-corosync.sh).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # lib.sh - shared helpers of the sam-run tests (sourced, not run).
 #
 # Every wait polls a condition against a deadline; nothing relies on a sleep

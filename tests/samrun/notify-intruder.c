@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * notify-intruder - a hostile local user on a notify socket, for the tests:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * notify-tool - raw notify-socket helper for the tests, no libsystemd:
  *   notify-tool listen:SOCKET   print each datagram received on SOCKET (path

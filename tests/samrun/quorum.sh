@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # --quorum: the program runs only while the node is quorate. Losing quorum
 # (expected_votes 2 on this single node) stops it, and the next instance
 # waits until quorum returns. Runs through tests/corosync/with-corosync.sh.

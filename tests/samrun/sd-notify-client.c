@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sd-notify-client - a daemon that talks to its supervisor only through
  * libsystemd's sd_notify(), as an unmodified systemd service would. The test

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # `sam-run --status` on hostile cmap keys (any cmap writer can create them)
 # and on a stale key whose pid now belongs to another process, with a
 # command line chosen to attack the terminal: no control character reaches

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # A stop signal ends sam-run within a second in every phase it can be in
 # with --quorum (and --notify): waiting for quorum before the program
 # starts, before READY=1 with and without quorum, waiting for quorum after

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_backoff.cpp - tests of backoff.cpp: the restart schedule, its reset,
 // its cap, and how the SAM_RESTART_* variables are read.
 #include <map>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_datastore.cpp - tests of datastore.cpp: replace, restore rules, and
 // the sealed-memfd checks the supervisor relies on.
 #include <cstring>

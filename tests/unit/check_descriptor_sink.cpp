@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_descriptor_sink.cpp - tests of descriptor_sink.cpp: what is handed
 // over gets closed, handing over never blocks, and a sink stuck in a close
 // is replaced.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_health.cpp - tests of health.hpp: deadline arithmetic, the warn then
 // kill escalation, clamping at the top of the clock, a scribbled page, and
 // the supervisor's death as the page shows it.

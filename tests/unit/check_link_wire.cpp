@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_link_wire.cpp - tests of link_wire.cpp: the messages between the
 // supervisor and its link process, each accepted in its own direction only,
 // and everything malformed refused.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_log.cpp - tests of the supervisor's log queue (log_ring.hpp): order,
 // the fixed number of slots, lines dropped when full and the notice that
 // says how many, cut lines; and of log_outbox.hpp on a stderr pipe nobody

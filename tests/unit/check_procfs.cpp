@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_procfs.cpp - tests of sam-run's /proc readers (src/tools/procfs.hpp):
 // a file whose read fails after a successful open (a process that ended in
 // between gives ESRCH; a directory gives EISDIR on the same path through the

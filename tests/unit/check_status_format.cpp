@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_status_format.cpp - tests of the pure parts of `sam-run --status`
 // (src/tools/status_format.hpp): hostile text never reaches a terminal or a
 // JSON reader raw, key names become pids only when they are canonical, and

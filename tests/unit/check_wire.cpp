@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // check_wire.cpp - tests of wire.cpp: every request the supervisor accepts,
 // and the truncated, oversized and garbage ones it must refuse.
 #include <cstring>
