@@ -18,8 +18,9 @@
 
 namespace samrun {
 
-SignalsDuringBlockingCall::SignalsDuringBlockingCall(int signal_fd, int program_pidfd)
-    : wake_(eventfd(0, EFD_CLOEXEC)), thread_([this, signal_fd, program_pidfd] { watch(signal_fd, program_pidfd); }) {}
+SignalsDuringBlockingCall::SignalsDuringBlockingCall(int signal_fd, int program_pidfd, ProgramGroup &group)
+    : wake_(eventfd(0, EFD_CLOEXEC)),
+      thread_([this, signal_fd, program_pidfd, &group] { watch(signal_fd, program_pidfd, group); }) {}
 
 SignalsDuringBlockingCall::~SignalsDuringBlockingCall() {
     uint64_t one = 1;
@@ -40,7 +41,8 @@ void SignalsDuringBlockingCall::leave_by(int sig) {
     _exit(128 + sig); /* a signal whose default action is not to end us */
 }
 
-void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd) {
+/* The main thread is blocked in libsam meanwhile: `group` is ours alone. */
+void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd, ProgramGroup &group) {
     for (;;) {
         pollfd fds[3] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}, {program_pidfd, POLLIN, 0}};
         if (poll(fds, 3, -1) < 0 && errno != EINTR) {
@@ -55,6 +57,7 @@ void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd) {
                 siginfo_t info = reap(program_pidfd);
                 log_line("program ended (%s) after SIG%s while waiting for quorum", describe_exit(info).c_str(),
                          signal_name(stop).c_str());
+                group.end();
                 exit_like(info);
             }
             /* Ended by itself: the main thread reports that once the call
@@ -66,7 +69,9 @@ void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd) {
             int sig = static_cast<int>(si.ssi_signo);
             if (program_pidfd >= 0) {
                 log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
-                pidfd_send_signal(program_pidfd, sig, nullptr, 0);
+                if (!group.signal(sig)) {
+                    pidfd_send_signal(program_pidfd, sig, nullptr, 0);
+                }
                 if (sig == SIGTERM || sig == SIGINT) {
                     stop_forwarded_.store(sig);
                 }

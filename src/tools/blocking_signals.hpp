@@ -15,14 +15,16 @@
 #include <atomic>
 #include <thread>
 
+#include "containment.hpp"
 #include "unique_fd.hpp"
 
 namespace samrun {
 
 class SignalsDuringBlockingCall {
   public:
-    /* `program_pidfd` < 0: no program (yet, or any more). */
-    SignalsDuringBlockingCall(int signal_fd, int program_pidfd);
+    /* `program_pidfd` < 0: no program (yet, or any more); signals go to
+     * the whole of `group`, which is ended before the relay leaves. */
+    SignalsDuringBlockingCall(int signal_fd, int program_pidfd, ProgramGroup &group);
     ~SignalsDuringBlockingCall();
     SignalsDuringBlockingCall(const SignalsDuringBlockingCall &) = delete;
     SignalsDuringBlockingCall &operator=(const SignalsDuringBlockingCall &) = delete;
@@ -31,7 +33,7 @@ class SignalsDuringBlockingCall {
     [[nodiscard]] int stop_forwarded() const { return stop_forwarded_.load(); }
 
   private:
-    void watch(int signal_fd, int program_pidfd);
+    void watch(int signal_fd, int program_pidfd, ProgramGroup &group);
     [[noreturn]] static void leave_by(int sig);
 
     UniqueFd wake_;

@@ -58,6 +58,13 @@ namespace {
     if (request.own_process_group) {
         setpgid(0, 0);
     }
+    /* Before exec: nothing the program starts can be outside the cgroup.
+     * A failure is reported (negated) and the program runs anyway, held by
+     * its process group only. */
+    if (request.cgroup_procs_fd >= 0 && write(request.cgroup_procs_fd, "0", 1) != 1) {
+        int err = -errno;
+        (void)!write(report_fd, &err, sizeof err);
+    }
     if (request.stdin_fd >= 0 && dup2(request.stdin_fd, STDIN_FILENO) < 0) {
         int err = errno;
         (void)!write(report_fd, &err, sizeof err);
@@ -100,6 +107,11 @@ Spawned spawn_process(const SpawnRequest &request) {
         exec_child(request, parent, report_write.get());
     }
     report_write.reset();
+    if (request.own_process_group) {
+        /* Also here, so that no signal to the group can come before the
+         * child made it (EACCES once it has exec'd: then it did). */
+        (void)setpgid(pid, pid);
+    }
     Spawned spawned;
     spawned.pid = pid;
     /* The child is ours and not reaped yet, so the pid cannot be reused. */
@@ -110,14 +122,24 @@ Spawned spawn_process(const SpawnRequest &request) {
         waitpid(pid, nullptr, 0);
         throw std::system_error(err, std::generic_category(), "pidfd_open");
     }
-    /* EOF: execve succeeded (close-on-exec); data: its errno. */
-    int err = 0;
-    ssize_t n;
-    do {
-        n = read(report_read.get(), &err, sizeof err);
-    } while (n < 0 && errno == EINTR);
-    if (n == static_cast<ssize_t>(sizeof err)) {
-        spawned.exec_errno = err;
+    /* EOF: execve succeeded (close-on-exec); data: a negated errno of the
+     * cgroup move, then or else the errno of execve. */
+    for (;;) {
+        int err = 0;
+        ssize_t n = read(report_read.get(), &err, sizeof err);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n != static_cast<ssize_t>(sizeof err)) {
+            break;
+        }
+        if (err < 0) {
+            spawned.cgroup_errno = -err;
+        } else {
+            spawned.exec_errno = err;
+        }
+    }
+    if (spawned.exec_errno != 0) {
         (void)reap(spawned.pidfd.get());
     }
     return spawned;

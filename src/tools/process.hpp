@@ -39,7 +39,8 @@ struct SpawnRequest {
     const ExecVector *argv = nullptr;
     ExecVector *envp = nullptr;
     int stdin_fd = -1;              /* -1: inherit */
-    bool own_process_group = false; /* so a timeout can kill the whole check */
+    bool own_process_group = false; /* so one signal reaches the whole tree */
+    int cgroup_procs_fd = -1;       /* >= 0: the child joins this cgroup first */
     /* Optional: "WATCHDOG_PID=" entry of envp whose digits the child writes,
      * with room for them (the entry was padded with spaces). */
     char *pid_slot = nullptr;
@@ -48,7 +49,8 @@ struct SpawnRequest {
 struct Spawned {
     pid_t pid = -1;
     UniqueFd pidfd;
-    int exec_errno = 0; /* non-zero: the program never ran (child reaped) */
+    int exec_errno = 0;   /* non-zero: the program never ran (child reaped) */
+    int cgroup_errno = 0; /* non-zero: it runs, but could not join the cgroup */
 };
 
 /* Throws std::system_error when fork/pidfd_open fail. */

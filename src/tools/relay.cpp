@@ -9,6 +9,9 @@
  *   notify socket  -> on_notify         (READY/WATCHDOG/STOPPING/STATUS)
  * State: started_ says whether libsam is timing us (between sam_start and
  * sam_stop). --check runs in libsam's callback thread (health_check.cpp).
+ * The program runs in a process group (and cgroup) of its own, group_: every
+ * signal goes to all of it, and it is ended whenever the program's first
+ * process is gone; the keeper (keeper.hpp) does that if we are killed.
  */
 #include "pidfd.hpp"
 #include <corosync/sam.h>
@@ -27,7 +30,9 @@
 #include <system_error>
 
 #include "blocking_signals.hpp"
+#include "containment.hpp"
 #include "health_check.hpp"
+#include "keeper.hpp"
 #include "log.hpp"
 #include "process.hpp"
 #include "relay.hpp"
@@ -68,6 +73,7 @@ class Relay {
     void stop_health_checking(const char *why);
     void block_signals();
     void spawn_program();
+    void end_program_group();
     void arm_ticks();
     [[noreturn]] void fatal(const char *what, int err);
 
@@ -118,6 +124,8 @@ class Relay {
     UniqueFd signal_fd_;
     UniqueFd tick_fd_;
     Spawned program_;
+    ProgramGroup group_; /* the program and everything it started */
+    KeeperLink keeper_;  /* ends group_ if we are killed first */
     std::unique_ptr<HealthCheck> check_;
 };
 
@@ -127,7 +135,7 @@ bool Relay::start_health_checking(const char *why) {
     if (opts_.quorum) {
         /* The program's pidfd is closed once it is reaped: then a stop
          * signal has nobody to go to and ends the relay. */
-        SignalsDuringBlockingCall guard(signal_fd_.get(), program_.pidfd.get());
+        SignalsDuringBlockingCall guard(signal_fd_.get(), program_.pidfd.get(), group_);
         err = sam_start();
         if (int stop = guard.stop_forwarded(); stop != 0) {
             stop_signal_forwarded_ = stop;
@@ -166,6 +174,7 @@ void Relay::fatal(const char *what, int err) {
         pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
         (void)reap(program_.pidfd.get());
     }
+    end_program_group();
     if (started_) {
         (void)sam_stop(); /* an internal error is not the program's failure */
     }
@@ -220,12 +229,34 @@ void Relay::spawn_program() {
     request.argv = &argv;
     request.envp = &envp;
     request.pid_slot = pid_slot != SIZE_MAX ? envp.entry(pid_slot) : nullptr;
+    request.own_process_group = true;
+    UniqueFd cgroup_procs;
+    if (setup_.cgroup_parent) {
+        std::string why;
+        cgroup_procs = group_.prepare_cgroup(
+            *setup_.cgroup_parent,
+            "sam-run-" + std::to_string(setup_.supervisor_pid) + "." + std::to_string(setup_.instance_id), why);
+        if (!cgroup_procs.valid()) {
+            log_line("no cgroup for the program, its process group only: %s", why.c_str());
+        }
+        request.cgroup_procs_fd = cgroup_procs.get();
+    }
     try {
         program_ = spawn_process(request);
     } catch (const std::system_error &e) {
+        group_.drop_cgroup();
         fatal("cannot start the program", e.code().value());
     }
+    cgroup_procs.reset();
+    group_.set_pgid(program_.pid);
+    if (program_.cgroup_errno != 0) {
+        log_line("the program could not join %s (%s): its process group only", group_.cgroup().c_str(),
+                 strerror(program_.cgroup_errno));
+        group_.drop_cgroup();
+    }
+    keeper_.announce(setup_.instance_id, group_.pgid(), group_.cgroup());
     if (program_.exec_errno != 0) {
+        end_program_group();
         int status = program_.exec_errno == ENOENT ? kExitNotFound : kExitCannotExecute;
         log_line("cannot execute %s: %s", setup_.program_path.c_str(), strerror(program_.exec_errno));
         program_.pidfd.reset();
@@ -238,8 +269,16 @@ void Relay::spawn_program() {
     if (check_) {
         check_->set_program(program_.pid);
     }
-    log_line("started %s as pid %d%s%s", opts_.command.front().c_str(), static_cast<int>(program_.pid),
+    log_line("started %s as pid %d in %s%s%s", opts_.command.front().c_str(), static_cast<int>(program_.pid),
+             group_.cgroup().empty() ? "its own process group" : group_.cgroup().c_str(),
              record_.previous_end().empty() ? "" : "; previous instance: ", record_.previous_end().c_str());
+}
+
+void Relay::end_program_group() {
+    /* Whatever the program left behind goes with it, before the next
+     * instance starts or sam-run exits. */
+    group_.end();
+    keeper_.clear();
 }
 
 void Relay::arm_ticks() {
@@ -274,6 +313,9 @@ void Relay::run() {
      * inherit the mask, so no stop signal can hit a thread that would die
      * of it instead of letting us forward it. */
     block_signals();
+    if (!keeper_.connect(setup_.keeper_channel)) {
+        log_line("cannot reach the keeper: if this instance is killed, what its program started may live on");
+    }
     record_.begin_instance();
     if (opts_.check_command) {
         /* libsam pauses its health checks while the callback runs, so by
@@ -334,6 +376,7 @@ void Relay::run() {
 void Relay::on_program_exit() {
     siginfo_t info = reap(program_.pidfd.get());
     program_.pidfd.reset(); /* nothing left to signal */
+    end_program_group();
     bool finished = info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
     record_.record_end(info, !finished);
     if (finished) {
@@ -385,7 +428,7 @@ void Relay::on_signal() {
         } else if (sig == SIGTERM || sig == SIGINT) {
             stop_signal_forwarded_ = sig;
         }
-        if (pidfd_send_signal(program_.pidfd.get(), sig, nullptr, 0) != 0 && errno != ESRCH) {
+        if (!group_.signal(sig) && errno != ESRCH) {
             log_line("cannot forward SIG%s: %s", signal_name(sig).c_str(), strerror(errno));
         }
     }
@@ -466,7 +509,7 @@ void Relay::on_notify_field(const std::string &key, const std::string &value) {
         if (!started_ && !start_health_checking(nullptr)) {
             fatal("cannot start health checking", EIO);
         }
-        pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
+        (void)group_.signal(SIGKILL);
     } else if (key == "STATUS") {
         log_line("status: %s", printable(value).c_str());
         setup_.upstream->send("STATUS=" + printable(value));

@@ -26,6 +26,8 @@ struct RelaySetup {
     pid_t supervisor_pid = 0;
     const UpstreamNotifier *upstream = nullptr;
     NotifyServer *notify = nullptr; /* only with --notify */
+    int keeper_channel = -1;        /* where the lifeline goes (keeper.hpp) */
+    std::optional<std::string> cgroup_parent; /* where program cgroups go, if anywhere */
 };
 
 [[noreturn]] void run_relay(const RelaySetup &setup);

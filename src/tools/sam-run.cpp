@@ -17,6 +17,8 @@
 #include <system_error>
 
 #include "config.h"
+#include "containment.hpp"
+#include "keeper.hpp"
 #include "log.hpp"
 #include "notify.hpp"
 #include "options.hpp"
@@ -76,6 +78,17 @@ int supervise(const Options &opts) {
     /* A reader that went away must not kill us in the middle of a log line. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* Forked now, while this is the only thread, and before anything it
+     * should not hold is opened. */
+    UniqueFd keeper;
+    try {
+        keeper = start_keeper();
+    } catch (const std::system_error &e) {
+        fprintf(stderr, "sam-run: cannot start the keeper: %s\n", e.what());
+        return kExitInternal;
+    }
+    std::optional<std::string> cgroup_parent = manageable_cgroup();
+
     std::unique_ptr<NotifyServer> notify;
     std::optional<PrivateSocketDir> private_dir;
     if (opts.notify) {
@@ -122,6 +135,8 @@ int supervise(const Options &opts) {
     setup.supervisor_pid = supervisor;
     setup.upstream = upstream.get();
     setup.notify = notify.get();
+    setup.keeper_channel = keeper.get();
+    setup.cgroup_parent = cgroup_parent;
     run_relay(setup);
 }
 

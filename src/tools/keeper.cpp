@@ -1,0 +1,235 @@
+/*
+ * keeper.cpp - see keeper.hpp.
+ */
+#include "pidfd.hpp"
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <system_error>
+#include <vector>
+
+#include "containment.hpp"
+#include "keeper.hpp"
+#include "log.hpp"
+
+namespace samrun {
+
+namespace {
+
+/* Lifelines one read of the channel may carry; relays send one each. */
+constexpr int kMaxLifelinesPerMessage = 8;
+constexpr size_t kMaxMessage = 4096 + 64;
+/* How long a new relay waits for the keeper to end what an earlier instance
+ * left (a cgroup empties within milliseconds of cgroup.kill). */
+constexpr int kSyncTimeoutMs = 3000;
+
+struct Lifeline {
+    UniqueFd fd;
+    unsigned instance = 0;
+    pid_t pgid = 0;
+    std::string cgroup;
+};
+
+void end_of(Lifeline &line, const char *why) {
+    if (line.pgid <= 0 && line.cgroup.empty()) {
+        return;
+    }
+    bool any = line.pgid > 0 && kill(-line.pgid, 0) == 0;
+    end_program_group(line.pgid, line.cgroup);
+    if (any || !line.cgroup.empty()) {
+        log_line("ended what was left of instance %u's program (process group %d%s%s): %s", line.instance,
+                 static_cast<int>(line.pgid), line.cgroup.empty() ? "" : ", cgroup ", line.cgroup.c_str(), why);
+    }
+    line.pgid = 0;
+    line.cgroup.clear();
+}
+
+void take_lifelines(int channel, std::vector<Lifeline> &lines) {
+    for (;;) {
+        char byte;
+        iovec iov{&byte, 1};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxLifelinesPerMessage)];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        ssize_t n = recvmsg(channel, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n <= 0) {
+            return;
+        }
+        for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+                continue;
+            }
+            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; ++i) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                Lifeline line;
+                line.fd.reset(fd);
+                lines.push_back(std::move(line));
+            }
+        }
+    }
+}
+
+/* false: the lifeline closed (its relay is gone). */
+bool read_lifeline(Lifeline &line) {
+    for (;;) {
+        char buf[kMaxMessage + 1];
+        ssize_t n = recv(line.fd.get(), buf, kMaxMessage, MSG_DONTWAIT);
+        if (n == 0) {
+            return false;
+        }
+        if (n < 0) {
+            return errno == EAGAIN || errno == EINTR;
+        }
+        buf[n] = '\0';
+        unsigned instance = 0;
+        int pgid = 0;
+        int used = 0;
+        if (strcmp(buf, "sync") == 0) {
+            /* Lifelines are read in order of polling, so every relay that
+             * ended before this one asked has been dealt with. */
+            (void)send(line.fd.get(), "done", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else if (strcmp(buf, "clear") == 0) {
+            line.pgid = 0;
+            line.cgroup.clear();
+        } else if (sscanf(buf, "%u %d %n", &instance, &pgid, &used) == 2 && pgid > 0) {
+            line.instance = instance;
+            line.pgid = pgid;
+            line.cgroup = strcmp(buf + used, "-") == 0 ? "" : std::string(buf + used);
+        }
+    }
+}
+
+[[noreturn]] void keeper_main(int channel, int supervisor) {
+    /* Only what we need stays open: stdio for the log, the channel and
+     * the supervisor's pidfd (both numbered above stderr). */
+    int low = std::min(channel, supervisor), high = std::max(channel, supervisor);
+    if (low > 3) {
+        (void)syscall(SYS_close_range, 3u, static_cast<unsigned>(low) - 1u, 0u);
+    }
+    if (high > low + 1) {
+        (void)syscall(SYS_close_range, static_cast<unsigned>(low) + 1u, static_cast<unsigned>(high) - 1u, 0u);
+    }
+    (void)syscall(SYS_close_range, static_cast<unsigned>(high) + 1u, ~0u, 0u);
+    /* Stop signals are for the supervisor, which passes them on: the
+     * keeper ends when the supervisor has, after cleaning up. */
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU}) {
+        signal(sig, SIG_IGN);
+    }
+    prctl(PR_SET_NAME, "sam-run-keeper");
+    std::vector<Lifeline> lines;
+    for (;;) {
+        std::vector<pollfd> fds = {{supervisor, POLLIN, 0}, {channel, POLLIN, 0}};
+        for (const Lifeline &line : lines) {
+            fds.push_back({line.fd.get(), POLLIN, 0});
+        }
+        if (poll(fds.data(), fds.size(), -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            _exit(1);
+        }
+        if (fds[1].revents != 0) {
+            take_lifelines(channel, lines);
+        }
+        for (size_t i = lines.size(); i-- > 0;) {
+            if (i + 2 < fds.size() && fds[i + 2].revents != 0 && !read_lifeline(lines[i])) {
+                end_of(lines[i], "its relay ended without doing it");
+                lines.erase(lines.begin() + static_cast<long>(i));
+            }
+        }
+        if (fds[0].revents != 0) {
+            take_lifelines(channel, lines);
+            for (Lifeline &line : lines) {
+                (void)read_lifeline(line);
+                end_of(line, "sam-run is ending");
+            }
+            _exit(0);
+        }
+    }
+}
+
+} // namespace
+
+UniqueFd start_keeper() {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        throw std::system_error(errno, std::generic_category(), "socketpair");
+    }
+    UniqueFd ours(pair[0]), theirs(pair[1]);
+    UniqueFd supervisor(pidfd_open(getpid(), 0));
+    if (!supervisor.valid()) {
+        throw std::system_error(errno, std::generic_category(), "pidfd_open");
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        throw std::system_error(errno, std::generic_category(), "fork");
+    }
+    if (pid == 0) {
+        keeper_main(theirs.get(), supervisor.get());
+    }
+    return ours;
+}
+
+bool KeeperLink::connect(int channel) {
+    int pair[2];
+    if (channel < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        return false;
+    }
+    UniqueFd kept(pair[0]), handed(pair[1]);
+    char byte = 'L';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int fd = handed.get();
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(channel, &msg, MSG_NOSIGNAL) != 1) {
+        return false;
+    }
+    lifeline_ = std::move(kept);
+    /* The previous instance's relay is gone before libsam starts ours, so
+     * its lifeline is closed already: once the keeper answers, whatever its
+     * program left has been ended, and the new program starts alone. */
+    send_text("sync");
+    pollfd answer{lifeline_.get(), POLLIN, 0};
+    int ready;
+    do {
+        ready = poll(&answer, 1, kSyncTimeoutMs);
+    } while (ready < 0 && errno == EINTR);
+    char reply[8];
+    return ready == 1 && recv(lifeline_.get(), reply, sizeof reply, MSG_DONTWAIT) == 4;
+}
+
+void KeeperLink::send_text(const std::string &text) {
+    if (lifeline_.valid()) {
+        (void)send(lifeline_.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+}
+
+void KeeperLink::announce(unsigned instance, pid_t pgid, const std::string &cgroup) {
+    send_text(std::to_string(instance) + " " + std::to_string(pgid) + " " + (cgroup.empty() ? "-" : cgroup));
+}
+
+void KeeperLink::clear() { send_text("clear"); }
+
+} // namespace samrun
