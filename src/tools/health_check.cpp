@@ -8,6 +8,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -48,7 +50,32 @@ void HealthCheck::set_program(pid_t pid) {
     envp_ = std::move(env);
 }
 
+namespace {
+uint64_t now_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
+}
+} // namespace
+
+void HealthCheck::start_grace(int grace_ms) { grace_until_ms_ = now_ms() + static_cast<uint64_t>(grace_ms); }
+
 int HealthCheck::run() {
+    int result = run_once();
+    if (result == 0) {
+        passed_once_ = true;
+        return 0;
+    }
+    /* A program still starting is not hung: libsam hears "healthy" until
+     * it is ready or its start timeout has passed. */
+    if (!passed_once_ && now_ms() < grace_until_ms_.load()) {
+        log_line("not ready yet: within the start timeout, the failed check is not counted");
+        return 0;
+    }
+    return result;
+}
+
+int HealthCheck::run_once() {
     std::shared_ptr<ExecVector> envp;
     {
         std::lock_guard<std::mutex> lock(mutex_);

@@ -8,9 +8,11 @@
 #ifndef SAMRUN_HEALTH_CHECK_HPP
 #define SAMRUN_HEALTH_CHECK_HPP
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <atomic>
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +30,10 @@ class HealthCheck {
     /* Called once the program runs: the check sees SAM_RUN_PID=<its pid>. */
     void set_program(pid_t pid);
 
+    /* --start-timeout: until the first check passes, failures within
+     * `grace_ms` from now are not reported to libsam. */
+    void start_grace(int grace_ms);
+
     /* 0 = healthy. Runs in libsam's callback thread. */
     [[nodiscard]] int run();
 
@@ -39,6 +45,7 @@ class HealthCheck {
 
   private:
     static int callback();
+    [[nodiscard]] int run_once();
 
     std::string command_;
     int timeout_ms_;
@@ -48,6 +55,8 @@ class HealthCheck {
     std::mutex mutex_;                 /* guards envp_ */
     std::shared_ptr<ExecVector> envp_; /* null until the program runs */
     std::atomic<unsigned> failures_in_a_row_{0};
+    std::atomic<uint64_t> grace_until_ms_{0}; /* CLOCK_MONOTONIC; 0: none */
+    bool passed_once_ = false;                /* callback thread only */
 };
 
 } // namespace samrun

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "containment.hpp"
+#include "history.hpp"
 #include "keeper.hpp"
 #include "log.hpp"
 
@@ -112,7 +113,7 @@ bool read_lifeline(Lifeline &line) {
     }
 }
 
-[[noreturn]] void keeper_main(int channel, int supervisor) {
+[[noreturn]] void keeper_main(int channel, int supervisor, pid_t supervisor_pid, bool history) {
     /* Only what we need stays open: stdio for the log, the channel and
      * the supervisor's pidfd (both numbered above stderr). */
     int low = std::min(channel, supervisor), high = std::max(channel, supervisor);
@@ -156,6 +157,9 @@ bool read_lifeline(Lifeline &line) {
                 (void)read_lifeline(line);
                 end_of(line, "sam-run is ending");
             }
+            if (history) {
+                remove_history(supervisor_pid);
+            }
             _exit(0);
         }
     }
@@ -163,7 +167,7 @@ bool read_lifeline(Lifeline &line) {
 
 } // namespace
 
-UniqueFd start_keeper() {
+UniqueFd start_keeper(bool history) {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
         throw std::system_error(errno, std::generic_category(), "socketpair");
@@ -173,12 +177,13 @@ UniqueFd start_keeper() {
     if (!supervisor.valid()) {
         throw std::system_error(errno, std::generic_category(), "pidfd_open");
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         throw std::system_error(errno, std::generic_category(), "fork");
     }
     if (pid == 0) {
-        keeper_main(theirs.get(), supervisor.get());
+        keeper_main(theirs.get(), supervisor.get(), parent, history);
     }
     return ours;
 }

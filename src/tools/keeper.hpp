@@ -20,9 +20,10 @@
 namespace samrun {
 
 /* Forks the keeper (call while this process has a single thread) and
- * returns the channel relays hand their lifelines to. Throws
+ * returns the channel relays hand their lifelines to. `history`: at the end,
+ * the keeper also removes sam-run's keys from cmap (history.hpp). Throws
  * std::system_error. */
-[[nodiscard]] UniqueFd start_keeper();
+[[nodiscard]] UniqueFd start_keeper(bool history);
 
 /* The relay's end of its lifeline. */
 class KeeperLink {

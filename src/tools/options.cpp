@@ -24,6 +24,9 @@ enum LongOnly {
     OPT_RESTART_DELAY_MAX,
     OPT_RESTART_RESET,
     OPT_CHECK_TIMEOUT,
+    OPT_MAX_RESTARTS,
+    OPT_RESTART_WINDOW,
+    OPT_START_TIMEOUT,
     OPT_NOTIFY_SOCKET,
     OPT_JSON,
     OPT_VERSION,
@@ -39,6 +42,9 @@ const struct option kLongOptions[] = {
     {"restart-delay", required_argument, nullptr, OPT_RESTART_DELAY},
     {"restart-delay-max", required_argument, nullptr, OPT_RESTART_DELAY_MAX},
     {"restart-reset", required_argument, nullptr, OPT_RESTART_RESET},
+    {"max-restarts", required_argument, nullptr, OPT_MAX_RESTARTS},
+    {"restart-window", required_argument, nullptr, OPT_RESTART_WINDOW},
+    {"start-timeout", required_argument, nullptr, OPT_START_TIMEOUT},
     {"check", required_argument, nullptr, 'C'},
     {"check-timeout", required_argument, nullptr, OPT_CHECK_TIMEOUT},
     {"notify", no_argument, nullptr, 'n'},
@@ -142,6 +148,13 @@ void print_usage(FILE *out) {
           "      --restart-delay-max MS longest back-off delay (default 10000)\n"
           "      --restart-reset MS     run time that forgets earlier failures (default\n"
           "                             10000)\n"
+          "      --max-restarts N       give up after N restarts (default: unlimited):\n"
+          "                             stop, leave cmap state failed, exit 199\n"
+          "      --restart-window S     count only restarts within S seconds (default:\n"
+          "                             the whole run)\n"
+          "      --start-timeout MS     time a starting program has before its first\n"
+          "                             health signal (READY=1, a passing check);\n"
+          "                             default: the interval\n"
           "\n"
           "Health:\n"
           "  -C, --check CMD            run 'sh -c CMD' every interval; exit 0 = healthy\n"
@@ -163,7 +176,8 @@ void print_usage(FILE *out) {
           "\n"
           "Exit status: the program's (its code, or 128+N when killed by signal N; sam-run\n"
           "dies by the same signal), 2 for usage errors, 125 if sam-run itself fails,\n"
-          "126 if COMMAND cannot be executed, 127 if it is not found.\n"
+          "126 if COMMAND cannot be executed, 127 if it is not found, 199 when\n"
+          "--max-restarts gave up.\n"
           "See sam-run(8).\n",
           out);
 }
@@ -232,6 +246,25 @@ ParseResult parse_options(int argc, char **argv) {
                                             : opts.restart_reset_ms) = number;
             break;
         }
+        case OPT_MAX_RESTARTS:
+            if (!parse_number(optarg, INT_MAX, number)) {
+                return fail(bad_value("max-restarts", optarg, "a number from 0 to 2147483647"));
+            }
+            opts.max_restarts = number;
+            break;
+        case OPT_RESTART_WINDOW:
+            /* Seconds, kept below what milliseconds in 64 bits could hold. */
+            if (!parse_number(optarg, 1000000000UL, number) || number == 0) {
+                return fail(bad_value("restart-window", optarg, "seconds, 1 to 1000000000"));
+            }
+            opts.restart_window_s = number;
+            break;
+        case OPT_START_TIMEOUT:
+            if (!parse_number(optarg, INT_MAX, number) || number == 0) {
+                return fail(bad_value("start-timeout", optarg, "milliseconds, 1 to 2147483647"));
+            }
+            opts.start_timeout_ms = static_cast<int>(number);
+            break;
         case 'C':
             if (*optarg == '\0') {
                 return fail("--check needs a command");
@@ -304,6 +337,15 @@ ParseResult parse_options(int argc, char **argv) {
     }
     if (opts.check_command && opts.interval_ms == 0) {
         return fail("--check needs a health-check interval: --interval must be above 0");
+    }
+    if (opts.restart_window_s != 0 && !opts.max_restarts) {
+        return fail("--restart-window is only valid with --max-restarts");
+    }
+    if (opts.start_timeout_ms && !opts.check_command && !opts.notify) {
+        return fail("--start-timeout needs --check or --notify: without them a running program is healthy");
+    }
+    if (opts.start_timeout_ms && opts.interval_ms == 0) {
+        return fail("--start-timeout needs a health-check interval: --interval must be above 0");
     }
     if (opts.check_timeout_ms && !opts.check_command) {
         return fail("--check-timeout is only valid with --check");

@@ -16,6 +16,11 @@ namespace samrun {
 constexpr int kExitUsage = 2;
 constexpr int kExitCannotExecute = 126;
 constexpr int kExitNotFound = 127;
+/* --max-restarts was exceeded: sam-run gave up. Above every 128+signal
+ * status (192 for SIGRTMAX), below systemd's own 200-243, outside
+ * sysexits.h's 64-78: a service manager can tell it from the program's
+ * failures and from sam-run's own 2/125/126/127. */
+constexpr int kExitGaveUp = 199;
 
 enum class Policy { Restart, Quit };
 
@@ -30,6 +35,9 @@ struct Options {
     std::optional<unsigned long> restart_delay_ms;
     std::optional<unsigned long> restart_delay_max_ms;
     std::optional<unsigned long> restart_reset_ms;
+    std::optional<unsigned long> max_restarts; /* default: unlimited */
+    unsigned long restart_window_s = 0;        /* 0: the whole run */
+    std::optional<int> start_timeout_ms;       /* default: the interval */
     std::optional<std::string> check_command;
     std::optional<int> check_timeout_ms; /* default: half the interval, at least 1 ms */
     bool notify = false;

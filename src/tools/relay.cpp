@@ -32,6 +32,7 @@
 #include "blocking_signals.hpp"
 #include "containment.hpp"
 #include "health_check.hpp"
+#include "history.hpp"
 #include "keeper.hpp"
 #include "log.hpp"
 #include "process.hpp"
@@ -74,12 +75,17 @@ class Relay {
     void block_signals();
     void spawn_program();
     void end_program_group();
+    void arm_start_timeout();
+    [[noreturn]] void give_up();
+    void publish_history();
+    [[nodiscard]] FailureCause warning_cause() const;
     void arm_ticks();
     [[noreturn]] void fatal(const char *what, int err);
 
     void on_program_exit();
     void on_signal();
     void on_tick();
+    void on_start_timeout();
     void on_notify();
     void on_notify_field(const std::string &key, const std::string &value);
 
@@ -118,11 +124,17 @@ class Relay {
     bool triggered_ = false;
     int stop_signal_forwarded_ = 0; /* TERM or INT passed on: an end is expected */
     bool warned_ = false;           /* the warn signal came while we were unhealthy */
+    FailureCause warn_cause_ = FailureCause::None;
+    bool ready_seen_ = false; /* --notify: READY=1 came */
+    bool not_ready_ = false;  /* --start-timeout passed before READY=1 */
+    uint64_t instance_started_ns_ = 0;
     uint64_t last_watchdog_ms_ = 0; /* --notify: last WATCHDOG=1 or READY=1 */
     unsigned rejected_ = 0;
     sigset_t forwarded_{};
     UniqueFd signal_fd_;
     UniqueFd tick_fd_;
+    UniqueFd start_fd_; /* --notify --start-timeout: one-shot */
+    std::unique_ptr<HistoryPublisher> history_;
     Spawned program_;
     ProgramGroup group_; /* the program and everything it started */
     KeeperLink keeper_;  /* ends group_ if we are killed first */
@@ -268,6 +280,9 @@ void Relay::spawn_program() {
     }
     if (check_) {
         check_->set_program(program_.pid);
+        if (opts_.start_timeout_ms) {
+            check_->start_grace(*opts_.start_timeout_ms);
+        }
     }
     log_line("started %s as pid %d in %s%s%s", opts_.command.front().c_str(), static_cast<int>(program_.pid),
              group_.cgroup().empty() ? "its own process group" : group_.cgroup().c_str(),
@@ -317,6 +332,18 @@ void Relay::run() {
         log_line("cannot reach the keeper: if this instance is killed, what its program started may live on");
     }
     record_.begin_instance();
+    {
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        instance_started_ns_ = static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+    }
+    if (opts_.cmap) {
+        history_ = std::make_unique<HistoryPublisher>(setup_.supervisor_pid);
+    }
+    if (opts_.max_restarts &&
+        record_.over_restart_limit(*opts_.max_restarts, static_cast<uint64_t>(opts_.restart_window_s) * 1000u)) {
+        give_up();
+    }
     if (opts_.check_command) {
         /* libsam pauses its health checks while the callback runs, so by
          * default a check gets half the interval, leaving the other half
@@ -341,16 +368,17 @@ void Relay::run() {
         stop_health_checking("waiting for READY=1");
     }
     spawn_program();
+    publish_history();
     arm_ticks();
+    arm_start_timeout();
 
     for (;;) {
-        pollfd fds[4] = {
-            {program_.pidfd.get(), POLLIN, 0},
-            {signal_fd_.get(), POLLIN, 0},
-            {tick_fd_.get(), POLLIN, 0},
-            {setup_.notify != nullptr ? setup_.notify->fd() : -1, POLLIN, 0},
+        pollfd fds[5] = {
+            {program_.pidfd.get(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0},
+            {tick_fd_.get(), POLLIN, 0},       {setup_.notify != nullptr ? setup_.notify->fd() : -1, POLLIN, 0},
+            {start_fd_.get(), POLLIN, 0},
         };
-        if (poll(fds, 4, -1) < 0) {
+        if (poll(fds, 5, -1) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -367,18 +395,109 @@ void Relay::run() {
         if (fds[2].revents != 0) {
             on_tick();
         }
+        if (fds[4].revents != 0) {
+            on_start_timeout();
+        }
         if (fds[0].revents != 0) {
             on_program_exit();
         }
     }
 }
 
+FailureCause Relay::warning_cause() const {
+    if (check_ && check_->unhealthy()) {
+        return FailureCause::CheckFailed;
+    }
+    bool watchdog_late = opts_.notify && opts_.interval_ms > 0 &&
+                         monotonic_ms() - last_watchdog_ms_ >= static_cast<uint64_t>(opts_.interval_ms);
+    /* Healthy as far as we know, and the cluster decides whether we run. */
+    if (opts_.quorum && !watchdog_late) {
+        return FailureCause::QuorumLoss;
+    }
+    return FailureCause::MissedDeadline;
+}
+
+void Relay::give_up() {
+    unsigned long max = *opts_.max_restarts;
+    if (opts_.restart_window_s != 0) {
+        log_line("giving up: %u restarts within %lu s, more than --max-restarts %lu allows; last failure: %s",
+                 record_.window_restarts(), opts_.restart_window_s, max,
+                 record_.last_failure().value_or("none").c_str());
+    } else {
+        log_line("giving up: %u restarts, more than --max-restarts %lu allows; last failure: %s",
+                 record_.window_restarts(), max, record_.last_failure().value_or("none").c_str());
+    }
+    publish_history();
+    if (opts_.cmap) {
+        /* The supervisor leaves state "failed" in cmap and exits with our
+         * status. */
+        cs_error_t err = sam_mark_failed();
+        if (err != CS_OK) {
+            log_line("sam_mark_failed failed (error %d)", static_cast<int>(err));
+        }
+    }
+    setup_.upstream->send("STATUS=gave up after " + std::to_string(record_.window_restarts()) + " restarts");
+    fflush(stderr);
+    _exit(kExitGaveUp);
+}
+
+void Relay::publish_history() {
+    if (!history_) {
+        return;
+    }
+    History h;
+    h.instance = setup_.instance_id;
+    h.restarts = record_.restarts();
+    h.containment = group_.pgid() > 0 ? group_.containment() : (setup_.cgroup_parent ? "cgroup" : "process group");
+    h.instance_started_ns = instance_started_ns_;
+    h.last_failure = record_.last_failure();
+    h.last_failure_ms = record_.last_failure_ms();
+    history_->publish(h);
+}
+
+void Relay::arm_start_timeout() {
+    /* With --check the grace lives in the check (health_check.cpp); with
+     * --notify nothing is timed before READY=1 unless asked for. */
+    if (!opts_.notify || !opts_.start_timeout_ms || ready_seen_) {
+        return;
+    }
+    start_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!start_fd_.valid()) {
+        fatal("timerfd_create", errno);
+    }
+    itimerspec spec{};
+    spec.it_value.tv_sec = static_cast<time_t>(*opts_.start_timeout_ms / 1000);
+    spec.it_value.tv_nsec = static_cast<long>((*opts_.start_timeout_ms % 1000) * 1000000L);
+    if (timerfd_settime(start_fd_.get(), 0, &spec, nullptr) != 0) {
+        fatal("timerfd_settime", errno);
+    }
+}
+
+void Relay::on_start_timeout() {
+    start_fd_.reset();
+    if (ready_seen_ || !program_.pidfd.valid()) {
+        return;
+    }
+    log_line("no READY=1 within the start timeout (%d ms): failing the program", *opts_.start_timeout_ms);
+    not_ready_ = true;
+    if (!started_ && !start_health_checking(nullptr)) {
+        fatal("cannot start health checking", EIO);
+    }
+    (void)group_.signal(SIGKILL);
+}
+
 void Relay::on_program_exit() {
     siginfo_t info = reap(program_.pidfd.get());
     program_.pidfd.reset(); /* nothing left to signal */
     end_program_group();
-    bool finished = info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !(warned_ && started_);
-    record_.record_end(info, !finished);
+    bool finished =
+        info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !not_ready_ && !(warned_ && started_);
+    FailureCause cause = triggered_              ? FailureCause::Triggered
+                         : not_ready_            ? FailureCause::NotReady
+                         : (warned_ && started_) ? warn_cause_
+                                                 : FailureCause::None;
+    record_.record_end(info, !finished, cause);
+    publish_history(); /* the last word, if no instance follows */
     if (finished) {
         log_line("program finished (exit 0)");
         if (started_) {
@@ -424,7 +543,12 @@ void Relay::on_signal() {
         int sig = static_cast<int>(si.ssi_signo);
         log_line("forwarding SIG%s to the program", signal_name(sig).c_str());
         if (is_warning(si)) {
-            warned_ = true;
+            if (!warned_) {
+                warned_ = true;
+                warn_cause_ = warning_cause();
+                /* If we are killed next, the next instance tells why. */
+                record_.record_warning(warn_cause_);
+            }
         } else if (sig == SIGTERM || sig == SIGINT) {
             stop_signal_forwarded_ = sig;
         }
@@ -478,6 +602,8 @@ void Relay::on_notify() {
 void Relay::on_notify_field(const std::string &key, const std::string &value) {
     if (key == "READY" && value == "1") {
         last_watchdog_ms_ = monotonic_ms();
+        ready_seen_ = true;
+        start_fd_.reset();
         if (!started_) {
             stopping_seen_ = false;
             if (!start_health_checking("READY=1")) {

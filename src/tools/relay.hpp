@@ -25,8 +25,8 @@ struct RelaySetup {
     unsigned int instance_id = 0;
     pid_t supervisor_pid = 0;
     const UpstreamNotifier *upstream = nullptr;
-    NotifyServer *notify = nullptr; /* only with --notify */
-    int keeper_channel = -1;        /* where the lifeline goes (keeper.hpp) */
+    NotifyServer *notify = nullptr;           /* only with --notify */
+    int keeper_channel = -1;                  /* where the lifeline goes (keeper.hpp) */
     std::optional<std::string> cgroup_parent; /* where program cgroups go, if anywhere */
 };
 

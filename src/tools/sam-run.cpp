@@ -82,7 +82,7 @@ int supervise(const Options &opts) {
      * should not hold is opened. */
     UniqueFd keeper;
     try {
-        keeper = start_keeper();
+        keeper = start_keeper(/* history= */ opts.cmap);
     } catch (const std::system_error &e) {
         fprintf(stderr, "sam-run: cannot start the keeper: %s\n", e.what());
         return kExitInternal;
