@@ -48,8 +48,11 @@ void HistoryPublisher::publish(const History &h) {
     if (err == CS_OK && h.last_failure) {
         err = cmap_set_string(c, (prefix_ + "last_failure").c_str(), h.last_failure->c_str());
         if (err == CS_OK) {
-            err = cmap_set_uint64(c, (prefix_ + "last_failure_time").c_str(), h.last_failure_ms);
+            err = cmap_set_uint64(c, (prefix_ + "last_failure_time").c_str(), h.last_failure_ns);
         }
+    }
+    if (err == CS_OK && h.state) {
+        err = cmap_set_string(c, (prefix_ + "state").c_str(), h.state->c_str());
     }
     if (err != CS_OK) {
         log_line("cannot publish the history in cmap (error %d)", static_cast<int>(err));
@@ -62,11 +65,17 @@ void remove_history(pid_t supervisor) {
         return;
     }
     std::string pid = std::to_string(supervisor);
+    std::string prefix = std::string(kHistoryPrefix) + pid + ".";
     char *state = nullptr;
     bool kept = cmap_get_string(c, ("resources.process." + pid + ".state").c_str(), &state) == CS_OK;
     free(state);
+    state = nullptr;
+    if (cmap_get_string(c, (prefix + "state").c_str(), &state) == CS_OK && state != nullptr &&
+        strcmp(state, "failed") == 0) {
+        kept = true;
+    }
+    free(state);
     if (!kept) {
-        std::string prefix = std::string(kHistoryPrefix) + pid + ".";
         std::vector<std::string> keys;
         cmap_iter_handle_t iter;
         if (cmap_iter_init(c, prefix.c_str(), &iter) == CS_OK) {

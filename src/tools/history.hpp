@@ -27,7 +27,8 @@ struct History {
     std::string containment;                 /* "cgroup" or "process group" */
     uint64_t instance_started_ns = 0;        /* CLOCK_MONOTONIC */
     std::optional<std::string> last_failure; /* cause, e.g. "exit 3" */
-    uint64_t last_failure_ms = 0;            /* CLOCK_REALTIME, ms since the epoch */
+    uint64_t last_failure_ns = 0;            /* CLOCK_REALTIME, ns since the epoch */
+    std::optional<std::string> state;        /* "failed": --max-restarts gave up */
 };
 
 /* The relay's writer; silent when corosync cannot be reached (libsam
@@ -47,8 +48,9 @@ class HistoryPublisher {
     std::unique_ptr<Connection> cmap_;
 };
 
-/* Deletes samrun.<supervisor>.* unless libsam left its keys behind (state
- * "failed": then the history explains it). For the keeper, at the end. */
+/* Deletes samrun.<supervisor>.* unless sam-run gave up (our state "failed")
+ * or libsam left its keys behind (its state "failed"): then the history
+ * explains the failure. For the keeper, at the end. */
 void remove_history(pid_t supervisor);
 
 } // namespace samrun

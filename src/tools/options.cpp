@@ -140,6 +140,7 @@ void print_usage(FILE *out) {
           "  -p, --policy POLICY        restart (default) or quit, on failure\n"
           "  -q, --quorum               run the program only while the cluster is quorate\n"
           "  -c, --cmap                 publish state in cmap resources.process.<pid>.*\n"
+          "                             and the history in samrun.<pid>.*\n"
           "  -w, --warn-signal SIG      signal sent before the kill when a deadline is\n"
           "                             missed (name or number; default TERM)\n"
           "      --restart-burst N      quick failures restarted without delay (default 3)\n"

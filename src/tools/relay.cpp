@@ -127,6 +127,7 @@ class Relay {
     FailureCause warn_cause_ = FailureCause::None;
     bool ready_seen_ = false; /* --notify: READY=1 came */
     bool not_ready_ = false;  /* --start-timeout passed before READY=1 */
+    bool gave_up_ = false;    /* --max-restarts exceeded */
     uint64_t instance_started_ns_ = 0;
     uint64_t last_watchdog_ms_ = 0; /* --notify: last WATCHDOG=1 or READY=1 */
     unsigned rejected_ = 0;
@@ -419,23 +420,23 @@ FailureCause Relay::warning_cause() const {
 
 void Relay::give_up() {
     unsigned long max = *opts_.max_restarts;
+    const char *plural = record_.window_restarts() == 1 ? "" : "s";
+    std::string last = record_.last_failure().value_or("none");
     if (opts_.restart_window_s != 0) {
-        log_line("giving up: %u restarts within %lu s, more than --max-restarts %lu allows; last failure: %s",
-                 record_.window_restarts(), opts_.restart_window_s, max,
-                 record_.last_failure().value_or("none").c_str());
+        log_line(
+            "giving up after %u restart%s within %lu s (--max-restarts %lu --restart-window %lu); last failure: %s",
+            record_.window_restarts(), plural, opts_.restart_window_s, max, opts_.restart_window_s, last.c_str());
     } else {
-        log_line("giving up: %u restarts, more than --max-restarts %lu allows; last failure: %s",
-                 record_.window_restarts(), max, record_.last_failure().value_or("none").c_str());
+        log_line("giving up after %u restart%s (--max-restarts %lu); last failure: %s", record_.window_restarts(),
+                 plural, max, last.c_str());
     }
+    /* sam_mark_failed() would leave libsam's own state "failed", but its
+     * supervisor answers it with SIGKILL to this instance and then dies of
+     * the same signal: sam-run would exit 137, like a killed program. The
+     * next layer needs a status of its own more, so "failed" is kept under
+     * sam-run's prefix instead, for --status and the cluster to read. */
+    gave_up_ = true;
     publish_history();
-    if (opts_.cmap) {
-        /* The supervisor leaves state "failed" in cmap and exits with our
-         * status. */
-        cs_error_t err = sam_mark_failed();
-        if (err != CS_OK) {
-            log_line("sam_mark_failed failed (error %d)", static_cast<int>(err));
-        }
-    }
     setup_.upstream->send("STATUS=gave up after " + std::to_string(record_.window_restarts()) + " restarts");
     fflush(stderr);
     _exit(kExitGaveUp);
@@ -451,7 +452,10 @@ void Relay::publish_history() {
     h.containment = group_.pgid() > 0 ? group_.containment() : (setup_.cgroup_parent ? "cgroup" : "process group");
     h.instance_started_ns = instance_started_ns_;
     h.last_failure = record_.last_failure();
-    h.last_failure_ms = record_.last_failure_ms();
+    h.last_failure_ns = record_.last_failure_ms() * 1000000u;
+    if (gave_up_) {
+        h.state = "failed";
+    }
     history_->publish(h);
 }
 

@@ -41,7 +41,7 @@ std::string describe_cause(FailureCause cause, int32_t value) {
     case FailureCause::Triggered:
         return "WATCHDOG=trigger";
     case FailureCause::NotReady:
-        return "not ready within the start timeout";
+        return "start timeout";
     }
     return "unknown";
 }
@@ -90,9 +90,15 @@ bool RunRecord::over_restart_limit(unsigned long max_restarts, uint64_t window_m
         data_.window_start_ms = now;
         data_.window_restarts = 0;
     }
+    if (data_.window_restarts >= max_restarts) {
+        /* Refused: this instance is not a restart that happened. */
+        --data_.restarts;
+        save();
+        return true;
+    }
     ++data_.window_restarts;
     save();
-    return data_.window_restarts > max_restarts;
+    return false;
 }
 
 void RunRecord::record_end(const siginfo_t &info, bool failed, FailureCause cause) {

@@ -49,7 +49,8 @@ class RunRecord {
     void record_warning(FailureCause cause);
 
     /* Counts this instance, if it is a restart, against at most
-     * `max_restarts` in `window_ms` (0: ever); true when over the limit. */
+     * `max_restarts` in `window_ms` (0: ever); true when it would exceed
+     * the limit (then it is not counted as a restart). */
     [[nodiscard]] bool over_restart_limit(unsigned long max_restarts, uint64_t window_ms);
 
     [[nodiscard]] uint32_t failures() const { return data_.failures; }

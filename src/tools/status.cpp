@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * status.cpp - reads resources.process.<name>.* from cmap and prints it.
+ * status.cpp - reads resources.process.<name>.* (libsam's keys) and
+ * samrun.<name>.* (sam-run's history, history.hpp) from cmap and prints them.
  */
 #include <corosync/cmap.h>
 #include <corosync/corotypes.h>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "history.hpp"
 #include "procfs.hpp"
 #include "status.hpp"
 #include "status_format.hpp"
@@ -34,6 +36,13 @@ struct ProcessEntry {
     std::optional<std::string> recovery;
     std::optional<uint64_t> poll_period_ms;
     std::optional<uint64_t> last_updated_ns;
+    /* sam-run's own keys; absent for a program supervised by another
+     * libsam user, or a sam-run without them. */
+    std::optional<uint64_t> restarts;
+    std::optional<std::string> containment;
+    std::optional<uint64_t> instance_started_ns; /* CLOCK_MONOTONIC */
+    std::optional<std::string> last_failure;
+    std::optional<uint64_t> last_failure_ns; /* CLOCK_REALTIME */
 };
 
 struct CmapCloser {
@@ -60,6 +69,24 @@ std::optional<uint64_t> get_u64(cmap_handle_t handle, const std::string &key) {
         return std::nullopt;
     }
     return value;
+}
+
+std::optional<uint64_t> get_u32(cmap_handle_t handle, const std::string &key) {
+    uint32_t value = 0;
+    if (cmap_get_uint32(handle, key.c_str(), &value) != CS_OK) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+/* sam-run's history of the program supervised by `name`, if published. */
+void read_history(cmap_handle_t handle, const std::string &name, ProcessEntry &e) {
+    std::string prefix = std::string(kHistoryPrefix) + name + ".";
+    e.restarts = get_u32(handle, prefix + "restarts");
+    e.containment = get_string(handle, prefix + "containment");
+    e.instance_started_ns = get_u64(handle, prefix + "instance_started");
+    e.last_failure = get_string(handle, prefix + "last_failure");
+    e.last_failure_ns = get_u64(handle, prefix + "last_failure_time");
 }
 
 /* Who holds the pid named by a key, as far as we can tell. */
@@ -171,6 +198,8 @@ struct Row {
     Holder holder = Holder::Gone;
     std::optional<std::string> command; /* only for Holder::Supervisor */
     std::optional<int64_t> age_ms;
+    std::optional<int64_t> up_ms;          /* since the current instance started */
+    std::optional<int64_t> failure_age_ms; /* since the last failure */
 };
 
 /* For the table: the program name without its directory, to keep rows short. */
@@ -204,6 +233,13 @@ void print_json(const std::vector<Row> &rows) {
             .add_unsigned("poll_period_ms", e.poll_period_ms)
             .add_unsigned("last_updated_ns", e.last_updated_ns)
             .add_number("last_updated_age_ms", row.age_ms)
+            .add_unsigned("restarts", e.restarts)
+            .add_string("containment", e.containment)
+            .add_unsigned("instance_started_ns", e.instance_started_ns)
+            .add_number("up_ms", row.up_ms)
+            .add_string("last_failure", e.last_failure)
+            .add_unsigned("last_failure_time_ns", e.last_failure_ns)
+            .add_number("last_failure_age_ms", row.failure_age_ms)
             .add_string("command", row.command)
             .add_bool("stale", row.holder != Holder::Supervisor);
         printf("%s  %s", sep, object.str().c_str());
@@ -225,18 +261,54 @@ std::string human_age(const std::optional<int64_t> &ms) {
     return buf;
 }
 
+/* "42.0s", "12m05s", "3h07m", "2d04h": how long, for people. */
+std::string human_duration(const std::optional<int64_t> &ms) {
+    if (!ms || *ms < 0) {
+        return "-";
+    }
+    char buf[32];
+    int64_t s = *ms / 1000;
+    if (s < 60) {
+        snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(*ms) / 1000.0);
+    } else if (s < 3600) {
+        snprintf(buf, sizeof buf, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+    } else if (s < 86400) {
+        snprintf(buf, sizeof buf, "%" PRId64 "h%02" PRId64 "m", s / 3600, s % 3600 / 60);
+    } else {
+        snprintf(buf, sizeof buf, "%" PRId64 "d%02" PRId64 "h", s / 86400, s % 86400 / 3600);
+    }
+    return buf;
+}
+
+/* "exit 3, 5.2s ago", or "-" before the first failure. */
+std::string failure_text(const Row &row) {
+    const ProcessEntry &e = *row.entry;
+    if (!e.last_failure) {
+        return "-";
+    }
+    std::string text = terminal_safe(*e.last_failure);
+    if (row.failure_age_ms) {
+        text += ", " + human_age(row.failure_age_ms);
+    }
+    return text;
+}
+
 void print_table(const std::vector<Row> &rows) {
     if (rows.empty()) {
         printf("no supervised processes in cmap (%s*)\n", kPrefix);
         return;
     }
-    printf("%-8s %-19s %-8s %-9s %-11s %s\n", "PID", "STATE", "POLICY", "PERIOD", "UPDATED", "COMMAND");
+    printf("%-8s %-19s %-8s %-9s %-11s %-8s %-9s %-13s %-28s %s\n", "PID", "STATE", "POLICY", "PERIOD", "UPDATED",
+           "RESTARTS", "UP", "CONTAINMENT", "LAST FAILURE", "COMMAND");
     for (const Row &row : rows) {
         const ProcessEntry &e = *row.entry;
         std::string period = e.poll_period_ms ? std::to_string(*e.poll_period_ms) + "ms" : "-";
-        printf("%-8s %-19s %-8s %-9s %-11s %s\n", terminal_safe(row.name).c_str(),
+        std::string restarts = e.restarts ? std::to_string(*e.restarts) : "-";
+        printf("%-8s %-19s %-8s %-9s %-11s %-8s %-9s %-13s %-28s %s\n", terminal_safe(row.name).c_str(),
                terminal_safe(e.state.value_or("-")).c_str(), terminal_safe(e.recovery.value_or("-")).c_str(),
-               period.c_str(), human_age(row.age_ms).c_str(), terminal_safe(short_command(row)).c_str());
+               period.c_str(), human_age(row.age_ms).c_str(), restarts.c_str(), human_duration(row.up_ms).c_str(),
+               terminal_safe(e.containment.value_or("-")).c_str(), failure_text(row).c_str(),
+               terminal_safe(short_command(row)).c_str());
     }
 }
 
@@ -283,6 +355,24 @@ int print_status(bool json) {
         }
     }
     cmap_iter_finalize(*handle, iter);
+    /* A sam-run that gave up (--max-restarts) left only its own keys, with
+     * state "failed": list it too. */
+    if (cmap_iter_init(*handle, kHistoryPrefix, &iter) == CS_OK) {
+        const size_t history_len = strlen(kHistoryPrefix);
+        while (cmap_iter_next(*handle, iter, key, &value_len, &type) == CS_OK) {
+            std::string rest = std::string(key).substr(history_len);
+            size_t dot = rest.rfind('.');
+            if (dot == std::string::npos || dot == 0 || rest.substr(dot + 1) != "state" ||
+                entries.count(rest.substr(0, dot)) != 0) {
+                continue;
+            }
+            entries[rest.substr(0, dot)].state = get_string(*handle, key);
+        }
+        cmap_iter_finalize(*handle, iter);
+    }
+    for (auto &[name, entry] : entries) {
+        read_history(*handle, name, entry);
+    }
     /* last_updated is cs_timestamp_get(): CLOCK_MONOTONIC in nanoseconds when
      * corosync was built (its inline version silently falls back to the wall
      * clock unless <unistd.h> came first, so we read the clock ourselves). */
@@ -302,6 +392,11 @@ int print_status(bool json) {
             row.command = command_of(*row.pid);
         }
         row.age_ms = age_ms(e.last_updated_ns, clocks.monotonic_ns);
+        /* The history of a stale entry describes a run that is over. */
+        if (row.holder == Holder::Supervisor) {
+            row.up_ms = age_ms(e.instance_started_ns, clocks.monotonic_ns);
+        }
+        row.failure_age_ms = age_ms(e.last_failure_ns, clock_ns(CLOCK_REALTIME));
         rows.push_back(std::move(row));
     }
     if (json) {

@@ -22,7 +22,7 @@ corosync-cmapctl -b resources.process >"$work/cmapctl.log"
 pass "cmap keys: state running, recovery restart, poll_period 1000"
 
 "$SAM_RUN" --status >"$work/status.log" 2>&1 || fail "--status failed"
-has_line "$work/status.log" '^PID +STATE +POLICY +PERIOD +UPDATED +COMMAND' || fail "no table header"
+has_line "$work/status.log" '^PID +STATE +POLICY +PERIOD +UPDATED +RESTARTS +UP +CONTAINMENT +LAST FAILURE +COMMAND' || fail "no table header"
 has_line "$work/status.log" "^$pid +running +restart +1000ms +[0-9.]+s ago .*sam-run" || fail "no row for $pid"
 pass "--status table"
 

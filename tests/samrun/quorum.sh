@@ -11,6 +11,7 @@ restore_quorum() { "$COROSYNC_CTL" expected-votes 1 >/dev/null 2>&1; }
 trap 'restore_quorum; cleanup' EXIT
 
 cmap_is() { [ "$(corosync-cmapctl -g "resources.process.$1.$2" 2>/dev/null | sed 's/^.* = //')" = "$3" ]; }
+history_is() { [ "$(corosync-cmapctl -g "samrun.$1.$2" 2>/dev/null | sed 's/^.* = //')" = "$3" ]; }
 
 start_bg q --quorum --cmap --interval 1000 -- sh -c 'echo "run=$SAM_RUN_INSTANCE at=$(date +%s%N)"; exec sleep 100'
 pid=$last_pid
@@ -30,6 +31,9 @@ restore_quorum || fail "cannot give quorum back"
 wait_line "$log" '^run=2'
 wait_until "$DEADLINE_S" cmap_is "$pid" state running || fail "not running again in cmap"
 pass "quorum back: program started again after $(($(now_ms) - lost_at)) ms"
+wait_until 5 history_is "$pid" last_failure "quorum loss" ||
+    fail "the last failure is '$(corosync-cmapctl -g "samrun.$pid.last_failure" 2>/dev/null)', not 'quorum loss'"
+pass "the history says why: quorum loss"
 
 # A stop signal while waiting for quorum ends sam-run: nothing hangs.
 "$COROSYNC_CTL" expected-votes 2 >/dev/null || fail "cannot take quorum away"
@@ -57,6 +61,7 @@ wait_until "$DEADLINE_S" cmap_is "$pid" state "waiting for quorum" || fail "daem
 gone "$pid" && fail "sam-run ended after the program's clean exit on the quorum-loss warning"
 restore_quorum || fail "cannot give quorum back"
 wait_line "$log" '^run=2'
+wait_until 5 history_is "$pid" last_failure "quorum loss" || fail "daemon: the last failure is not 'quorum loss'"
 pass "clean exit on the quorum-loss warning: restarted once quorum is back"
 kill -s TERM "$pid"
 wait_bg "$pid"
@@ -74,7 +79,7 @@ has_line "$log" '^run=2' && fail "without --cmap: a new instance ran without quo
 restore_quorum || fail "cannot give quorum back"
 wait_line "$log" '^run=2'
 dump=$(corosync-cmapctl 2>/dev/null) && [ -n "$dump" ] || fail "cannot read cmap"
-printf '%s\n' "$dump" | grep -q "^resources.process.$pid\." && fail "without --cmap, keys were written"
+printf '%s\n' "$dump" | grep -q "^\(resources.process\|samrun\).$pid\." && fail "without --cmap, keys were written"
 pass "--quorum without --cmap: stopped on loss, started again on return, nothing in cmap"
 kill -s TERM "$pid"
 wait_bg "$pid"

@@ -44,6 +44,13 @@ set_key "$other" last_updated u64 1
 gone_pid=$(($(cat /proc/sys/kernel/pid_max) + 1))
 set_key "$gone_pid" state str failed
 set_key "$gone_pid" last_updated u64 1
+# sam-run's own keys are just as open: hostile history, and an entry that
+# exists only there.
+corosync-cmapctl -s "samrun.0123.last_failure" str "$(printf 'exit\033[31m 3')" >/dev/null || fail "cannot set history"
+corosync-cmapctl -s "samrun.0123.last_failure_time" u64 18446744073709551615 >/dev/null || fail "cannot set history"
+corosync-cmapctl -s "samrun.0123.instance_started" u64 18446744073709551615 >/dev/null || fail "cannot set history"
+corosync-cmapctl -s "samrun.0124.state" str "$(printf 'failed\033]0;x\007')" >/dev/null || fail "cannot set history"
+corosync-cmapctl -s "samrun.0124.containment" str "$(printf '\302\233')" >/dev/null || fail "cannot set history"
 
 "$SAM_RUN" --status >"$work/table.out" 2>&1 || fail "--status failed"
 cp "$work/table.out" "$work/table.log"
@@ -58,6 +65,9 @@ has_line "$work/table.out" "^$other +running .*\[stale: pid now used by another 
 has_line "$work/table.out" "evil" && fail "the table shows another process's command line"
 has_line "$work/table.out" "^$gone_pid +failed .*\[stale: supervisor gone\]" || fail "a gone supervisor is not stale"
 has_line "$work/table.out" "^$real +running .*sam-run" || fail "the real supervisor is not shown with its command"
+has_line "$work/table.out" 'exit\\x1b\[31m 3, in ' || fail "a hostile last failure is not shown escaped"
+has_line "$work/table.out" '^0124 +failed\\x1b\]0;x\\x07 .*\\u\{009b\}' ||
+    fail "an entry only in sam-run's keys is not shown, escaped"
 pass "table: escaped values, stale keys marked, no foreign command line"
 
 "$SAM_RUN" --status --json >"$work/json.out" 2>&1 || fail "--status --json failed"
@@ -80,6 +90,10 @@ check(rows[other]["pid"] == int(other) and rows[other]["stale"] is True, "reused
 check(rows[other]["command"] is None, "no foreign command line")
 check(rows[gone]["stale"] is True and rows[gone]["command"] is None, "gone supervisor stale")
 check(rows[real]["stale"] is False and "sam-run" in rows[real]["command"], "real supervisor")
+check(rows["0123"]["last_failure"] == "exit\x1b[31m 3", "hostile last failure kept as text")
+check(rows["0123"]["last_failure_time_ns"] == 2**64 - 1, "last_failure_time_ns")
+check(rows["0123"]["up_ms"] is None, "no up time for a stale entry")
+check(rows["0124"]["state"] == "failed\x1b]0;x\x07" and rows["0124"]["stale"] is True, "history-only entry")
 check(0 <= rows[real]["last_updated_age_ms"] <= 3000, "real supervisor's age")
 EOF
 LC_ALL=C grep -q "$esc" "$work/json.out" && fail "an escape character reached the JSON output"
@@ -87,3 +101,4 @@ pass "--json: valid, pid only for canonical names, stale keys marked"
 
 kill -s TERM "$real"
 wait_bg "$real"
+corosync-cmapctl -D samrun.012 >/dev/null 2>&1
