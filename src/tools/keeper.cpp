@@ -12,11 +12,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <system_error>
 #include <vector>
 
 #include "containment.hpp"
+#include "event_hooks.hpp"
 #include "history.hpp"
 #include "keeper.hpp"
 #include "log.hpp"
@@ -27,7 +30,7 @@ namespace {
 
 /* Lifelines one read of the channel may carry; relays send one each. */
 constexpr int kMaxLifelinesPerMessage = 8;
-constexpr size_t kMaxMessage = 4096 + 64;
+constexpr size_t kMaxMessage = 8192;
 /* How long a new relay waits for the keeper to end what an earlier instance
  * left (a cgroup empties within milliseconds of cgroup.kill). */
 constexpr int kSyncTimeoutMs = 3000;
@@ -83,8 +86,29 @@ void take_lifelines(int channel, std::vector<Lifeline> &lines) {
     }
 }
 
+/* "event\nNAME=value\n...": the facts for the hook. */
+void run_hook(EventHooks *hooks, const char *message) {
+    if (hooks == nullptr) {
+        return;
+    }
+    std::vector<std::string> facts;
+    std::string text(message + 6);
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) {
+            end = text.size();
+        }
+        if (end > start) {
+            facts.push_back(text.substr(start, end - start));
+        }
+        start = end + 1;
+    }
+    hooks->run(facts);
+}
+
 /* false: the lifeline closed (its relay is gone). */
-bool read_lifeline(Lifeline &line) {
+bool read_lifeline(Lifeline &line, EventHooks *hooks) {
     for (;;) {
         char buf[kMaxMessage + 1];
         ssize_t n = recv(line.fd.get(), buf, kMaxMessage, MSG_DONTWAIT);
@@ -98,7 +122,9 @@ bool read_lifeline(Lifeline &line) {
         unsigned instance = 0;
         int pgid = 0;
         int used = 0;
-        if (strcmp(buf, "sync") == 0) {
+        if (strncmp(buf, "event\n", 6) == 0) {
+            run_hook(hooks, buf);
+        } else if (strcmp(buf, "sync") == 0) {
             /* Lifelines are read in order of polling, so every relay that
              * ended before this one asked has been dealt with. */
             (void)send(line.fd.get(), "done", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -113,7 +139,7 @@ bool read_lifeline(Lifeline &line) {
     }
 }
 
-[[noreturn]] void keeper_main(int channel, int supervisor, pid_t supervisor_pid, bool history) {
+[[noreturn]] void keeper_main(int channel, int supervisor, pid_t supervisor_pid, const KeeperSetup &setup) {
     /* Only what we need stays open: stdio for the log, the channel and
      * the supervisor's pidfd (both numbered above stderr). */
     int low = std::min(channel, supervisor), high = std::max(channel, supervisor);
@@ -130,13 +156,23 @@ bool read_lifeline(Lifeline &line) {
         signal(sig, SIG_IGN);
     }
     prctl(PR_SET_NAME, "sam-run-keeper");
+    std::unique_ptr<EventHooks> hooks;
+    if (setup.event_hook) {
+        hooks = std::make_unique<EventHooks>(*setup.event_hook, setup.event_timeout_ms);
+    }
     std::vector<Lifeline> lines;
+    bool supervisor_gone = false;
     for (;;) {
-        std::vector<pollfd> fds = {{supervisor, POLLIN, 0}, {channel, POLLIN, 0}};
+        std::vector<pollfd> fds = {{supervisor_gone ? -1 : supervisor, POLLIN, 0},
+                                   {supervisor_gone ? -1 : channel, POLLIN, 0}};
         for (const Lifeline &line : lines) {
             fds.push_back({line.fd.get(), POLLIN, 0});
         }
-        if (poll(fds.data(), fds.size(), -1) < 0) {
+        size_t first_hook = fds.size();
+        if (hooks) {
+            hooks->add_pollfds(fds);
+        }
+        if (poll(fds.data(), fds.size(), hooks ? hooks->next_timeout_ms() : -1) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -146,20 +182,29 @@ bool read_lifeline(Lifeline &line) {
             take_lifelines(channel, lines);
         }
         for (size_t i = lines.size(); i-- > 0;) {
-            if (i + 2 < fds.size() && fds[i + 2].revents != 0 && !read_lifeline(lines[i])) {
+            if (fds[i + 2].revents != 0 && !read_lifeline(lines[i], hooks.get())) {
                 end_of(lines[i], "its relay ended without doing it");
                 lines.erase(lines.begin() + static_cast<long>(i));
             }
         }
+        if (hooks) {
+            hooks->handle(fds, first_hook);
+        }
         if (fds[0].revents != 0) {
             take_lifelines(channel, lines);
             for (Lifeline &line : lines) {
-                (void)read_lifeline(line);
+                (void)read_lifeline(line, hooks.get());
                 end_of(line, "sam-run is ending");
             }
-            if (history) {
+            lines.clear();
+            if (setup.history) {
                 remove_history(supervisor_pid);
             }
+            supervisor_gone = true;
+        }
+        /* The last hooks (stopped, gave-up) may still run, each bounded
+         * by its timeout. */
+        if (supervisor_gone && (!hooks || hooks->idle())) {
             _exit(0);
         }
     }
@@ -167,7 +212,7 @@ bool read_lifeline(Lifeline &line) {
 
 } // namespace
 
-UniqueFd start_keeper(bool history) {
+UniqueFd start_keeper(const KeeperSetup &setup) {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
         throw std::system_error(errno, std::generic_category(), "socketpair");
@@ -183,7 +228,7 @@ UniqueFd start_keeper(bool history) {
         throw std::system_error(errno, std::generic_category(), "fork");
     }
     if (pid == 0) {
-        keeper_main(theirs.get(), supervisor.get(), parent, history);
+        keeper_main(theirs.get(), supervisor.get(), parent, setup);
     }
     return ours;
 }
@@ -236,5 +281,17 @@ void KeeperLink::announce(unsigned instance, pid_t pgid, const std::string &cgro
 }
 
 void KeeperLink::clear() { send_text("clear"); }
+
+void KeeperLink::event(const std::string &event, const std::vector<std::pair<std::string, std::string>> &facts) {
+    std::string text = "event\nSAM_EVENT=" + event;
+    for (const auto &[name, value] : facts) {
+        std::string clean = value;
+        std::replace(clean.begin(), clean.end(), '\n', ' ');
+        text += "\n" + name + "=" + clean;
+    }
+    if (text.size() <= kMaxMessage) {
+        send_text(text);
+    }
+}
 
 } // namespace samrun

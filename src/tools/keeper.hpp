@@ -13,17 +13,25 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "unique_fd.hpp"
 
 namespace samrun {
 
+struct KeeperSetup {
+    bool history = false;                  /* remove samrun.<pid>.* at the end */
+    std::optional<std::string> event_hook; /* --on-event (event_hooks.hpp) */
+    int event_timeout_ms = 0;
+};
+
 /* Forks the keeper (call while this process has a single thread) and
- * returns the channel relays hand their lifelines to. `history`: at the end,
- * the keeper also removes sam-run's keys from cmap (history.hpp). Throws
+ * returns the channel relays hand their lifelines to. Throws
  * std::system_error. */
-[[nodiscard]] UniqueFd start_keeper(bool history);
+[[nodiscard]] UniqueFd start_keeper(const KeeperSetup &setup);
 
 /* The relay's end of its lifeline. */
 class KeeperLink {
@@ -36,6 +44,9 @@ class KeeperLink {
     void announce(unsigned instance, pid_t pgid, const std::string &cgroup);
     /* The relay ended the group itself: nothing for the keeper to do. */
     void clear();
+    /* A state change for --on-event: SAM_EVENT=`event` and the facts as
+     * (NAME, value). Never blocks: dropped if the keeper lags far behind. */
+    void event(const std::string &event, const std::vector<std::pair<std::string, std::string>> &facts);
 
   private:
     void send_text(const std::string &text);

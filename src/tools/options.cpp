@@ -27,6 +27,8 @@ enum LongOnly {
     OPT_MAX_RESTARTS,
     OPT_RESTART_WINDOW,
     OPT_START_TIMEOUT,
+    OPT_ON_EVENT,
+    OPT_EVENT_TIMEOUT,
     OPT_NOTIFY_SOCKET,
     OPT_JSON,
     OPT_VERSION,
@@ -45,6 +47,8 @@ const struct option kLongOptions[] = {
     {"max-restarts", required_argument, nullptr, OPT_MAX_RESTARTS},
     {"restart-window", required_argument, nullptr, OPT_RESTART_WINDOW},
     {"start-timeout", required_argument, nullptr, OPT_START_TIMEOUT},
+    {"on-event", required_argument, nullptr, OPT_ON_EVENT},
+    {"event-timeout", required_argument, nullptr, OPT_EVENT_TIMEOUT},
     {"check", required_argument, nullptr, 'C'},
     {"check-timeout", required_argument, nullptr, OPT_CHECK_TIMEOUT},
     {"notify", no_argument, nullptr, 'n'},
@@ -169,6 +173,13 @@ void print_usage(FILE *out) {
           "                             implies --notify (default: a path in a new\n"
           "                             directory only this user can enter)\n"
           "\n"
+          "Events:\n"
+          "      --on-event CMD         run 'sh -c CMD' on each state change (started,\n"
+          "                             failed, restarting, gave-up, quorum-lost,\n"
+          "                             stopped), facts in SAM_* variables; never delays\n"
+          "                             supervision, a failing hook is only logged\n"
+          "      --event-timeout MS     kill a hook still running after MS (default 10000)\n"
+          "\n"
           "Information:\n"
           "  -s, --status               list the processes supervised on this node (cmap)\n"
           "      --json                 with --status: print JSON\n"
@@ -188,6 +199,7 @@ ParseResult parse_options(int argc, char **argv) {
     Options &opts = result.options;
     bool help = false;
     bool version = false;
+    bool event_timeout_given = false;
     auto fail = [&result](std::string message) {
         result.outcome = ParseOutcome::Error;
         result.error = std::move(message);
@@ -266,6 +278,19 @@ ParseResult parse_options(int argc, char **argv) {
             }
             opts.start_timeout_ms = static_cast<int>(number);
             break;
+        case OPT_ON_EVENT:
+            if (*optarg == '\0') {
+                return fail("--on-event needs a command");
+            }
+            opts.on_event = optarg;
+            break;
+        case OPT_EVENT_TIMEOUT:
+            if (!parse_number(optarg, INT_MAX, number) || number == 0) {
+                return fail(bad_value("event-timeout", optarg, "milliseconds, 1 to 2147483647"));
+            }
+            opts.event_timeout_ms = static_cast<int>(number);
+            event_timeout_given = true;
+            break;
         case 'C':
             if (*optarg == '\0') {
                 return fail("--check needs a command");
@@ -338,6 +363,9 @@ ParseResult parse_options(int argc, char **argv) {
     }
     if (opts.check_command && opts.interval_ms == 0) {
         return fail("--check needs a health-check interval: --interval must be above 0");
+    }
+    if (event_timeout_given && !opts.on_event) {
+        return fail("--event-timeout is only valid with --on-event");
     }
     if (opts.restart_window_s != 0 && !opts.max_restarts) {
         return fail("--restart-window is only valid with --max-restarts");

@@ -38,6 +38,8 @@ struct Options {
     std::optional<unsigned long> max_restarts; /* default: unlimited */
     unsigned long restart_window_s = 0;        /* 0: the whole run */
     std::optional<int> start_timeout_ms;       /* default: the interval */
+    std::optional<std::string> on_event;       /* --on-event: sh -c CMD per state change */
+    int event_timeout_ms = 10000;              /* a hook still running then is killed */
     std::optional<std::string> check_command;
     std::optional<int> check_timeout_ms; /* default: half the interval, at least 1 ms */
     bool notify = false;

@@ -78,6 +78,10 @@ class Relay {
     void arm_start_timeout();
     [[noreturn]] void give_up();
     void publish_history();
+    using Facts = std::vector<std::pair<std::string, std::string>>;
+    /* `instance`: 0 for this one. */
+    void emit(const char *event, Facts facts = {}, unsigned instance = 0);
+    void emit_end(const siginfo_t &info, const char *event, const std::string &reason);
     [[nodiscard]] FailureCause warning_cause() const;
     void arm_ticks();
     [[noreturn]] void fatal(const char *what, int err);
@@ -285,6 +289,7 @@ void Relay::spawn_program() {
             check_->start_grace(*opts_.start_timeout_ms);
         }
     }
+    emit("started");
     log_line("started %s as pid %d in %s%s%s", opts_.command.front().c_str(), static_cast<int>(program_.pid),
              group_.cgroup().empty() ? "its own process group" : group_.cgroup().c_str(),
              record_.previous_end().empty() ? "" : "; previous instance: ", record_.previous_end().c_str());
@@ -341,9 +346,17 @@ void Relay::run() {
     if (opts_.cmap) {
         history_ = std::make_unique<HistoryPublisher>(setup_.supervisor_pid);
     }
+    if (record_.previous_end() == "killed by the supervisor") {
+        /* That relay could not say so itself. */
+        emit("failed", {{"SAM_REASON", record_.last_failure().value_or("killed")}, {"SAM_SIGNAL", "KILL"}},
+             /* instance= */ setup_.instance_id - 1);
+    }
     if (opts_.max_restarts &&
         record_.over_restart_limit(*opts_.max_restarts, static_cast<uint64_t>(opts_.restart_window_s) * 1000u)) {
         give_up();
+    }
+    if (record_.restarted()) {
+        emit("restarting", {{"SAM_REASON", record_.last_failure().value_or("")}});
     }
     if (opts_.check_command) {
         /* libsam pauses its health checks while the callback runs, so by
@@ -437,9 +450,35 @@ void Relay::give_up() {
      * sam-run's prefix instead, for --status and the cluster to read. */
     gave_up_ = true;
     publish_history();
+    emit("gave-up",
+         {{"SAM_REASON", "more than --max-restarts " + std::to_string(max) + " restarts" +
+                             (opts_.restart_window_s != 0 ? " within " + std::to_string(opts_.restart_window_s) + " s"
+                                                          : std::string()) +
+                             "; last failure: " + last}});
     setup_.upstream->send("STATUS=gave up after " + std::to_string(record_.window_restarts()) + " restarts");
     fflush(stderr);
     _exit(kExitGaveUp);
+}
+
+void Relay::emit(const char *event, Facts facts, unsigned instance) {
+    if (!opts_.on_event) {
+        return;
+    }
+    facts.insert(facts.begin(), {{"SAM_PID", std::to_string(setup_.supervisor_pid)},
+                                 {"SAM_INSTANCE", std::to_string(instance != 0 ? instance : setup_.instance_id)},
+                                 {"SAM_RESTARTS", std::to_string(record_.restarts())}});
+    if (program_.pid > 0) {
+        facts.emplace_back("SAM_PROGRAM_PID", std::to_string(program_.pid));
+    }
+    keeper_.event(event, facts);
+}
+
+void Relay::emit_end(const siginfo_t &info, const char *event, const std::string &reason) {
+    if (info.si_code == CLD_EXITED) {
+        emit(event, {{"SAM_REASON", reason}, {"SAM_EXIT_CODE", std::to_string(info.si_status)}});
+    } else {
+        emit(event, {{"SAM_REASON", reason}, {"SAM_SIGNAL", signal_name(info.si_status)}});
+    }
 }
 
 void Relay::publish_history() {
@@ -502,6 +541,16 @@ void Relay::on_program_exit() {
                                                  : FailureCause::None;
     record_.record_end(info, !finished, cause);
     publish_history(); /* the last word, if no instance follows */
+    bool stopped =
+        finished || (!started_ && (stopping_seen_ || !opts_.notify)) || (stop_signal_forwarded_ != 0 && !warned_);
+    if (stopped) {
+        emit_end(info, "stopped",
+                 finished                 ? "finished"
+                 : stop_signal_forwarded_ ? "SIG" + signal_name(stop_signal_forwarded_)
+                                          : "STOPPING=1");
+    } else {
+        emit_end(info, "failed", cause != FailureCause::None ? describe_cause(cause, 0) : describe_exit(info));
+    }
     if (finished) {
         log_line("program finished (exit 0)");
         if (started_) {
@@ -552,6 +601,9 @@ void Relay::on_signal() {
                 warn_cause_ = warning_cause();
                 /* If we are killed next, the next instance tells why. */
                 record_.record_warning(warn_cause_);
+                if (warn_cause_ == FailureCause::QuorumLoss) {
+                    emit("quorum-lost");
+                }
             }
         } else if (sig == SIGTERM || sig == SIGINT) {
             stop_signal_forwarded_ = sig;

@@ -54,6 +54,8 @@ class RunRecord {
     [[nodiscard]] bool over_restart_limit(unsigned long max_restarts, uint64_t window_ms);
 
     [[nodiscard]] uint32_t failures() const { return data_.failures; }
+    /* Did an instance run before this one (is this a restart)? */
+    [[nodiscard]] bool restarted() const { return restarted_; }
     [[nodiscard]] uint32_t restarts() const { return data_.restarts; }
     /* Restarts counted in the current window (--max-restarts). */
     [[nodiscard]] uint32_t window_restarts() const { return data_.window_restarts; }

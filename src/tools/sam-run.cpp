@@ -82,7 +82,11 @@ int supervise(const Options &opts) {
      * should not hold is opened. */
     UniqueFd keeper;
     try {
-        keeper = start_keeper(/* history= */ opts.cmap);
+        KeeperSetup keeper_setup;
+        keeper_setup.history = opts.cmap;
+        keeper_setup.event_hook = opts.on_event;
+        keeper_setup.event_timeout_ms = opts.event_timeout_ms;
+        keeper = start_keeper(keeper_setup);
     } catch (const std::system_error &e) {
         fprintf(stderr, "sam-run: cannot start the keeper: %s\n", e.what());
         return kExitInternal;
