@@ -54,10 +54,10 @@ void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd, ProgramG
         if (fds[2].revents != 0) {
             if (int stop = stop_forwarded_.load(); stop != 0) {
                 /* It ended on the stop we passed on: so do we, now. */
+                group.end(); /* before the reap: the group id stays ours */
                 siginfo_t info = reap(program_pidfd);
                 log_line("program ended (%s) after SIG%s while waiting for quorum", describe_exit(info).c_str(),
                          signal_name(stop).c_str());
-                group.end();
                 exit_like(info);
             }
             /* Ended by itself: the main thread reports that once the call

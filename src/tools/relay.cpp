@@ -187,11 +187,13 @@ void Relay::stop_health_checking(const char *why) {
 
 void Relay::fatal(const char *what, int err) {
     log_line("%s: %s", what, strerror(err));
+    /* The group first, while its unreaped leader keeps the id from being
+     * reused. */
+    end_program_group();
     if (program_.pidfd.valid()) {
         pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
         (void)reap(program_.pidfd.get());
     }
-    end_program_group();
     if (started_) {
         (void)sam_stop(); /* an internal error is not the program's failure */
     }
@@ -265,7 +267,10 @@ void Relay::spawn_program() {
         fatal("cannot start the program", e.code().value());
     }
     cgroup_procs.reset();
-    group_.set_pgid(program_.pid);
+    if (program_.exec_errno == 0) {
+        /* Not for a child already reaped: its id may be reused. */
+        group_.set_pgid(program_.pid);
+    }
     if (program_.cgroup_errno != 0) {
         log_line("the program could not join %s (%s): its process group only", group_.cgroup().c_str(),
                  strerror(program_.cgroup_errno));
@@ -530,9 +535,11 @@ void Relay::on_start_timeout() {
 }
 
 void Relay::on_program_exit() {
+    /* What the program left behind goes first, while its unreaped leader
+     * keeps the group id from being reused. */
+    end_program_group();
     siginfo_t info = reap(program_.pidfd.get());
     program_.pidfd.reset(); /* nothing left to signal */
-    end_program_group();
     bool finished =
         info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !not_ready_ && !(warned_ && started_);
     FailureCause cause = triggered_              ? FailureCause::Triggered
