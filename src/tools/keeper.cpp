@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -139,17 +140,32 @@ bool read_lifeline(Lifeline &line, EventHooks *hooks) {
     }
 }
 
+/* Closes every descriptor above stderr except `a` and `b`. */
+void close_all_but(int a, int b) {
+    int low = std::min(a, b), high = std::max(a, b);
+    bool ok = (low <= 3 || syscall(SYS_close_range, 3u, static_cast<unsigned>(low) - 1u, 0u) == 0) &&
+              (high <= low + 1 ||
+               syscall(SYS_close_range, static_cast<unsigned>(low) + 1u, static_cast<unsigned>(high) - 1u, 0u) == 0) &&
+              syscall(SYS_close_range, static_cast<unsigned>(high) + 1u, ~0u, 0u) == 0;
+    if (ok) {
+        return;
+    }
+    /* No close_range(2) (before Linux 5.9, valgrind): one by one. */
+    rlimit limit{};
+    int max = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                  ? static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 65536))
+                  : 65536;
+    for (int fd = 3; fd < max; ++fd) {
+        if (fd != a && fd != b) {
+            (void)close(fd);
+        }
+    }
+}
+
 [[noreturn]] void keeper_main(int channel, int supervisor, pid_t supervisor_pid, const KeeperSetup &setup) {
     /* Only what we need stays open: stdio for the log, the channel and
      * the supervisor's pidfd (both numbered above stderr). */
-    int low = std::min(channel, supervisor), high = std::max(channel, supervisor);
-    if (low > 3) {
-        (void)syscall(SYS_close_range, 3u, static_cast<unsigned>(low) - 1u, 0u);
-    }
-    if (high > low + 1) {
-        (void)syscall(SYS_close_range, static_cast<unsigned>(low) + 1u, static_cast<unsigned>(high) - 1u, 0u);
-    }
-    (void)syscall(SYS_close_range, static_cast<unsigned>(high) + 1u, ~0u, 0u);
+    close_all_but(channel, supervisor);
     /* Stop signals are for the supervisor, which passes them on: the
      * keeper ends when the supervisor has, after cleaning up. */
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU}) {
