@@ -194,14 +194,23 @@ void close_all_but(int a, int b) {
             }
             _exit(1);
         }
-        if (fds[1].revents != 0) {
-            take_lifelines(channel, lines);
-        }
-        for (size_t i = lines.size(); i-- > 0;) {
+        /* Oldest first, and only those polled: an ended relay's group is
+         * ended before a newer relay's "sync" is answered. */
+        const size_t polled = first_hook - 2;
+        std::vector<bool> closed(polled, false);
+        for (size_t i = 0; i < polled; ++i) {
             if (fds[i + 2].revents != 0 && !read_lifeline(lines[i], hooks.get())) {
                 end_of(lines[i], "its relay ended without doing it");
+                closed[i] = true;
+            }
+        }
+        for (size_t i = polled; i-- > 0;) {
+            if (closed[i]) {
                 lines.erase(lines.begin() + static_cast<long>(i));
             }
+        }
+        if (fds[1].revents != 0) {
+            take_lifelines(channel, lines);
         }
         if (hooks) {
             hooks->handle(fds, first_hook);
