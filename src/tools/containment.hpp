@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * containment.hpp - the program is its whole process tree. Each program runs
  * in a process group of its own, so every signal sam-run sends it reaches

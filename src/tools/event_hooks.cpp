@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * event_hooks.cpp - see event_hooks.hpp. Runs in the keeper, which has a
  * single thread: fork() here is plain.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * event_hooks.hpp - `--on-event CMD`: `sh -c CMD` on each state change of
  * the supervised program, with the facts in its environment (SAM_EVENT,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * history.hpp - what `sam-run --status` shows about each supervised program
  * beyond libsam's own keys: restarts so far, the last failure's cause and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * keeper.hpp - ends what a relay cannot. libsam's supervisor kills a hung
  * instance (the relay) with SIGKILL; the program dies with it (parent-death

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # sam-run's history in cmap and --status: restarts so far, the last failure's
 # cause and when, the time since the current instance started, and what holds
 # the program. Published under samrun.<pid>.*, not under libsam's
