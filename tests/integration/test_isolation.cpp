@@ -3,22 +3,34 @@
 // a stopped corosync can do to a supervisor (not delay it), and that a
 // QUORUM instance never starts on an inquorate node (run inside
 // tests/corosync/with-corosync.sh).
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <corosync/cmap.h>
@@ -595,4 +607,144 @@ TEST(QuorumRace, NoStartWhileInquorate) {
     }
     REQUIRE_MSG(rounds >= 50, "only " + std::to_string(rounds) + " rounds in 35 s");
     std::fprintf(stderr, "\nmeasured: %d rounds\n", rounds);
+}
+
+// ---- forks stay clean while corosync comes and goes ----
+
+namespace {
+constexpr unsigned kForkRounds = 1000;
+
+// In the calling process (the program): a mount namespace whose /dev holds
+// null, the host's /dev/shm (libqb's rings live there) and, as /dev/log,
+// the socket bound at `log_path`. 0, or a step number that failed.
+int private_dev_log(const std::string &keep_dir, const std::string &log_path) {
+    const std::string shm = keep_dir + "/shm";
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        return 1;
+    if (::mkdir(shm.c_str(), 0700) != 0 || ::mount("/dev/shm", shm.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+        return 2;
+    if (::mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755") != 0 ||
+        ::mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3)) != 0 || ::mkdir("/dev/shm", 01777) != 0 ||
+        ::mount(shm.c_str(), "/dev/shm", nullptr, MS_BIND | MS_REC, nullptr) != 0)
+        return 3;
+    const int placeholder = ::open("/dev/log", O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    if (placeholder < 0)
+        return 4;
+    ::close(placeholder);
+    return ::mount(log_path.c_str(), "/dev/log", nullptr, MS_BIND, nullptr) == 0 ? 0 : 5;
+}
+} // namespace
+
+TEST_GROUP(ForkSafety) {
+    it::Program prog;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        prog.cleanup();
+        if (it::ctl("is-running") != 0)
+            (void)it::ctl("start");
+    }
+};
+
+// 1,000 restarts while corosync is killed and started again over and over
+// (a thread of the test does that meanwhile), with syslog's reader slow (a
+// socket of this test, bound over /dev/log, read one line every 5 ms): the
+// link reconnects and logs, and every new instance still runs. Each one first
+// uses the libc state that a fork taken while another thread held its lock
+// would leave locked for ever (syslog, the time zone, malloc), idles 10 ms,
+// then starts and fails at once. An instance that deadlocked would never say
+// "ran", and the supervisor, which times nothing before sam_start, would wait
+// for it for ever.
+TEST(ForkSafety, ThousandRestartsWhileCorosyncRestarts) {
+    char dir[] = "/tmp/samfork.XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    const std::string keep(dir), log_path = keep + "/log";
+    const int log_sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(log_sock >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", log_path.c_str());
+    REQUIRE(::bind(log_sock, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    std::atomic<bool> done{false};
+    std::atomic<unsigned> syslog_lines{0};
+    std::thread slow_reader([&] {
+        while (!done.load()) {
+            pollfd p{log_sock, POLLIN, 0};
+            if (::poll(&p, 1, 100) == 1) {
+                char line[1024];
+                if (::recv(log_sock, line, sizeof line, 0) > 0)
+                    ++syslog_lines;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5)); // the slowness itself
+        }
+    });
+    prog.start(
+        [keep, log_path] {
+            if (const int step = private_dev_log(keep, log_path))
+                return 80 + step;
+            ::unsetenv("SAM_LOG_STDERR"); // the supervisor's lines go to syslog too
+            if (sam_initialize(2000, static_cast<sam_recovery_policy_t>(kCmapRestart)) != CS_OK)
+                return 90;
+            unsigned iid = 0;
+            if (sam_register(&iid) != CS_OK)
+                return 91;
+            ::openlog("integ-isolation", LOG_PID | LOG_NDELAY, LOG_USER);
+            ::syslog(LOG_DEBUG, "instance %u", iid);
+            ::closelog();
+            const time_t now = ::time(nullptr);
+            struct tm local {};
+            (void)::localtime_r(&now, &local);
+            void *block = std::malloc(1000 + iid);
+            std::free(block);
+            it::emit("ev=ran iid=%u", iid);
+            if (iid > kForkRounds)
+                return 0; // exits before sam_start: the supervisor ends with it
+            (void)it::command(10);
+            // A start may find corosync gone (an error) or not answering
+            // for 5 s (CS_ERR_TIMEOUT): the instance stays registered and
+            // tries again, as a program would.
+            while (sam_start() != CS_OK)
+                (void)it::command(50);
+            ::_exit(1);
+        },
+        {{"SAM_RESTART_DELAY_MS", "0"}});
+    std::atomic<unsigned> outages{0};
+    std::thread bouncer([&] {
+        while (!done.load()) {
+            if (it::ctl("kill 10") != 0 || it::ctl("start") != 0)
+                return;
+            ++outages;
+            // corosync runs for a second before it goes again: the period
+            // of the disturbance, not a wait for anything.
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+    });
+    // Waited for in steps: the corosync restarts of the other thread may
+    // cut a single long wait short.
+    const uint64_t give_up = it::now_ns() + it::ms(240 * 1000);
+    bool finished = false;
+    while (!finished && it::now_ns() < give_up && !it::process_gone(prog.pid()))
+        finished = prog.wait_event([](const it::Event &e) { return e.is("ran") && e.num("iid") > kForkRounds; }, 1000);
+    done.store(true);
+    bouncer.join();
+    slow_reader.join();
+    ::close(log_sock);
+    (void)::unlink(log_path.c_str());
+    REQUIRE_MSG(finished, "instances that ran: " + std::to_string(prog.events_of("ran").size()) + " in 240 s");
+    std::set<long long> seen;
+    for (const it::Event &e : prog.events_of("ran"))
+        seen.insert(e.num("iid"));
+    REQUIRE_MSG(seen.size() == kForkRounds + 1 && *seen.begin() == 1 && *seen.rbegin() == kForkRounds + 1,
+                "distinct instances that ran: " + std::to_string(seen.size()));
+    REQUIRE_MSG(outages.load() >= 2, "corosync restarts meanwhile: " + std::to_string(outages.load()));
+    REQUIRE(prog.wait_exit(10000).exited);
+    REQUIRE(syslog_lines.load() > 0); // the reader really was in the way
+    (void)::umount2((keep + "/shm").c_str(), MNT_DETACH);
+    (void)::rmdir((keep + "/shm").c_str());
+    (void)::rmdir(keep.c_str());
+    UT_PRINT(("ForkSafety: " + std::to_string(kForkRounds) + " restarts across " + std::to_string(outages.load()) +
+              " corosync restarts, " + std::to_string(syslog_lines.load()) + " syslog lines read slowly")
+                 .c_str());
 }
