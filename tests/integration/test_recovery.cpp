@@ -663,12 +663,16 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
         if (iid == 30) {
             const int fds30 = count_entries(fd_dir), maps30 = count_lines(maps);
             REQUIRE_MSG(fds30 == fds2, "descriptors " + std::to_string(fds2) + " -> " + std::to_string(fds30));
-            // One mapping left behind per restart would show as +28.
-            const int slack = it::kUnderTsan ? 8 : 2;
+            // One mapping left behind per restart would show as +28. Under
+            // ThreadSanitizer that check is left to the other builds: each
+            // restart's store of 40000 bytes starts the supervisor's reader
+            // thread anew (it is joined before every fork), and the runtime
+            // keeps mappings for threads that have ended (326 -> 390 seen).
+            const int slack = it::kUnderTsan ? 8 + 3 * 28 : 2;
             REQUIRE_MSG(maps30 <= maps2 + slack, "mappings " + std::to_string(maps2) + " -> " + std::to_string(maps30));
             break;
         }
-        prog.send("store 40000"); // the large-data path: a memfd each time
+        prog.send("store 40000"); // read out of the instance by the reader thread
         REQUIRE(prog.wait_event("stored", 3000));
         prog.send("exit 1");
     }
