@@ -6,7 +6,7 @@ set -eu
 PACKAGES="build-essential autoconf automake libtool pkg-config
   corosync libcmap-dev libquorum-dev libqb-dev libcorosync-common-dev
   libsam4 libsam-dev libcpputest-dev libsystemd-dev
-  iproute2 util-linux procps psmisc valgrind groff-base mandoc
+  iproute2 util-linux procps psmisc valgrind groff-base mandoc python3
   libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev
   debhelper dpkg-dev devscripts lintian fakeroot"
 missing=""
