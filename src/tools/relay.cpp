@@ -554,7 +554,8 @@ void Relay::on_program_exit() {
         emit_end(info, "stopped",
                  finished                 ? "finished"
                  : stop_signal_forwarded_ ? "SIG" + signal_name(stop_signal_forwarded_)
-                                          : "STOPPING=1");
+                 : stopping_seen_         ? "STOPPING=1"
+                                          : "not started");
     } else {
         emit_end(info, "failed", cause != FailureCause::None ? describe_cause(cause, 0) : describe_exit(info));
     }
@@ -566,7 +567,10 @@ void Relay::on_program_exit() {
         exit_like(info);
     }
     if (!started_ && (stopping_seen_ || !opts_.notify)) {
-        log_line("program ended (%s) after STOPPING=1", describe_exit(info).c_str());
+        /* Without --notify this is an end before health checking began
+         * (say, while the cluster was not quorate), not a STOPPING=1. */
+        log_line("program ended (%s) %s", describe_exit(info).c_str(),
+                 stopping_seen_ ? "after STOPPING=1" : "before health checking started");
         exit_like(info);
     }
     if (!started_ && stop_signal_forwarded_ != 0) {
