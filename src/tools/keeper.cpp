@@ -226,6 +226,9 @@ void close_all_but(int a, int b) {
             if (setup.history) {
                 remove_history(supervisor_pid);
             }
+            for (const SocketFile &file : setup.socket_files) {
+                remove_socket_file(file);
+            }
             supervisor_gone = true;
         }
         /* The last hooks (stopped, gave-up) may still run, each bounded

@@ -7,7 +7,8 @@
  * Each relay hands it a lifeline (one end of a socket pair) and announces
  * each program's group on it; when a lifeline closes, however its relay
  * ended, the keeper ends the group that was last announced and not cleared.
- * When the supervisor is gone, the keeper ends whatever is left and exits.
+ * When the supervisor is gone, the keeper ends whatever is left, removes the
+ * --listen socket files, and exits.
  */
 #ifndef SAMRUN_KEEPER_HPP
 #define SAMRUN_KEEPER_HPP
@@ -19,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "listen.hpp"
 #include "unique_fd.hpp"
 
 namespace samrun {
@@ -27,6 +29,7 @@ struct KeeperSetup {
     bool history = false;                  /* remove samrun.<pid>.* at the end */
     std::optional<std::string> event_hook; /* --on-event (event_hooks.hpp) */
     int event_timeout_ms = 0;
+    std::vector<SocketFile> socket_files; /* --listen unix sockets, removed at the end */
 };
 
 /* Forks the keeper (call while this process has a single thread) and

@@ -135,7 +135,8 @@ NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string 
     /* The sender's pid is 0 when it is already gone or lives in another
      * pid namespace: nobody we can vouch for. */
     bool trusted = have_creds && message.sender > 0 && allowed(message.sender, message.sender_uid);
-    if (!passed.empty()) {
+    bool accepted = trusted && (msg.msg_flags & MSG_TRUNC) == 0;
+    if (!passed.empty() && !accepted) {
         sink_.dispose(passed, /* stranger= */ !trusted);
     }
     if (!have_creds || message.sender <= 0) {
@@ -155,6 +156,7 @@ NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string 
         return Receive::Rejected;
     }
     message.fields = parse_notify_datagram(buffer, static_cast<size_t>(n));
+    message.fds = std::move(passed);
     return Receive::Message;
 }
 

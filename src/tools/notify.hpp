@@ -31,6 +31,9 @@ struct NotifyMessage {
     pid_t sender = 0; /* from SCM_CREDENTIALS, checked by the kernel */
     uid_t sender_uid = static_cast<uid_t>(-1);
     NotifyFields fields;
+    /* Descriptors the program passed (SCM_RIGHTS), close-on-exec. Never
+     * close() them: hand them to NotifyServer::dispose() when done. */
+    std::vector<int> fds;
 };
 
 /* Decides from the kernel's credentials whether a sender may send at all. */
@@ -51,9 +54,16 @@ class NotifyServer {
      * checked before anything else in it: Rejected when there are none, when
      * `allowed` refuses them, or when the datagram was truncated; `why` says
      * which, and no field of a rejected datagram is looked at. Descriptors
-     * passed along (we keep none for anyone) go to the sink, never to a
-     * close() here, whoever sent them. */
+     * of a rejected datagram go to the sink, never to a close() here; those
+     * of a Message are in message.fds, for the caller to keep (FDSTORE=1)
+     * and then dispose(). */
     [[nodiscard]] Receive receive(NotifyMessage &message, std::string &why, const SenderCheck &allowed);
+    /* Makes our copies of `fds` go away without a blocking close(). */
+    void dispose(const std::vector<int> &fds) {
+        if (!fds.empty()) {
+            sink_.dispose(fds, /* stranger= */ false);
+        }
+    }
 
   private:
     UniqueFd fd_;

@@ -30,6 +30,8 @@ enum LongOnly {
     OPT_ON_EVENT,
     OPT_EVENT_TIMEOUT,
     OPT_NOTIFY_SOCKET,
+    OPT_LISTEN,
+    OPT_FDSTORE_MAX,
     OPT_JSON,
     OPT_VERSION,
 };
@@ -53,6 +55,8 @@ const struct option kLongOptions[] = {
     {"check-timeout", required_argument, nullptr, OPT_CHECK_TIMEOUT},
     {"notify", no_argument, nullptr, 'n'},
     {"notify-socket", required_argument, nullptr, OPT_NOTIFY_SOCKET},
+    {"listen", required_argument, nullptr, OPT_LISTEN},
+    {"fdstore-max", required_argument, nullptr, OPT_FDSTORE_MAX},
     {"status", no_argument, nullptr, 's'},
     {"json", no_argument, nullptr, OPT_JSON},
     {"help", no_argument, nullptr, 'h'},
@@ -173,6 +177,17 @@ void print_usage(FILE *out) {
           "                             implies --notify (default: a path in a new\n"
           "                             directory only this user can enter)\n"
           "\n"
+          "Sockets (passed as in systemd socket activation: LISTEN_FDS, LISTEN_PID,\n"
+          "LISTEN_FDNAMES, descriptors from 3 on):\n"
+          "      --listen ADDR[,name=NAME]\n"
+          "                             listen on ADDR once, before the first start, and\n"
+          "                             pass the socket to every instance: tcp:HOST:PORT\n"
+          "                             (numeric IPv4, or [IPv6]), unix:PATH or @NAME\n"
+          "                             (abstract); repeatable, at most 64\n"
+          "      --fdstore-max N        with --notify: descriptors kept for the next\n"
+          "                             instances (FDSTORE=1), at most N (default 64,\n"
+          "                             0 = none, up to 1024)\n"
+          "\n"
           "Events:\n"
           "      --on-event CMD         run 'sh -c CMD' on each state change (started,\n"
           "                             failed, restarting, gave-up, quorum-lost,\n"
@@ -200,6 +215,7 @@ ParseResult parse_options(int argc, char **argv) {
     bool help = false;
     bool version = false;
     bool event_timeout_given = false;
+    bool fdstore_max_given = false;
     auto fail = [&result](std::string message) {
         result.outcome = ParseOutcome::Error;
         result.error = std::move(message);
@@ -313,6 +329,25 @@ ParseResult parse_options(int argc, char **argv) {
             opts.notify = true;
             opts.notify_socket = optarg;
             break;
+        case OPT_LISTEN: {
+            ListenAddress address;
+            std::string expected;
+            if (!parse_listen_address(optarg, address, expected)) {
+                return fail(bad_value("listen", optarg, expected.c_str()));
+            }
+            if (opts.listen.size() == kMaxListen) {
+                return fail("at most " + std::to_string(kMaxListen) + " --listen sockets");
+            }
+            opts.listen.push_back(std::move(address));
+            break;
+        }
+        case OPT_FDSTORE_MAX:
+            if (!parse_number(optarg, kMaxFdStore, number)) {
+                return fail(bad_value("fdstore-max", optarg, "a number from 0 to 1024"));
+            }
+            opts.fdstore_max = number;
+            fdstore_max_given = true;
+            break;
         case 's':
             opts.status = true;
             break;
@@ -375,6 +410,9 @@ ParseResult parse_options(int argc, char **argv) {
     }
     if (opts.start_timeout_ms && opts.interval_ms == 0) {
         return fail("--start-timeout needs a health-check interval: --interval must be above 0");
+    }
+    if (fdstore_max_given && !opts.notify) {
+        return fail("--fdstore-max is only valid with --notify: descriptors are stored with FDSTORE=1");
     }
     if (opts.check_timeout_ms && !opts.check_command) {
         return fail("--check-timeout is only valid with --check");

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "listen.hpp"
+
 namespace samrun {
 
 constexpr int kExitUsage = 2;
@@ -21,6 +23,11 @@ constexpr int kExitNotFound = 127;
  * sysexits.h's 64-78: a service manager can tell it from the program's
  * failures and from sam-run's own 2/125/126/127. */
 constexpr int kExitGaveUp = 199;
+
+/* Most --listen sockets, and most --fdstore-max: every one is a descriptor
+ * of the program, within its RLIMIT_NOFILE (commonly 1024). */
+constexpr size_t kMaxListen = 64;
+constexpr unsigned long kMaxFdStore = 1024;
 
 enum class Policy { Restart, Quit };
 
@@ -44,6 +51,8 @@ struct Options {
     std::optional<int> check_timeout_ms; /* default: half the interval, at least 1 ms */
     bool notify = false;
     std::optional<std::string> notify_socket; /* default: a path in a private directory */
+    std::vector<ListenAddress> listen;        /* --listen, in the order given */
+    unsigned long fdstore_max = 64;           /* FDSTORE=1 descriptors kept at most */
     bool status = false;
     bool json = false;
     std::vector<std::string> command;

@@ -5,12 +5,14 @@
 #include "pidfd.hpp"
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +49,54 @@ void reset_signals_in_child() {
 
 namespace {
 
+/* Digits of our pid into the spaces that follow '=' (child side). */
+void write_pid_digits(char *slot) {
+    char digits[16];
+    int n = 0;
+    for (pid_t pid = getpid(); pid > 0 && n < 16; pid /= 10) {
+        digits[n++] = static_cast<char>('0' + pid % 10);
+    }
+    char *out = strchr(slot, '=') + 1;
+    while (n > 0) {
+        *out++ = digits[--n];
+    }
+    *out = '\0';
+}
+
+/* Child side: the passed descriptors to 3, 4, ..., everything else above
+ * them close-on-exec. `report_fd` moves out of the way first. */
+bool pass_descriptors(const SpawnRequest &request, int &report_fd) {
+    const int first_free = 3 + static_cast<int>(request.passed_fd_count);
+    if (report_fd < first_free) {
+        int moved = fcntl(report_fd, F_DUPFD_CLOEXEC, first_free);
+        if (moved < 0) {
+            return false;
+        }
+        report_fd = moved;
+    }
+    for (size_t i = 0; i < request.passed_fd_count; ++i) {
+        /* dup2() leaves the copy without close-on-exec: it crosses. */
+        if (dup2(request.passed_fds[i], 3 + static_cast<int>(i)) < 0) {
+            return false;
+        }
+    }
+    if (syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0u, CLOSE_RANGE_CLOEXEC) == 0) {
+        return true;
+    }
+    /* Before Linux 5.11: one by one. */
+    rlimit limit{};
+    int max = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                  ? static_cast<int>(limit.rlim_cur < 65536 ? limit.rlim_cur : 65536)
+                  : 65536;
+    for (int fd = first_free; fd < max; ++fd) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && (flags & FD_CLOEXEC) == 0) {
+            (void)fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+    return true;
+}
+
 /* Child side of spawn_process: async-signal-safe calls only. */
 [[noreturn]] void exec_child(const SpawnRequest &request, pid_t parent, int report_fd) {
     reset_signals_in_child();
@@ -70,18 +120,15 @@ namespace {
         (void)!write(report_fd, &err, sizeof err);
         _exit(kExitCannotExecute);
     }
-    if (request.pid_slot != nullptr) {
-        /* Digits into the spaces that follow '=', right after fork. */
-        char digits[16];
-        int n = 0;
-        for (pid_t pid = getpid(); pid > 0 && n < 16; pid /= 10) {
-            digits[n++] = static_cast<char>('0' + pid % 10);
+    for (char *slot : request.pid_slots) {
+        if (slot != nullptr) {
+            write_pid_digits(slot);
         }
-        char *out = strchr(request.pid_slot, '=') + 1;
-        while (n > 0) {
-            *out++ = digits[--n];
-        }
-        *out = '\0';
+    }
+    if (request.passed_fd_count > 0 && !pass_descriptors(request, report_fd)) {
+        int err = errno;
+        (void)!write(report_fd, &err, sizeof err);
+        _exit(kExitCannotExecute);
     }
     execve(request.path.c_str(), request.argv->data(), request.envp->data());
     int err = errno;

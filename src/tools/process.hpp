@@ -41,9 +41,15 @@ struct SpawnRequest {
     int stdin_fd = -1;              /* -1: inherit */
     bool own_process_group = false; /* so one signal reaches the whole tree */
     int cgroup_procs_fd = -1;       /* >= 0: the child joins this cgroup first */
-    /* Optional: "WATCHDOG_PID=" entry of envp whose digits the child writes,
-     * with room for them (the entry was padded with spaces). */
-    char *pid_slot = nullptr;
+    /* Optional: entries of envp ("WATCHDOG_PID=", "LISTEN_PID=") whose
+     * digits the child writes, with room for them (padded with spaces). */
+    char *pid_slots[2] = {nullptr, nullptr};
+    /* Descriptors the program gets as 3, 4, ... in this order (socket
+     * activation); each must be numbered at or above 3 + passed_fd_count,
+     * so that no dup2() overwrites one still to come. With any passed,
+     * nothing else above stderr crosses the exec. */
+    const int *passed_fds = nullptr;
+    size_t passed_fd_count = 0;
 };
 
 struct Spawned {

@@ -15,6 +15,7 @@
  */
 #include "pidfd.hpp"
 #include <corosync/sam.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -31,6 +32,7 @@
 
 #include "blocking_signals.hpp"
 #include "containment.hpp"
+#include "fdstore.hpp"
 #include "health_check.hpp"
 #include "history.hpp"
 #include "keeper.hpp"
@@ -92,6 +94,8 @@ class Relay {
     void on_start_timeout();
     void on_notify();
     void on_notify_field(const std::string &key, const std::string &value);
+    void on_notify_fdstore(const NotifyMessage &message);
+    [[nodiscard]] std::vector<UniqueFd> descriptors_to_pass(std::vector<std::string> &names);
 
     /* Did the warn signal come because the program is unhealthy, rather
      * than a stop request passed on by the supervisor (both may be SIGTERM)?
@@ -143,6 +147,7 @@ class Relay {
     Spawned program_;
     ProgramGroup group_; /* the program and everything it started */
     KeeperLink keeper_;  /* ends group_ if we are killed first */
+    FdStoreLink fdstore_;
     std::unique_ptr<HealthCheck> check_;
 };
 
@@ -223,7 +228,10 @@ void Relay::block_signals() {
 void Relay::spawn_program() {
     std::vector<std::string> env;
     for (char **e = environ; e != nullptr && *e != nullptr; ++e) {
-        if (strncmp(*e, "SAM_RUN_", 8) != 0) {
+        /* LISTEN_* given to sam-run describe sam-run's descriptors, never
+         * the program's. */
+        if (strncmp(*e, "SAM_RUN_", 8) != 0 && strncmp(*e, "LISTEN_FDS=", 11) != 0 &&
+            strncmp(*e, "LISTEN_PID=", 11) != 0 && strncmp(*e, "LISTEN_FDNAMES=", 15) != 0) {
             env.emplace_back(*e);
         }
     }
@@ -241,13 +249,33 @@ void Relay::spawn_program() {
             env.push_back("WATCHDOG_PID=" + std::string(20, ' '));
         }
     }
+    std::vector<std::string> fd_names;
+    std::vector<UniqueFd> passed = descriptors_to_pass(fd_names);
+    std::vector<int> passed_numbers;
+    size_t listen_pid_slot = SIZE_MAX;
+    if (!passed.empty()) {
+        std::string joined;
+        for (const std::string &name : fd_names) {
+            joined += (joined.empty() ? "" : ":") + name;
+        }
+        env.push_back("LISTEN_FDS=" + std::to_string(passed.size()));
+        listen_pid_slot = env.size();
+        env.push_back("LISTEN_PID=" + std::string(20, ' '));
+        env.push_back("LISTEN_FDNAMES=" + joined);
+        for (const UniqueFd &fd : passed) {
+            passed_numbers.push_back(fd.get());
+        }
+    }
     ExecVector argv(opts_.command);
     ExecVector envp(std::move(env));
     SpawnRequest request;
     request.path = setup_.program_path;
     request.argv = &argv;
     request.envp = &envp;
-    request.pid_slot = pid_slot != SIZE_MAX ? envp.entry(pid_slot) : nullptr;
+    request.pid_slots[0] = pid_slot != SIZE_MAX ? envp.entry(pid_slot) : nullptr;
+    request.pid_slots[1] = listen_pid_slot != SIZE_MAX ? envp.entry(listen_pid_slot) : nullptr;
+    request.passed_fds = passed_numbers.data();
+    request.passed_fd_count = passed_numbers.size();
     request.own_process_group = true;
     UniqueFd cgroup_procs;
     if (setup_.cgroup_parent) {
@@ -267,6 +295,9 @@ void Relay::spawn_program() {
         fatal("cannot start the program", e.code().value());
     }
     cgroup_procs.reset();
+    /* The supervisor holds the listening sockets, the store what it keeps:
+     * none of these closes is the last. */
+    passed.clear();
     if (program_.exec_errno == 0) {
         /* Not for a child already reaped: its id may be reused. */
         group_.set_pgid(program_.pid);
@@ -298,6 +329,38 @@ void Relay::spawn_program() {
     log_line("started %s as pid %d in %s%s%s", opts_.command.front().c_str(), static_cast<int>(program_.pid),
              group_.cgroup().empty() ? "its own process group" : group_.cgroup().c_str(),
              record_.previous_end().empty() ? "" : "; previous instance: ", record_.previous_end().c_str());
+}
+
+std::vector<UniqueFd> Relay::descriptors_to_pass(std::vector<std::string> &names) {
+    std::vector<StoredFd> stored;
+    if (fdstore_.connected() && !fdstore_.fetch(stored)) {
+        log_line("the file descriptor store did not answer: the program gets no stored descriptors");
+        stored.clear();
+    }
+    size_t listening = setup_.listen != nullptr ? setup_.listen->fds().size() : 0;
+    /* Copies numbered above every target (3 .. 3+count-1), so that the
+     * child's dup2() calls never overwrite one still to be placed. */
+    const int floor = 3 + static_cast<int>(listening + stored.size());
+    std::vector<UniqueFd> out;
+    auto take = [&](int fd, const std::string &name) {
+        UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, floor));
+        if (!copy.valid()) {
+            fatal("cannot prepare the descriptors to pass", errno);
+        }
+        out.push_back(std::move(copy));
+        names.push_back(name);
+    };
+    for (size_t i = 0; i < listening; ++i) {
+        take(setup_.listen->fds()[i].get(), setup_.listen->names()[i]);
+    }
+    for (StoredFd &entry : stored) {
+        take(entry.fd.get(), entry.name);
+        entry.fd.reset(); /* the store keeps its own copy: not the last close */
+    }
+    if (!stored.empty()) {
+        log_line("passing %zu stored descriptor(s) to the program", stored.size());
+    }
+    return out;
 }
 
 void Relay::end_program_group() {
@@ -341,6 +404,9 @@ void Relay::run() {
     block_signals();
     if (!keeper_.connect(setup_.keeper_channel)) {
         log_line("cannot reach the keeper: if this instance is killed, what its program started may live on");
+    }
+    if (setup_.fdstore_channel >= 0 && !fdstore_.connect(setup_.fdstore_channel)) {
+        log_line("cannot reach the file descriptor store: FDSTORE=1 is ignored in this instance");
     }
     record_.begin_instance();
     {
@@ -663,6 +729,53 @@ void Relay::on_notify() {
         for (const auto &[key, value] : message.fields) {
             on_notify_field(key, value);
         }
+        on_notify_fdstore(message);
+        /* Stored or not, our copies go: the store holds its own. */
+        setup_.notify->dispose(message.fds);
+    }
+}
+
+void Relay::on_notify_fdstore(const NotifyMessage &message) {
+    bool store = false, remove = false;
+    std::optional<std::string> name;
+    for (const auto &[key, value] : message.fields) {
+        store = store || (key == "FDSTORE" && value == "1");
+        remove = remove || (key == "FDSTOREREMOVE" && value == "1");
+        if (key == "FDNAME") {
+            name = value;
+        }
+    }
+    if (name && !valid_fd_name(*name)) {
+        if (store || remove) {
+            log_line("FDNAME='%s' is not a valid name (1 to 255 printable characters, no ':'): ignored",
+                     printable(*name).c_str());
+        }
+        return;
+    }
+    if (remove) {
+        if (!name) {
+            log_line("FDSTOREREMOVE=1 without FDNAME=: ignored");
+        } else if (!fdstore_.remove(*name)) {
+            log_line("cannot reach the file descriptor store: FDSTOREREMOVE=1 ignored");
+        }
+    }
+    if (!store) {
+        if (!message.fds.empty() && !remove) {
+            log_line("%zu descriptor(s) sent without FDSTORE=1: closed", message.fds.size());
+        }
+        return;
+    }
+    if (message.fds.empty()) {
+        log_line("FDSTORE=1 without descriptors: ignored");
+        return;
+    }
+    if (!fdstore_.connected()) {
+        log_line("FDSTORE=1: there is no file descriptor store%s: %zu descriptor(s) closed",
+                 setup_.fdstore_channel < 0 ? " (--fdstore-max 0)" : "", message.fds.size());
+        return;
+    }
+    if (!fdstore_.add(name.value_or(kDefaultStoredName), message.fds)) {
+        log_line("cannot reach the file descriptor store: %zu descriptor(s) closed", message.fds.size());
     }
 }
 
@@ -707,7 +820,8 @@ void Relay::on_notify_field(const std::string &key, const std::string &value) {
         log_line("status: %s", printable(value).c_str());
         setup_.upstream->send("STATUS=" + printable(value));
     }
-    /* Anything else (MAINPID, RELOADING, FDSTORE, ...) is not ours to act on. */
+    /* FDSTORE, FDSTOREREMOVE and FDNAME: on_notify_fdstore(), once per
+     * message. Anything else (MAINPID, RELOADING, ...) is not ours to act on. */
 }
 
 } // namespace

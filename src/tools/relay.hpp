@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "listen.hpp"
 #include "notify.hpp"
 #include "options.hpp"
 
@@ -28,6 +29,8 @@ struct RelaySetup {
     NotifyServer *notify = nullptr;           /* only with --notify */
     int keeper_channel = -1;                  /* where the lifeline goes (keeper.hpp) */
     std::optional<std::string> cgroup_parent; /* where program cgroups go, if anywhere */
+    const ListenSockets *listen = nullptr;    /* --listen, passed to every program */
+    int fdstore_channel = -1;                 /* --notify: the fd store (fdstore.hpp) */
 };
 
 [[noreturn]] void run_relay(const RelaySetup &setup);

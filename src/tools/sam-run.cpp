@@ -18,7 +18,9 @@
 
 #include "config.h"
 #include "containment.hpp"
+#include "fdstore.hpp"
 #include "keeper.hpp"
+#include "listen.hpp"
 #include "log.hpp"
 #include "notify.hpp"
 #include "options.hpp"
@@ -59,6 +61,14 @@ int supervise(const Options &opts) {
     }
     log_set_pid(getpid());
 
+    /* Before anything runs: an address that cannot be had is the user's
+     * to fix (exit 2), and no program should start without its sockets. */
+    ListenSockets listening;
+    if (std::string why; !listening.open(opts.listen, why)) {
+        fprintf(stderr, "sam-run: %s\n", why.c_str());
+        return kExitUsage;
+    }
+
     /* Our own service manager's socket is for us (the relay reports to it);
      * the program gets ours with --notify, or none. */
     auto upstream = std::make_unique<UpstreamNotifier>(UpstreamNotifier::from_environment());
@@ -86,10 +96,21 @@ int supervise(const Options &opts) {
         keeper_setup.history = opts.cmap;
         keeper_setup.event_hook = opts.on_event;
         keeper_setup.event_timeout_ms = opts.event_timeout_ms;
+        keeper_setup.socket_files = listening.files();
         keeper = start_keeper(keeper_setup);
     } catch (const std::system_error &e) {
         fprintf(stderr, "sam-run: cannot start the keeper: %s\n", e.what());
         return kExitInternal;
+    }
+    listening.hand_over_files();
+    UniqueFd fdstore;
+    if (opts.notify && opts.fdstore_max > 0) {
+        try {
+            fdstore = start_fd_store(opts.fdstore_max);
+        } catch (const std::system_error &e) {
+            fprintf(stderr, "sam-run: cannot start the file descriptor store: %s\n", e.what());
+            return kExitInternal;
+        }
     }
     std::optional<std::string> cgroup_parent = manageable_cgroup();
 
@@ -141,6 +162,8 @@ int supervise(const Options &opts) {
     setup.notify = notify.get();
     setup.keeper_channel = keeper.get();
     setup.cgroup_parent = cgroup_parent;
+    setup.listen = &listening;
+    setup.fdstore_channel = fdstore.get();
     run_relay(setup);
 }
 
