@@ -20,7 +20,15 @@
 #   4. the cluster's view: `sam-run --status` and `corosync-cmapctl`
 #   5. "quorate" runs only with quorum: quorum is taken away (expected_votes 2)
 #                and given back (expected_votes 1)
-#   6. everything is stopped with SIGTERM; nothing is left running
+#   6. "flaky"   crashes at every start: --max-restarts 3 --restart-window 10
+#                gives up, sam-run exits with its own status 199 and leaves
+#                the cmap state "failed" for the next layer (systemd,
+#                pacemaker); an --on-event hook reports each step
+#   7. "web"     a server that listens on a socket sam-run opened (--listen,
+#                socket activation) and crashes every 5 connections; a client
+#                connects in a tight loop through 10 crashes: no connection is
+#                refused, the kernel's backlog holds them between instances
+#   8. everything is stopped with SIGTERM; nothing is left running
 #
 # The demo itself takes about 30 seconds; the first build takes longer.
 # Environment: DEMO_SKIP_DEPS=1 skips the package installation,
@@ -48,8 +56,10 @@ if [ "${1:-}" != --inside ]; then
         cd "$build"
         [ -f Makefile ] || "$top/configure" --quiet
         make -j"$(nproc)"
-        # The demo's sd_notify() daemon (a test helper, built with libsystemd).
+        # The demo's sd_notify() daemon (a test helper, built with libsystemd)
+        # and its socket-activated server and client (another test helper).
         make -C tests/samrun sd-notify-client || true
+        make -C tests/samrun socket-tool
     } >"$build/build.log" 2>&1 || {
         echo "run-demo.sh: the build failed; the end of $build/build.log:" >&2
         tail -n 30 "$build/build.log" >&2
@@ -222,7 +232,60 @@ EOF
     "$COROSYNC_CTL" expected-votes 1 >/dev/null
     wait_for quorate 'instance 2: serving'
 
-    say "6. stopping: SIGTERM to every sam-run is passed on to its program"
+    say "6. flaky: crashes at every start; sam-run gives up so that the next layer can act"
+    note "sam-run --cmap --max-restarts 3 --restart-window 10 --restart-delay 0 --on-event 'echo hook: ...' -- flaky"
+    cat >"$demo/flaky" <<'EOF'
+#!/bin/sh
+echo $$ >>"$SAM_RUN_DEMO_DIR/pids"
+echo "instance $SAM_RUN_INSTANCE: cannot open my database, exit 3"
+sleep 0.2
+exit 3
+EOF
+    chmod +x "$demo/flaky"
+    : >"$demo/flaky.log"
+    # Not one of the services: it ends by itself, and its status is the point.
+    sam-run --cmap --max-restarts 3 --restart-window 10 --restart-delay 0 \
+        --on-event 'echo "hook: $SAM_EVENT instance $SAM_INSTANCE${SAM_REASON:+ ($SAM_REASON)}"' \
+        -- flaky > >(tag flaky) 2>&1 &
+    local flaky_pid=$! flaky_status=0
+    wait "$flaky_pid" || flaky_status=$?
+    [ "$flaky_status" -eq 199 ] || fail "flaky: sam-run exited with status $flaky_status, not 199"
+    wait_for flaky 'hook: gave-up' 5
+    note "sam-run pid $flaky_pid exited with status 199: it gave up, for systemd (Restart=on-failure,"
+    note "RestartPreventExitStatus=199) or pacemaker to act on"
+    note "\$ corosync-cmapctl -b samrun.$flaky_pid.state"
+    corosync-cmapctl -b "samrun.$flaky_pid.state" | sed 's/^/   /'
+    corosync-cmapctl -g "samrun.$flaky_pid.state" 2>/dev/null | grep -q '= failed$' ||
+        fail "flaky: the cmap state is not failed"
+
+    say "7. web: a server that crashes every 5 connections, its socket opened by sam-run (--listen)"
+    note "sam-run --listen tcp:127.0.0.1:8080,name=web --restart-burst 0 --restart-delay 20 --restart-delay-max 40 -- web"
+    cat >"$demo/web" <<EOF
+#!/bin/sh
+echo \$\$ >>"$demo/pids"
+# Socket activation: descriptor 3 is the listening socket.
+echo "instance \$SAM_RUN_INSTANCE: LISTEN_FDS=\$LISTEN_FDS LISTEN_FDNAMES=\$LISTEN_FDNAMES LISTEN_PID=\$LISTEN_PID (me: \$\$)"
+exec "$build/tests/samrun/socket-tool" serve 5
+EOF
+    chmod +x "$demo/web"
+    service web --listen tcp:127.0.0.1:8080,name=web --restart-burst 0 --restart-delay 20 \
+        --restart-delay-max 40 -- web
+    wait_for web 'serving: instance 1'
+    note "a client connects to 127.0.0.1:8080 in a tight loop, one connection after the other"
+    "$build/tests/samrun/socket-tool" client tcp:127.0.0.1:8080 "$demo/web.stop" 20 >"$demo/client.out" &
+    local client=$! end=$((${EPOCHREALTIME/./} + 20000000))
+    until [ "$(grep -c '^crashing after' "$demo/web.log")" -ge 10 ]; do
+        [ "${EPOCHREALTIME/./}" -lt "$end" ] || fail "web did not crash 10 times in 20 s"
+        sleep 0.1
+    done
+    touch "$demo/web.stop"
+    wait "$client"
+    note "client: $(cat "$demo/client.out")"
+    grep -q ' refused=0 other=0 ' "$demo/client.out" || fail "web: the client saw refused or failed connections"
+    note "10 crashes, not one connection refused: sam-run kept the socket open, the kernel queued"
+    note "the connections that came while no server ran, and the next instance accepted them"
+
+    say "8. stopping: SIGTERM to every sam-run is passed on to its program"
     note "\$ sam-run --status"
     sam-run --status | sed 's/^/   /'
     local p status
