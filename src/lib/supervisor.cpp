@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// supervisor.cpp - the supervisor's event loop and its state x event handlers.
+// supervisor.cpp - the supervisor's shell: its event loop, which turns
+// readiness into events for the core (supervisor_core.hpp) and carries out
+// the actions the core returns.
 #include "supervisor.hpp"
 
 #include <algorithm>
@@ -37,10 +39,6 @@ constexpr const char *kStateStopped = "stopped";
 constexpr const char *kStateRunning = "running";
 constexpr const char *kStateWaiting = "waiting for quorum";
 
-// With no health interval, a quorum loss still ends in SIGKILL this long after
-// the warn signal.
-constexpr uint64_t kQuorumKillDefaultNs = 1000000000ULL;
-
 // How long a restart waits for the "stopped" state to reach cmap.
 constexpr uint64_t kStoppedWriteWaitNs = 500ULL * 1000000ULL;
 
@@ -53,29 +51,6 @@ constexpr int kLogExitWaitMs = 200;
 
 // Requests handled per wake-up, so a flooding instance cannot starve the loop.
 constexpr int kRequestsPerWakeup = 64;
-
-// A restart that could not be spawned is retried after the restart back-off,
-// but never sooner than this, even inside the burst or with the back-off
-// off: retrying at once meets the same shortage and only spins.
-constexpr uint64_t kSpawnRetryMinMs = 100;
-
-// Failures of fork(), socketpair(), pidfd_open(), mmap() or epoll_ctl() that
-// come from a shortage the system may recover from. Anything else (EPERM
-// from a seccomp filter, ENOSYS, EINVAL) will fail the same way every time.
-bool may_pass(int err) noexcept {
-    switch (err) {
-    case EAGAIN:
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-    case ENOBUFS:
-    case ENOSPC:
-    case EINTR:
-        return true;
-    default:
-        return false;
-    }
-}
 
 // How long a fork waits for a read of the previous instance's memory to
 // return. Its process is dead by then, which normally ends the read at once.
@@ -112,16 +87,33 @@ void redirect_to_supervisor(int sig, siginfo_t *info, void *) {
     errno = saved_errno;
 }
 
-const char *signal_name(int sig) noexcept {
-    const char *name = ::sigabbrev_np(sig);
-    return name != nullptr ? name : "?";
+const char *cmap_state_name(core::CmapState st) noexcept {
+    switch (st) {
+    case core::CmapState::Running:
+        return kStateRunning;
+    case core::CmapState::Waiting:
+        return kStateWaiting;
+    case core::CmapState::Stopped:
+        break;
+    }
+    return kStateStopped;
+}
+
+core::Config core_config(const Library &lib) noexcept {
+    core::Config c;
+    c.policy = lib.policy;
+    c.interval_ms = static_cast<uint64_t>(lib.interval_ms);
+    c.backoff = lib.backoff;
+    return c;
 }
 
 } // namespace
 
 Supervisor::Supervisor(Library &lib)
-    : lib_(lib), policy_(lib.policy), self_(::getpid()), deadline_(static_cast<uint64_t>(lib.interval_ms)),
-      backoff_(lib.backoff) {}
+    : lib_(lib), policy_(lib.policy), self_(::getpid()),
+      core_(core_config(lib), lib.warn_signal.load(), /* quorate_now= */ true) {
+    events_.reserve(16); // a restart posts a handful: no allocation then
+}
 
 Supervisor::~Supervisor() = default;
 
@@ -178,7 +170,8 @@ bool Supervisor::set_up(std::unique_ptr<CorosyncLink> link) {
         if (!watch(epoll_.get(), link_->event_fd(), kLink))
             return false;
         link_->set_logger([this](int priority, const char *line) { log_now(priority, "%s", line); });
-        quorate_ = !policy_.quorum() || link_->quorate();
+        core_.config.link = true;
+        core_.quorate = !policy_.quorum() || link_->quorate();
     }
     return true;
 }
@@ -212,14 +205,14 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CorosyncLink> 
         undo_set_up();
         return CS_ERR_LIBRARY;
     }
-    Outcome o = spawn_instance();
+    Outcome o = dispatch(core::Event::begin(monotonic_ns()));
     if (o == Outcome::Continue)
         o = loop();
     if (o == Outcome::BecameInstance)
         return CS_OK; // lines the supervisor queued are its own to write
     // Once an instance has run, the application after sam_register() is the
     // instance's code: returning here would run it a second time, unwatched.
-    if (spawned_once_)
+    if (core_.spawned_once)
         exit_cannot_go_on();
     logs_.drain_before_exit(kLogExitWaitMs);
     logs_.close();
@@ -261,7 +254,13 @@ void Supervisor::prepare_spare() {
                 std::strerror(errno));
 }
 
+// The one place an instance is made. Its outcome is reported to the core:
+// Spawned (and Died at once if it is already reaped), or SpawnFailed.
 Supervisor::Outcome Supervisor::spawn_instance() {
+    auto spawn_failed = [this](unsigned iid, const char *what, int err) {
+        post(core::Event::spawn_failed(monotonic_ns(), iid, what, err));
+        return Outcome::Continue;
+    };
     if (!make_spare())
         return spawn_failed(lib_.last_instance_id + 1, "prepare", errno);
     ChannelPair pair = std::move(spare_pair_);
@@ -313,7 +312,6 @@ Supervisor::Outcome Supervisor::spawn_instance() {
         (void)retry_eintr([&] { return ::waitpid(pid, nullptr, 0); });
         return spawn_failed(iid, "watch", err);
     }
-    spawned_once_ = true;
     child_ = pid;
     pidfd_ = std::move(pidfd);
     // Where the kernel tells the instance's use of the CPU; without them (no
@@ -328,50 +326,11 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     page_ = std::move(shared_page);
     if (link_)
         link_->watch_instance(page_);
-    deadline_ = HealthDeadline(static_cast<uint64_t>(lib_.interval_ms));
-    phase_ = Phase::Idle;
-    reply_pending_ = false;
-    quorum_check_token_ = 0; // an answer still due was for the last instance
-    waiting_announced_ = false;
-    recheck_quorum_ = false;
-    killed_by_us_ = false;
-    kill_at_ns_ = 0;
-    restart_at_ns_ = 0;
-    spawned_at_ns_ = monotonic_ns();
-    log_soon(LOG_INFO, "instance %u started as pid %d", iid, static_cast<int>(pid));
-    if (reaped_already) {
-        // Dead and reaped by another thread of the application (or by the
-        // kernel, SIGCHLD ignored) before we could even open its pidfd.
-        schedstat_.reset();
-        stat_.reset();
-        drop_channel();
-        return after_death(0, kStatusUnknown);
-    }
-    rearm_timer();
-    return Outcome::Continue;
-}
-
-// A new instance could not be made. The first one: sam_register() returns
-// CS_ERR_LIBRARY, as before any instance ran. A restart: retried after the
-// back-off while the failure may pass; otherwise the supervisor exits.
-Supervisor::Outcome Supervisor::spawn_failed(unsigned iid, const char *what, int err) {
-    if (!spawned_once_) {
-        log_now(LOG_ERR, "cannot %s instance %u: %s", what, iid, std::strerror(err));
-        return Outcome::Fatal;
-    }
-    if (!may_pass(err)) {
-        log_now(LOG_ERR, "cannot %s instance %u: %s; this will not pass: supervisor exits with status %d", what, iid,
-                std::strerror(err), kExitCannotGoOn);
-        exit_cannot_go_on();
-    }
-    uint64_t delay_ms = backoff_.on_failure(0);
-    if (delay_ms < kSpawnRetryMinMs)
-        delay_ms = kSpawnRetryMinMs;
-    log_now(LOG_WARNING, "cannot %s instance %u: %s; retrying in %llu ms", what, iid, std::strerror(err),
-            static_cast<unsigned long long>(delay_ms));
-    phase_ = Phase::BackingOff;
-    restart_at_ns_ = saturating_add(monotonic_ns(), ms_to_ns(delay_ms));
-    rearm_timer();
+    post(core::Event::spawned(monotonic_ns(), iid, static_cast<int>(pid)));
+    // Dead and reaped by another thread of the application (or by the
+    // kernel, SIGCHLD ignored) before we could even open its pidfd.
+    if (reaped_already)
+        post(core::Event::died(monotonic_ns(), 0, core::kStatusUnknown));
     return Outcome::Continue;
 }
 
@@ -410,7 +369,7 @@ void Supervisor::publish_stopped_before_fork() {
         bool written = false;
         for (const CorosyncLink::Event &e : link_->take_events()) {
             if (e.kind == CorosyncLink::Event::Kind::Quorum)
-                quorate_ = e.quorate; // no instance yet: nothing else to do
+                post(core::Event::quorum(monotonic_ns(), e.quorate)); // no instance yet: only noted
             else if (e.token == token)
                 written = true;
         }
@@ -513,7 +472,7 @@ Supervisor::Outcome Supervisor::loop() {
     }
 }
 
-// ---- events ----
+// ---- readiness into events ----
 
 Supervisor::Outcome Supervisor::on_instance_exit() {
     siginfo_t si{};
@@ -530,14 +489,9 @@ Supervisor::Outcome Supervisor::on_instance_exit() {
     const bool reaped_elsewhere = rc != 0 && errno == ECHILD;
     if (!reaped_elsewhere && (rc != 0 || si.si_pid == 0))
         return Outcome::Continue; // not dead after all
-    unwatch(epoll_.get(), pidfd_.get());
-    pidfd_.reset();
-    schedstat_.reset();
-    stat_.reset();
-    drop_channel();
     if (reaped_elsewhere)
-        return after_death(0, kStatusUnknown);
-    return after_death(si.si_status, si.si_code);
+        return dispatch(core::Event::died(monotonic_ns(), 0, core::kStatusUnknown));
+    return dispatch(core::Event::died(monotonic_ns(), si.si_status, si.si_code));
 }
 
 Supervisor::Outcome Supervisor::on_channel() {
@@ -550,42 +504,54 @@ Supervisor::Outcome Supervisor::on_channel() {
         case Received::Kind::Error:
             // The instance closed its end (or it is dying): it can still beat
             // through the page, and the pidfd will tell us when it is gone.
-            drop_channel();
-            return Outcome::Continue;
+            return dispatch(core::Event::channel_closed(monotonic_ns()));
         case Received::Kind::Message:
             break;
         }
-        const bool more = on_message(msg);
+        const Outcome o = on_message(msg);
         dispose_passed(msg);
-        if (!more)
-            return Outcome::Continue;
+        if (o != Outcome::Continue)
+            return o;
     }
     return Outcome::Continue;
 }
 
-// One datagram; false when the instance is being killed for it.
-bool Supervisor::on_message(Received &msg) {
-    if (msg.truncated) {
-        kill_instance("sent an oversized message");
-        return false;
-    }
-    const wire::DecodeResult d = wire::decode_request(rx_buf_.get(), msg.len, msg.fd_count);
-    if (!d.request) {
-        log_now(LOG_WARNING, "instance %u sent a malformed message (%.*s)", lib_.last_instance_id,
-                static_cast<int>(d.error.size()), d.error.data());
-        kill_instance("sent a malformed message");
-        return false;
-    }
-    if (reply_pending_) {
-        kill_instance("sent a request while another was pending");
-        return false;
-    }
+// One datagram, decoded into the request the core decides on.
+Supervisor::Outcome Supervisor::on_message(Received &msg) {
     const uint64_t now = monotonic_ns();
-    deadline_.life(now); // every call from the instance is a sign of life
-    if (link_)
-        link_->note_life(now);
-    handle_request(*d.request, msg);
-    return phase_ != Phase::Killing;
+    if (msg.truncated)
+        return dispatch(core::Event::request_of(now, core::Request::Oversized));
+    const wire::DecodeResult d = wire::decode_request(rx_buf_.get(), msg.len, msg.fd_count);
+    if (!d.request)
+        return dispatch(core::Event::request_of(now, core::Request::Malformed, 0, d.error.data(),
+                                                static_cast<int>(d.error.size())));
+    core::Request r = core::Request::Data;
+    switch (d.request->type) {
+    case wire::RequestType::Start:
+        r = core::Request::Start;
+        break;
+    case wire::RequestType::Stop:
+        r = core::Request::Stop;
+        break;
+    case wire::RequestType::WarnSignalSet:
+        r = core::Request::WarnSignalSet;
+        break;
+    case wire::RequestType::MarkFailed:
+        r = core::Request::MarkFailed;
+        break;
+    case wire::RequestType::DataStoreInline:
+    case wire::RequestType::DataStoreMemfd:
+    case wire::RequestType::DataStoreRemote:
+    case wire::RequestType::DataDelete:
+        r = core::Request::Data;
+        break;
+    }
+    current_request_ = &*d.request;
+    current_message_ = &msg;
+    const Outcome o = dispatch(core::Event::request_of(now, r, d.request->arg));
+    current_request_ = nullptr;
+    current_message_ = nullptr;
+    return o;
 }
 
 // Whatever descriptors of a datagram the request did not use. The instance
@@ -610,298 +576,210 @@ Supervisor::Outcome Supervisor::on_timer() {
     // look like a time from the future.
     const uint64_t stamp = page_ ? page_->last_beat() : 0;
     const uint64_t now = monotonic_ns();
-
-    if (phase_ == Phase::BackingOff) {
-        if (now >= restart_at_ns_)
-            return spawn_instance();
-        rearm_timer();
-        return Outcome::Continue;
-    }
-    if (kill_at_ns_ != 0 && now >= kill_at_ns_ && phase_ != Phase::Killing) {
-        kill_instance("still running after the warn signal for quorum loss");
-        return Outcome::Continue;
-    }
-    if (phase_ == Phase::Running) {
+    uint64_t starved = 0;
+    if (core::health_timed(core_.phase)) {
         // How long the instance was kept off the CPU since it last showed
         // life: a silence the scheduler imposed is not a hang (health.hpp).
-        const CpuSample cpu = read_cpu_sample(schedstat_.get(), stat_.get(), now);
-        const uint64_t starved = starved_between(cpu_at_life_, cpu);
-        const uint64_t life_before = deadline_.last_life();
-        const uint64_t due = deadline_.next_deadline();
-        const HealthVerdict verdict = deadline_.on_timer(now, stamp, starved);
-        if (deadline_.last_life() != life_before) {
-            // It ran: its waits count from its last sign of life (a wait
-            // that began between that and now is not in the run delay yet).
-            cpu_at_life_ = cpu;
-            cpu_at_life_.at_ns = std::min(deadline_.last_life(), now);
-        }
-        switch (verdict) {
-        case HealthVerdict::Wait:
-            break;
-        case HealthVerdict::Stalled:
-            log_now(LOG_WARNING,
-                    "instance %u (pid %d): no health check within the interval, but the machine stalled (our timer "
-                    "fired %llu ms late, the instance waited %llu ms for a CPU); one more interval",
-                    lib_.last_instance_id, static_cast<int>(child_),
-                    static_cast<unsigned long long>(now > due ? (now - due) / 1000000ULL : 0),
-                    static_cast<unsigned long long>(starved / 1000000ULL));
-            break;
-        case HealthVerdict::Warn:
-            warn_instance("no health check within the interval");
-            break;
-        case HealthVerdict::Kill:
-            kill_instance("no health check within the interval after the warn signal");
-            return Outcome::Continue;
-        case HealthVerdict::Corrupt:
-            kill_instance("wrote a time in the future to its heartbeat page");
-            return Outcome::Continue;
-        }
+        timer_sample_ = read_cpu_sample(schedstat_.get(), stat_.get(), now);
+        starved = starved_between(cpu_at_life_, timer_sample_);
     }
-    rearm_timer();
-    return Outcome::Continue;
+    return dispatch(core::Event::timer(now, stamp, starved));
 }
 
 Supervisor::Outcome Supervisor::on_signal() {
     signalfd_siginfo info;
     while (::read(signals_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-        const int sig = static_cast<int>(info.ssi_signo);
-        const bool stop = sig == SIGTERM || sig == SIGINT;
-        if (pidfd_) {
-            log_now(LOG_INFO, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(sig), lib_.last_instance_id,
-                    static_cast<int>(child_), stop ? "; no restart after it ends" : "");
-            (void)signal_instance(sig, false);
-        }
-        if (!stop)
-            continue;
-        stop_requested_ = true;
-        if (!pidfd_) {
-            log_now(LOG_INFO, "SIG%s while waiting to restart: exiting", signal_name(sig));
-            exit_like_instance(false);
-        }
+        const Outcome o = dispatch(core::Event::signal_of(monotonic_ns(), static_cast<int>(info.ssi_signo)));
+        if (o != Outcome::Continue)
+            return o;
     }
     return Outcome::Continue;
 }
 
 Supervisor::Outcome Supervisor::on_link() {
     for (const CorosyncLink::Event &e : link_->take_events()) {
+        const uint64_t now = monotonic_ns();
         if (e.kind == CorosyncLink::Event::Kind::Quorum)
-            on_quorum(e.quorate);
-        else if (e.kind == CorosyncLink::Event::Kind::QuorumChecked)
-            on_quorum_checked(e.token, e.quorate);
-        else if (e.token == awaited_token_)
-            on_state_written(e.error);
+            post(core::Event::quorum(now, e.quorate));
+        else if (e.kind == CorosyncLink::Event::Kind::QuorumChecked && e.token == check_token_)
+            post(core::Event::quorum_answer(now, check_ticket_, e.quorate));
+        else if (e.kind == CorosyncLink::Event::Kind::StateWritten && e.token == write_token_)
+            post(core::Event::state_written(now, write_ticket_, e.error));
+        // Anything else answers a question nobody waits for any more.
+    }
+    return drain();
+}
+
+Supervisor::Outcome Supervisor::on_reader() {
+    std::optional<RemoteReader::Result> r = reader_.collect();
+    if (reader_.ready())
+        reader_stuck_ = false; // a thread left blocked before a fork has ended and been joined
+    if (!r)
+        return Outcome::Continue; // nothing finished
+    if (r->error == CS_OK)
+        data_result_ = std::move(r->blob);
+    // Dropped by the core if the instance that asked is gone.
+    return dispatch(core::Event::data_done(monotonic_ns(), r->error));
+}
+
+// ---- the core's actions ----
+
+void Supervisor::post(const core::Event &e) { events_.push_back(e); }
+
+Supervisor::Outcome Supervisor::drain() {
+    Outcome o = Outcome::Continue;
+    for (size_t i = 0; i < events_.size() && o == Outcome::Continue; ++i) {
+        const core::Event e = events_[i]; // a copy: actions may post more
+        const core::Actions actions = core::step(core_, e);
+        for (const core::Action &a : actions) {
+            o = execute(a);
+            if (o != Outcome::Continue)
+                break;
+        }
+    }
+    events_.clear();
+    data_result_.reset();
+    data_delete_ = false;
+    return o;
+}
+
+Supervisor::Outcome Supervisor::execute(const core::Action &a) {
+    using K = core::Action::Kind;
+    switch (a.kind) {
+    case K::Spawn:
+        return spawn_instance();
+    case K::Signal:
+        if (!a.queued || !signal_instance(a.signal, true))
+            (void)signal_instance(a.signal, false);
+        break;
+    case K::ReleaseInstance:
+        release_instance();
+        break;
+    case K::DropChannel:
+        drop_channel();
+        break;
+    case K::Reply:
+        if (channel_)
+            (void)channel_reply(channel_.get(), a.status);
+        break;
+    case K::RunData:
+        run_data_request();
+        break;
+    case K::CommitData: {
+        std::lock_guard<std::mutex> g(lib_.mu);
+        if (data_delete_)
+            lib_.data.clear();
+        else if (data_result_)
+            lib_.data.replace(std::move(data_result_));
+        break;
+    }
+    case K::SetWarnSignal:
+        lib_.warn_signal.store(a.signal);
+        break;
+    case K::NoteLife:
+        link_->note_life(a.at_ns);
+        break;
+    case K::SetHealthy:
+        link_->set_healthy(a.flag);
+        break;
+    case K::PublishState: {
+        const uint64_t token = link_->publish_state(cmap_state_name(a.cmap_state), a.flag);
+        if (a.flag) {
+            write_token_ = token;
+            write_ticket_ = a.ticket;
+        }
+        break;
+    }
+    case K::CheckQuorum:
+        check_token_ = link_->check_quorum();
+        check_ticket_ = a.ticket;
+        break;
+    case K::PrepareSpare:
+        prepare_spare();
+        break;
+    case K::ResetCpuBaseline:
+        cpu_at_life_ = read_cpu_sample(schedstat_.get(), stat_.get(), monotonic_ns());
+        break;
+    case K::KeepCpuSample:
+        cpu_at_life_ = timer_sample_;
+        cpu_at_life_.at_ns = a.at_ns;
+        break;
+    case K::ArmTimer:
+        rearm_timer(a.at_ns);
+        break;
+    case K::Log:
+        if (a.flag)
+            log_soon(a.priority, "%s", a.text);
+        else
+            log_now(a.priority, "%s", a.text);
+        break;
+    case K::ExitLikeInstance:
+        exit_like_instance(a.flag, a.status_code, a.status_kind);
+    case K::ExitCannotGoOn:
+        exit_cannot_go_on();
+    case K::GiveUp:
+        return Outcome::Fatal;
     }
     return Outcome::Continue;
 }
 
-// ---- requests ----
+// The instance is dead: nothing of it is watched or kept any more.
+void Supervisor::release_instance() {
+    if (pidfd_) {
+        unwatch(epoll_.get(), pidfd_.get());
+        pidfd_.reset();
+    }
+    schedstat_.reset();
+    stat_.reset();
+    drop_channel();
+    // Unlocked here, in our thread: the link may hold the last reference.
+    if (page_)
+        page_->let_go();
+    page_.reset();
+}
 
-void Supervisor::handle_request(const wire::Request &req, Received &msg) {
+// The data request being dispatched, carried out; its result goes back to
+// the core (DataDone), at once or when the reader thread has read the bytes.
+void Supervisor::run_data_request() {
+    const wire::Request &req = *current_request_;
+    Received &msg = *current_message_;
+    const uint64_t now = monotonic_ns();
     switch (req.type) {
-    case wire::RequestType::Start:
-        request_start();
-        return;
-    case wire::RequestType::Stop:
-        request_stop();
-        return;
-    case wire::RequestType::DataStoreInline: {
-        std::shared_ptr<const DataBlob> blob;
+    case wire::RequestType::DataStoreInline:
         try {
-            blob = DataBlob::copy_of(req.inline_data, req.size);
+            data_result_ = DataBlob::copy_of(req.inline_data, req.size);
         } catch (const std::bad_alloc &) {
-            finish_store(nullptr, CS_ERR_NO_MEMORY, nullptr);
+            post(core::Event::data_done(now, CS_ERR_NO_MEMORY));
             return;
         }
-        finish_store(std::move(blob), CS_OK, nullptr);
+        post(core::Event::data_done(now, CS_OK));
         return;
-    }
     case wire::RequestType::DataStoreMemfd: {
         cs_error_t err = CS_OK;
         auto blob = DataBlob::from_sealed_memfd(msg.fds[0].get(), req.size, err);
-        if (blob)
-            msg.fds[0].reset(); // our mapping keeps the memfd: this close is not its last
-        finish_store(std::move(blob), err, "sent a data descriptor that is not a sealed memfd of the stated size");
+        if (!blob) {
+            post(core::Event::data_done(now, err,
+                                        "sent a data descriptor that is not a sealed memfd of the stated size"));
+            return;
+        }
+        msg.fds[0].reset(); // our mapping keeps the memfd: this close is not its last
+        data_result_ = std::move(blob);
+        post(core::Event::data_done(now, CS_OK));
         return;
     }
     case wire::RequestType::DataStoreRemote:
         start_remote_store(req);
         return;
-    case wire::RequestType::DataDelete: {
-        std::lock_guard<std::mutex> g(lib_.mu);
-        lib_.data.clear();
-    }
-        reply(CS_OK);
+    case wire::RequestType::DataDelete:
+        data_delete_ = true;
+        post(core::Event::data_done(now, CS_OK));
         return;
+    case wire::RequestType::Start:
+    case wire::RequestType::Stop:
     case wire::RequestType::WarnSignalSet:
-        lib_.warn_signal.store(static_cast<int>(req.arg));
-        reply(CS_OK);
-        return;
     case wire::RequestType::MarkFailed:
-        if (!policy_.cmap()) {
-            reply(CS_ERR_INVALID_PARAM);
-            return;
-        }
-        mark_failed_ = true;
-        kill_instance("marked itself failed");
-        return;
+        break; // decided by the core alone
     }
-}
-
-void Supervisor::request_start() {
-    if (phase_ != Phase::Idle) {
-        reply(CS_ERR_BAD_HANDLE);
-        return;
-    }
-    reply_pending_ = true;
-    if (!policy_.quorum()) {
-        begin_running();
-        return;
-    }
-    // corosync's answer now, not the last notification we saw: another may
-    // still be on its way. Until the answer comes, the instance waits.
-    phase_ = Phase::WaitingForQuorum;
-    waiting_announced_ = false;
-    ask_quorum();
-}
-
-void Supervisor::request_stop() {
-    if (phase_ != Phase::Running) {
-        reply(CS_ERR_BAD_HANDLE);
-        return;
-    }
-    deadline_.stop();
-    kill_at_ns_ = 0;
-    rearm_timer();
-    if (link_ && policy_.cmap()) {
-        link_->set_healthy(false);
-        reply_pending_ = true;
-        phase_ = Phase::Publishing;
-        publishing_to_ = Phase::Idle;
-        awaited_token_ = link_->publish_state(kStateStopped, true);
-        return;
-    }
-    phase_ = Phase::Idle;
-    reply(CS_OK);
-}
-
-// ---- transitions ----
-
-void Supervisor::begin_running() {
-    if (link_ && policy_.cmap()) {
-        phase_ = Phase::Publishing;
-        publishing_to_ = Phase::Running;
-        awaited_token_ = link_->publish_state(kStateRunning, true);
-        return;
-    }
-    phase_ = Phase::Running;
-    start_health_clock();
-    prepare_spare();
-    reply(CS_OK);
-    rearm_timer();
-}
-
-void Supervisor::enter_waiting_for_quorum() {
-    phase_ = Phase::WaitingForQuorum;
-    waiting_announced_ = true;
-    log_now(LOG_INFO, "instance %u waits for quorum before it starts", lib_.last_instance_id);
-    if (link_ && policy_.cmap())
-        link_->publish_state(kStateWaiting, false);
-}
-
-void Supervisor::on_quorum(bool quorate) {
-    if (quorate == quorate_)
-        return;
-    quorate_ = quorate;
-    log_now(quorate ? LOG_INFO : LOG_WARNING, "cluster is %s", quorate ? "quorate" : "not quorate");
-    if (!policy_.quorum())
-        return;
-    switch (phase_) {
-    case Phase::WaitingForQuorum:
-        if (quorate)
-            ask_quorum(); // a notification says so: corosync confirms first
-        return;
-    case Phase::Running:
-        if (!quorate) {
-            warn_instance("quorum lost");
-            const uint64_t grace = deadline_.timed() ? deadline_.interval_ns() : kQuorumKillDefaultNs;
-            kill_at_ns_ = saturating_add(monotonic_ns(), grace);
-            rearm_timer();
-        }
-        return;
-    case Phase::Idle:
-    case Phase::Publishing: // decided when the write completes
-    case Phase::Killing:
-    case Phase::BackingOff:
-        return;
-    }
-}
-
-void Supervisor::ask_quorum() {
-    if (quorum_check_token_ != 0) {
-        recheck_quorum_ = true;
-        return;
-    }
-    recheck_quorum_ = false;
-    quorum_check_token_ = link_->check_quorum();
-}
-
-// The only way out of WaitingForQuorum into running: corosync's own answer,
-// given after everything it had queued for us was dispatched.
-void Supervisor::on_quorum_checked(uint64_t token, bool quorate) {
-    if (token != quorum_check_token_)
-        return;
-    quorum_check_token_ = 0;
-    if (phase_ != Phase::WaitingForQuorum)
-        return;
-    if (quorate) {
-        begin_running();
-        return;
-    }
-    if (!waiting_announced_)
-        enter_waiting_for_quorum();
-    if (recheck_quorum_)
-        ask_quorum();
-}
-
-void Supervisor::on_state_written(cs_error_t err) {
-    if (phase_ != Phase::Publishing)
-        return;
-    awaited_token_ = 0;
-    if (err != CS_OK) {
-        log_now(LOG_WARNING, "cannot publish the state of instance %u in cmap (error %d)", lib_.last_instance_id,
-                static_cast<int>(err));
-        // The request fails and nothing changes: a failed start stays
-        // registered, a failed stop stays started.
-        // cmap must show what really holds, once corosync is back.
-        if (publishing_to_ == Phase::Idle) {
-            phase_ = Phase::Running;
-            start_health_clock();
-            link_->set_healthy(true);
-            (void)link_->publish_state(kStateRunning, false);
-        } else {
-            phase_ = Phase::Idle;
-            (void)link_->publish_state(kStateStopped, false);
-        }
-        reply(err);
-        rearm_timer();
-        return;
-    }
-    if (publishing_to_ == Phase::Idle) {
-        phase_ = Phase::Idle;
-        reply(CS_OK);
-        return;
-    }
-    if (policy_.quorum() && !quorate_) {
-        enter_waiting_for_quorum(); // quorum went away while we were writing
-        return;
-    }
-    phase_ = Phase::Running;
-    start_health_clock();
-    if (link_)
-        link_->set_healthy(true);
-    prepare_spare();
-    reply(CS_OK);
-    rearm_timer();
 }
 
 // The bytes are read on the reader thread (see remote_reader.hpp): the
@@ -915,21 +793,21 @@ void Supervisor::on_state_written(cs_error_t err) {
 void Supervisor::start_remote_store(const wire::Request &req) {
     if (!reader_.ready()) {
         // Only a read left over from an earlier instance, still blocked.
-        reply(CS_ERR_TRY_AGAIN);
+        post(core::Event::data_done(monotonic_ns(), CS_ERR_TRY_AGAIN));
         return;
     }
     std::shared_ptr<DataBlob> blob;
     try {
         blob = DataBlob::allocate(req.size);
     } catch (const std::bad_alloc &) {
-        reply(CS_ERR_NO_MEMORY);
+        post(core::Event::data_done(monotonic_ns(), CS_ERR_NO_MEMORY));
         return;
     }
     if (!reader_watched_) {
         if (!reader_.open() || !watch(epoll_.get(), reader_.event_fd(), kReader)) {
             log_now(LOG_WARNING, "cannot prepare reads of instance memory: %s (instances send memfds)",
                     std::strerror(errno));
-            reply(CS_ERR_NOT_SUPPORTED);
+            post(core::Event::data_done(monotonic_ns(), CS_ERR_NOT_SUPPORTED));
             return;
         }
         reader_watched_ = true;
@@ -937,25 +815,10 @@ void Supervisor::start_remote_store(const wire::Request &req) {
     if (!reader_.start(child_, req.arg, std::move(blob))) {
         log_now(LOG_WARNING, "cannot start a read of instance %u's memory: %s", lib_.last_instance_id,
                 std::strerror(errno));
-        reply(CS_ERR_TRY_AGAIN);
+        post(core::Event::data_done(monotonic_ns(), CS_ERR_TRY_AGAIN));
         return;
     }
-    reply_pending_ = true;
-    remote_store_pending_ = true;
-}
-
-Supervisor::Outcome Supervisor::on_reader() {
-    std::optional<RemoteReader::Result> r = reader_.collect();
-    if (reader_.ready())
-        reader_stuck_ = false; // a thread left blocked before a fork has ended and been joined
-    if (!r || !remote_store_pending_)
-        return Outcome::Continue; // nothing finished, or the instance that asked is gone
-    remote_store_pending_ = false;
-    std::shared_ptr<const DataBlob> blob;
-    if (r->error == CS_OK)
-        blob = std::move(r->blob);
-    finish_store(std::move(blob), r->error, nullptr);
-    return Outcome::Continue;
+    // The request stays pending in the core until on_reader().
 }
 
 // No thread of ours may exist when an instance is forked: the child would
@@ -978,126 +841,15 @@ void Supervisor::stop_reader_before_fork(unsigned iid) {
     reader_stuck_ = true;
 }
 
-// The end of a data-store request: the new blob replaces the old one in one
-// swap, or the instance hears why not. CS_ERR_MESSAGE_ERROR means it lied
-// about its data: killed as hostile, for the reason `lie`.
-void Supervisor::finish_store(std::shared_ptr<const DataBlob> blob, cs_error_t err, const char *lie) {
-    if (!blob) {
-        if (err == CS_ERR_MESSAGE_ERROR)
-            kill_instance(lie);
-        else
-            reply(err);
-        return;
-    }
-    {
-        std::lock_guard<std::mutex> g(lib_.mu);
-        lib_.data.replace(std::move(blob));
-    }
-    reply(CS_OK);
-}
-
-void Supervisor::warn_instance(const char *why) {
-    if (deadline_.was_warned() || !pidfd_)
-        return;
-    const int sig = lib_.warn_signal.load();
-    log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIG%s", lib_.last_instance_id, static_cast<int>(child_),
-            why, signal_name(sig));
-    // Queued (si_code SI_QUEUE), so the instance can tell our warning from a
-    // stop signal passed on with kill() (sam-run relies on that).
-    if (!signal_instance(sig, true))
-        (void)signal_instance(sig, false);
-    deadline_.warned(monotonic_ns());
-    if (link_)
-        link_->set_healthy(false);
-}
-
-void Supervisor::kill_instance(const char *why) {
-    if (phase_ == Phase::Killing || !pidfd_)
-        return;
-    log_now(LOG_WARNING, "instance %u (pid %d): %s; sending SIGKILL", lib_.last_instance_id, static_cast<int>(child_),
-            why);
-    (void)signal_instance(SIGKILL, false);
-    killed_by_us_ = true;
-    phase_ = Phase::Killing;
-    kill_at_ns_ = 0;
-    deadline_.stop();
-    drop_channel();
-    if (link_)
-        link_->set_healthy(false);
-    rearm_timer();
-}
-
-Supervisor::Outcome Supervisor::after_death(int status_code, int status_kind) {
-    last_status_code_ = status_code;
-    last_status_kind_ = status_kind;
-    const bool by_signal = status_kind == CLD_KILLED || status_kind == CLD_DUMPED;
-    // Once sam_start() was called the instance counts as started, also while
-    // it waits for quorum or for its state to reach cmap (as upstream).
-    const bool was_started =
-        phase_ == Phase::Running || phase_ == Phase::WaitingForQuorum || phase_ == Phase::Publishing;
-    const bool failure = killed_by_us_ || was_started;
-    const unsigned iid = lib_.last_instance_id;
-    char how[96];
-    if (status_kind == kStatusUnknown)
-        std::snprintf(how, sizeof how, "was reaped elsewhere in this process (exit status unknown)");
-    else if (by_signal)
-        std::snprintf(how, sizeof how, "was killed by SIG%s", signal_name(status_code));
-    else
-        std::snprintf(how, sizeof how, "exited with status %d", status_code);
-    // Unlocked here, in our thread: the link may hold the last reference.
-    if (page_)
-        page_->let_go();
-    page_.reset();
-    if (link_)
-        link_->set_healthy(false);
-
-    if (stop_requested_) {
-        log_now(LOG_INFO, "instance %u %s after a stop signal; supervisor exits", iid, how);
-        exit_like_instance(false);
-    }
-    if (mark_failed_) {
-        log_now(LOG_WARNING, "instance %u %s after marking itself failed; supervisor exits", iid, how);
-        exit_like_instance(true);
-    }
-    if (!failure) {
-        log_now(LOG_INFO, "instance %u %s while not started; supervisor exits", iid, how);
-        exit_like_instance(false);
-    }
-    if (policy_.quit()) {
-        log_now(LOG_WARNING, "instance %u failed (%s); policy quit: supervisor exits", iid, how);
-        exit_like_instance(true);
-    }
-    const uint64_t now = monotonic_ns();
-    const uint64_t ran_ms = (now - spawned_at_ns_) / 1000000ULL;
-    const uint64_t delay_ms = backoff_.on_failure(ran_ms);
-    if (delay_ms == 0) {
-        log_soon(LOG_WARNING, "instance %u failed (%s) after %llu ms; restarting", iid, how,
-                 static_cast<unsigned long long>(ran_ms));
-        return spawn_instance();
-    }
-    log_now(LOG_WARNING, "instance %u failed (%s) after %llu ms; quick failure %llu, restarting in %llu ms", iid, how,
-            static_cast<unsigned long long>(ran_ms), static_cast<unsigned long long>(backoff_.quick_failures()),
-            static_cast<unsigned long long>(delay_ms));
-    // No instance runs until the restart. cmap must not keep saying
-    // "running" with a last_updated that no longer moves: corosync's
-    // watchdog service would count the process as failed.
-    if (link_ && policy_.cmap())
-        (void)link_->publish_state(kStateStopped, false);
-    phase_ = Phase::BackingOff;
-    restart_at_ns_ = saturating_add(now, ms_to_ns(delay_ms));
-    rearm_timer();
-    return Outcome::Continue;
-}
-
-void Supervisor::exit_like_instance(bool failed) {
+void Supervisor::exit_like_instance(bool failed, int status_code, int status_kind) {
     logs_.drain_before_exit(kLogExitWaitMs);
     if (link_) {
         link_->finish(failed ? CorosyncLink::Finish::MarkFailed : CorosyncLink::Finish::DeleteKeys);
         link_.reset();
     }
     std::fflush(nullptr);
-    if (last_status_kind_ == kStatusUnknown || last_status_kind_ == CLD_EXITED) {
-        const int code = last_status_kind_ == CLD_EXITED ? last_status_code_ : kExitStatusUnknown;
+    if (status_kind == core::kStatusUnknown || status_kind == CLD_EXITED) {
+        const int code = status_kind == CLD_EXITED ? status_code : kExitStatusUnknown;
         // A read still blocked in the kernel (see stop_reader_before_fork())
         // would hold up exit-time work that stops every thread, such as a
         // leak checker's: in that case only, leave without it.
@@ -1107,7 +859,7 @@ void Supervisor::exit_like_instance(bool failed) {
     }
     // Die by the same signal. No core file of our own: the instance's crash
     // is not the supervisor's.
-    const int sig = last_status_code_;
+    const int sig = status_code;
     rlimit no_core{0, 0};
     (void)::setrlimit(RLIMIT_CORE, &no_core);
     (void)::signal(sig, SIG_DFL);
@@ -1120,13 +872,6 @@ void Supervisor::exit_like_instance(bool failed) {
 }
 
 // ---- helpers ----
-
-// Health checking begins (or begins again): the start is a sign of life, and
-// the instance's wait for a CPU is counted from here.
-void Supervisor::start_health_clock() {
-    deadline_.start(monotonic_ns());
-    cpu_at_life_ = read_cpu_sample(schedstat_.get(), stat_.get(), monotonic_ns());
-}
 
 // Every signal to the instance goes through its pidfd: once the instance has
 // been reaped (by us, or behind our back by another thread of the
@@ -1158,19 +903,11 @@ bool Supervisor::signal_instance(int sig, bool queued) noexcept {
     return ::kill(child_, sig) == 0;
 }
 
-void Supervisor::rearm_timer() {
-    uint64_t at = 0;
-    auto earliest = [&at](uint64_t t) {
-        if (t != 0 && (at == 0 || t < at))
-            at = t;
-    };
-    if (phase_ == Phase::Running)
-        earliest(deadline_.next_deadline());
-    if (phase_ != Phase::Killing)
-        earliest(kill_at_ns_);
-    if (phase_ == Phase::BackingOff)
-        earliest(restart_at_ns_);
-    earliest(log_flush_at_ns_);
+// The timer serves the core's deadline and the flush of lines logged soon.
+void Supervisor::rearm_timer(uint64_t core_due) {
+    uint64_t at = core_due;
+    if (log_flush_at_ns_ != 0 && (at == 0 || log_flush_at_ns_ < at))
+        at = log_flush_at_ns_;
     if (at == armed_at_)
         return; // already set that way: spare the system call
     itimerspec spec{};
@@ -1229,15 +966,7 @@ void Supervisor::watch_log_descriptor() noexcept {
         log_watched_fd_ = fd;
 }
 
-void Supervisor::reply(cs_error_t status) {
-    reply_pending_ = false;
-    if (channel_)
-        (void)channel_reply(channel_.get(), status);
-}
-
 void Supervisor::drop_channel() {
-    reply_pending_ = false;
-    remote_store_pending_ = false;
     if (!channel_)
         return;
     unwatch(epoll_.get(), channel_.get());

@@ -8,9 +8,11 @@
 // signalfd (stop signals to forward), the corosync link's descriptor
 // (quorum changes and answers, completed cmap writes; the link is a process
 // of its own, see corosync_link.hpp), and, once a medium store came, the
-// reader thread's eventfd (see remote_reader.hpp). The instance is always in one
-// Phase; every event has one handler, and each handler is a small switch
-// over the phase (state x event, as in s6-supervise).
+// reader thread's eventfd (see remote_reader.hpp). This file is the shell:
+// it turns readiness into events for the pure core (supervisor_core.hpp),
+// where every decision is one step(state, event) -> actions, each handler a
+// small switch over the phase (state x event, as in s6-supervise), and it
+// carries out the actions the core returns.
 //
 // epoll directly rather than libqb's qb_loop: every fork() gives the new
 // instance a copy of the loop that it must drop without touching the
@@ -23,6 +25,7 @@
 #include <csignal>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <corosync/corotypes.h>
 
@@ -35,6 +38,7 @@
 #include "log_outbox.hpp"
 #include "remote_reader.hpp"
 #include "state.hpp"
+#include "supervisor_core.hpp"
 #include "wire.hpp"
 
 namespace sam {
@@ -61,16 +65,7 @@ class Supervisor {
     static constexpr int kExitStatusUnknown = 70; // EX_SOFTWARE
     // After an instance has run, the supervisor cannot go on: a restart
     // failed in a way retrying cannot cure, or its event loop failed.
-    static constexpr int kExitCannotGoOn = 71; // EX_OSERR
-
-    enum class Phase {
-        Idle,             // registered, nothing timed (before sam_start or after sam_stop)
-        WaitingForQuorum, // sam_start() waits: the cluster is not quorate
-        Publishing,       // sam_start()/sam_stop() waits for its cmap state write
-        Running,          // started: health deadline armed
-        Killing,          // SIGKILL sent, waiting for the pidfd
-        BackingOff,       // no instance: waiting before the next restart
-    };
+    static constexpr int kExitCannotGoOn = core::kExitCannotGoOn;
 
   private:
     enum class Outcome { Continue, BecameInstance, Fatal };
@@ -78,63 +73,57 @@ class Supervisor {
     // Set-up and the loop.
     bool set_up(std::unique_ptr<CorosyncLink> link);
     void undo_set_up() noexcept;
-    Outcome spawn_instance();
-    Outcome spawn_failed(unsigned iid, const char *what, int err);
-    [[noreturn]] void exit_cannot_go_on();
-    bool signal_instance(int sig, bool queued) noexcept;
-    bool make_spare();
-    void prepare_spare();
-    void publish_stopped_before_fork();
-    void become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
     Outcome loop();
 
-    // Events: one handler each.
+    // Readiness into events: one reader per descriptor.
     Outcome on_instance_exit();
     Outcome on_channel();
+    Outcome on_message(Received &msg);
     Outcome on_timer();
     Outcome on_signal();
     Outcome on_link();
     Outcome on_reader();
 
-    // Requests from the instance (valid ones only).
-    bool on_message(Received &msg);
-    void handle_request(const wire::Request &req, Received &msg);
-    void dispose_passed(Received &msg);
-    void start_remote_store(const wire::Request &req);
-    void finish_store(std::shared_ptr<const DataBlob> blob, cs_error_t err, const char *lie);
-    void stop_reader_before_fork(unsigned iid);
-    void request_start();
-    void request_stop();
+    // Events go to the core (supervisor_core.hpp) in the order seen; what it
+    // asks for is carried out here. An action may report events of its own
+    // (a fork's outcome, a data request's result): they queue behind.
+    void post(const core::Event &e);
+    Outcome drain();
+    Outcome dispatch(const core::Event &e) {
+        post(e);
+        return drain();
+    }
+    Outcome execute(const core::Action &a);
 
-    // Transitions.
-    void begin_running();
-    void enter_waiting_for_quorum();
-    void ask_quorum();
-    void on_quorum(bool quorate);
-    void on_quorum_checked(uint64_t token, bool quorate);
-    void on_state_written(cs_error_t err);
-    void warn_instance(const char *why);
-    void kill_instance(const char *why);
-    Outcome after_death(int status_code, int status_kind);
+    // Actions with more than a line to them.
+    Outcome spawn_instance();
+    [[noreturn]] void exit_cannot_go_on();
     // Leaves cmap as the outcome deserves (state "failed", or keys deleted), then
     // exits with the instance's exit code or dies by the signal that killed it.
-    [[noreturn]] void exit_like_instance(bool failed);
+    [[noreturn]] void exit_like_instance(bool failed, int status_code, int status_kind);
+    bool signal_instance(int sig, bool queued) noexcept;
+    bool make_spare();
+    void prepare_spare();
+    void publish_stopped_before_fork();
+    void become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
+    void release_instance();
+    void run_data_request();
+    void start_remote_store(const wire::Request &req);
+    void dispose_passed(Received &msg);
+    void stop_reader_before_fork(unsigned iid);
 
-    void start_health_clock();
-    void rearm_timer();
+    void rearm_timer(uint64_t core_due);
     void log_now(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
     void log_soon(int priority, const char *format, ...) noexcept __attribute__((format(printf, 3, 4)));
     void flush_logs() noexcept;
     void watch_log_descriptor() noexcept;
-    void reply(cs_error_t status);
     void drop_channel();
     void restore_signal_actions() noexcept;
 
     Library &lib_;
     const Policy policy_;
     const pid_t self_;
-    HealthDeadline deadline_;
-    RestartBackoff backoff_;
+    core::State core_; // every decision's input: see supervisor_core.hpp
     std::unique_ptr<CorosyncLink> link_;
     static constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
     static constexpr size_t kForwardedCount = sizeof(kForwardedSignals) / sizeof(int);
@@ -151,6 +140,7 @@ class Supervisor {
     UniqueFd pidfd_, channel_;
     UniqueFd schedstat_, stat_; // the instance's /proc/PID/schedstat and stat (may be closed)
     CpuSample cpu_at_life_;     // what they said when it last showed life
+    CpuSample timer_sample_;    // what they said when the timer last fired
     // Every datagram from the instance lands here: the largest valid request
     // (header and inline data), reused so that receiving allocates nothing.
     static constexpr size_t kRxBufSize = sizeof(wire::RequestHeader) + wire::kInlineDataMax;
@@ -161,42 +151,30 @@ class Supervisor {
     // Medium stores: the read out of the instance runs off this thread.
     RemoteReader reader_;
     bool reader_watched_ = false;
-    bool remote_store_pending_ = false; // the pending request waits for reader_
-    bool reader_stuck_ = false;         // a stop before a fork could not wait for its read
+    bool reader_stuck_ = false; // a stop before a fork could not wait for its read
+    // The request being dispatched, for RunData; and its result, which a
+    // CommitData action stores (a null blob with data_delete_: clear).
+    const wire::Request *current_request_ = nullptr;
+    Received *current_message_ = nullptr;
+    std::shared_ptr<const DataBlob> data_result_;
+    bool data_delete_ = false;
     // What the next instance gets, prepared once the current one has started
     // so that a restart does not wait for it.
     ChannelPair spare_pair_;
     std::shared_ptr<HeartbeatPage> spare_page_;
-    bool quorate_ = true;
     struct sigaction original_sigchld_ {};
     pid_t child_ = -1;
     unsigned *instance_id_out_ = nullptr;
 
-    Phase phase_ = Phase::Idle;
-    Phase publishing_to_ = Phase::Idle; // what Publishing turns into when the write completes
-    bool reply_pending_ = false;
-    uint64_t awaited_token_ = 0; // the cmap write Publishing waits for
-    // WaitingForQuorum: the quorum question in flight (0: none), whether the
-    // wait was announced (log, cmap state), and whether quorum came back
-    // while the question was in flight (ask again if the answer is no).
-    uint64_t quorum_check_token_ = 0;
-    bool waiting_announced_ = false;
-    bool recheck_quorum_ = false;
-    bool stop_requested_ = false; // SIGTERM/SIGINT seen: no more restarts
-    bool mark_failed_ = false;
-    bool killed_by_us_ = false;
-    uint64_t kill_at_ns_ = 0;    // quorum loss: SIGKILL at this time unless dead already
-    uint64_t restart_at_ns_ = 0; // BackingOff: next instance at this time
-    uint64_t spawned_at_ns_ = 0;
+    std::vector<core::Event> events_; // posted, not yet stepped
+    // The link's tokens of the questions the core is waiting on, with the
+    // core's tickets for them: answers to anything older are dropped.
+    uint64_t write_token_ = 0, write_ticket_ = 0;
+    uint64_t check_token_ = 0, check_ticket_ = 0;
     uint64_t armed_at_ = 0; // what the timerfd is set to (0 = disarmed)
     LogOutbox logs_;        // see log_now() and log_soon()
     uint64_t log_flush_at_ns_ = 0;
-    int log_watched_fd_ = -1;  // in epoll_ for EPOLLOUT while lines wait
-    int last_status_code_ = 0; // si_status of the last instance
-    int last_status_kind_ = 0; // si_code: CLD_EXITED, CLD_KILLED, CLD_DUMPED, or kStatusUnknown
-    // No si_code of waitid(): the instance was reaped by someone else.
-    static constexpr int kStatusUnknown = 0;
-    bool spawned_once_ = false; // from then on sam_register() never returns here
+    int log_watched_fd_ = -1; // in epoll_ for EPOLLOUT while lines wait
 };
 
 } // namespace sam
