@@ -69,6 +69,11 @@ Bytes with_data(Bytes h, size_t n, unsigned char fill) {
     return h;
 }
 
+void rec(Bytes &out, fuzzin::RecordKind kind, uint8_t arg) {
+    out.push_back(kind);
+    out.push_back(arg);
+}
+
 bool write(const std::string &dir, const char *name, const Bytes &b) {
     const std::string path = dir + "/" + name;
     FILE *f = std::fopen(path.c_str(), "wb");
@@ -200,6 +205,69 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 7; ++i)
             b.push_back(0);
         cases.push_back({"replies", b});
+    }
+
+    // The supervisor's other inputs: the link, stop signals, deaths, policies.
+    const uint8_t full = 0x06; // RESTART, QUORUM, CMAP
+    {
+        Bytes b; // a start that waits for quorum, then runs once corosync says so
+        rec(b, fuzzin::kPolicy, full);
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kLink, 3); // corosync: not quorate
+        rec(b, fuzzin::kLink, 1); // notification: lost
+        rec(b, fuzzin::kLink, 0); // notification: back
+        rec(b, fuzzin::kLink, 4); // a stale answer
+        rec(b, fuzzin::kLink, 2); // corosync: quorate
+        rec(b, fuzzin::kLink, 5); // "running" written
+        timer(b, 500000000, 400000000);
+        rec(b, fuzzin::kLink, 1); // quorum lost: warn
+        timer(b, 2000000000, 0);  // then kill
+        cases.push_back({"session-quorum", b});
+    }
+    {
+        Bytes b; // cmap writes that fail or time out, and a stop that does
+        rec(b, fuzzin::kPolicy, 0x04);
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kLink, 6); // refused: stays registered
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kLink, 7); // a stale answer
+        rec(b, fuzzin::kLink, 5);
+        message(b, header(t(T::Stop)), 0);
+        rec(b, fuzzin::kLink, 6 | 0x10); // timed out: stays started
+        message(b, header(t(T::Stop)), 0);
+        rec(b, fuzzin::kLink, 5);
+        message(b, header(t(T::MarkFailed)), 0);
+        cases.push_back({"session-cmap-writes", b});
+    }
+    {
+        Bytes b; // deaths of every kind, a crash loop into the back-off, a stop signal there
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kDeath, 0x04); // exited 1
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kDeath, 0x25); // killed
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kDeath, 0x02); // dumped core
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kDeath, 0x03); // reaped elsewhere
+        timer(b, 50000000, 0);
+        rec(b, fuzzin::kSignal, 0);   // SIGTERM while backing off: exit
+        rec(b, fuzzin::kSignal, 2);   // SIGHUP: forwarded
+        rec(b, fuzzin::kDeath, 0x00); // not started: exit
+        cases.push_back({"session-deaths", b});
+    }
+    {
+        Bytes b; // policy QUIT; a first fork that fails; restarts that cannot fork
+        rec(b, fuzzin::kPolicy, 0x01);
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kDeath, 0x04);
+        rec(b, fuzzin::kPolicy, 0x40 | 0x10);
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kDeath, 0x04);
+        timer(b, 200000000, 0);
+        rec(b, fuzzin::kPolicy, 0x30);
+        message(b, header(t(T::Start)), 0);
+        rec(b, fuzzin::kDeath, 0x04);
+        cases.push_back({"session-policies", b});
     }
 
     for (const Case &c : cases)

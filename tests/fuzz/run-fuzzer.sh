@@ -32,12 +32,14 @@ fi
 bin=$build/fuzz-supervisor-input
 lib=$top/src/lib
 echo "run-fuzzer: building $bin"
-# The library files the supervisor uses to take input apart, linked directly.
+# The library files the supervisor uses to take input apart and decide on
+# it, linked directly.
 if ! "$cxx" -std=c++17 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$top/include" -I"$lib" \
     "$src/fuzz_supervisor_input.cpp" \
     "$lib/wire.cpp" "$lib/health.cpp" "$lib/backoff.cpp" "$lib/datastore.cpp" "$lib/channel.cpp" \
+    "$lib/supervisor_core.cpp" \
     -o "$bin"; then
     echo "run-fuzzer: FAIL: the fuzz target does not build"
     exit 99
