@@ -626,9 +626,9 @@ Event Event::state_written(uint64_t now, uint64_t ticket, cs_error_t status) {
 }
 
 Action &Actions::add(Action::Kind k) noexcept {
-    // The longest step (a failed stop's write, with its log line) asks for
-    // seven actions; more is a bug in this file, which the unit table and the
-    // fuzzer would catch.
+    // The longest steps (a kill for a malformed message, a failed stop's
+    // write) ask for six actions; more than kMax is a bug in this file, which
+    // the unit table and the fuzzer would hit.
     if (n_ == kMax)
         std::abort();
     Action &a = a_[n_++];
