@@ -4,7 +4,6 @@
 // the actions the core returns.
 #include "supervisor.hpp"
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
