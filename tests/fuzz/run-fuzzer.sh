@@ -39,7 +39,7 @@ if ! "$cxx" -std=c++17 -g -O1 -fno-omit-frame-pointer \
     -I"$top/include" -I"$lib" \
     "$src/fuzz_supervisor_input.cpp" \
     "$lib/wire.cpp" "$lib/health.cpp" "$lib/backoff.cpp" "$lib/datastore.cpp" "$lib/channel.cpp" \
-    "$lib/supervisor_core.cpp" \
+    "$lib/supervisor_core.cpp" "$lib/supervisor_core_types.cpp" \
     -o "$bin"; then
     echo "run-fuzzer: FAIL: the fuzz target does not build"
     exit 99
