@@ -609,6 +609,44 @@ TEST(QuorumRace, NoStartWhileInquorate) {
     std::fprintf(stderr, "\nmeasured: %d rounds\n", rounds);
 }
 
+TEST_GROUP(QuorumLoss) {
+    it::Program prog;
+    it::CmapView cmap;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        prog.cleanup();
+        (void)cmap.set_u32("quorum.expected_votes", 1);
+        cmap.close();
+    }
+};
+
+// Quorum lost: the instance is warned, with SIGKILL due an interval later.
+// It ends at once, and the restart waits out a back-off longer than that
+// interval. The SIGKILL time died with the instance: the supervisor sleeps
+// through the back-off rather than waking for a kill that is no longer due.
+TEST(QuorumLoss, BackOffAfterTheWarnIsIdle) {
+    it::Script s;
+    s.interval_ms = 1000;
+    s.policy = SAM_RECOVERY_POLICY_QUORUM_RESTART;
+    s.exit_on_term = true; // the warn signal ends it
+    s.auto_start = true;
+    prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "3000"}});
+    REQUIRE(prog.wait_event("started", 5000));
+    REQUIRE(cmap.set_u32("quorum.expected_votes", 2) == CS_OK);
+    REQUIRE_MSG(prog.wait_log("restarting in 3000 ms", 5000), prog.transcript());
+    const long long cpu_before = it::cpu_ms(prog.pid());
+    it::Event reg2;
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 5000, &reg2));
+    const long long cpu_during = it::cpu_ms(prog.pid()) - cpu_before;
+    REQUIRE(cpu_before >= 0);
+    REQUIRE_MSG(cpu_during < 300, "the supervisor used " + std::to_string(cpu_during) +
+                                      " ms of CPU during a 3 s back-off after a quorum warn");
+    std::fprintf(stderr, "\nmeasured: supervisor CPU during the back-off: %lld ms\n", cpu_during);
+}
+
 // ---- forks stay clean while corosync comes and goes ----
 
 namespace {
