@@ -115,6 +115,14 @@ void DataBlob::prefault() const noexcept {
 }
 
 cs_error_t DataStore::restore(void *out, size_t out_size) const noexcept {
+    if (slot_.valid()) {
+        const size_t n = slot_.own_size();
+        if (out_size < n)
+            return CS_ERR_INVALID_PARAM;
+        if (n > 0)
+            std::memcpy(out, slot_.own_bytes(), n);
+        return CS_OK;
+    }
     if (!blob_ || blob_->size() == 0)
         return CS_OK;
     if (out_size < blob_->size())

@@ -18,6 +18,7 @@
 
 #include <corosync/corotypes.h>
 
+#include "data_slot.hpp"
 #include "fd.hpp"
 
 namespace sam {
@@ -71,14 +72,28 @@ class DataBlob {
 
 class DataStore {
   public:
-    [[nodiscard]] size_t size() const noexcept { return blob_ ? blob_->size() : 0; }
+    [[nodiscard]] size_t size() const noexcept {
+        if (slot_.valid())
+            return slot_.own_size();
+        return blob_ ? blob_->size() : 0;
+    }
     // Copies the data out; see sam_data_restore() for the rules.
     [[nodiscard]] cs_error_t restore(void *out, size_t out_size) const noexcept;
-    void replace(std::shared_ptr<const DataBlob> blob) noexcept { blob_ = std::move(blob); }
-    void clear() noexcept { blob_.reset(); }
+    void replace(std::shared_ptr<const DataBlob> blob) noexcept {
+        slot_ = DataSlot();
+        blob_ = std::move(blob);
+    }
+    // In an instance: the data is what it last wrote into its slot. The
+    // blob it replaces is freed (which may return memory to the system).
+    void use_slot(DataSlot slot) noexcept {
+        blob_.reset();
+        slot_ = slot;
+    }
+    void clear() noexcept { replace(nullptr); }
 
   private:
     std::shared_ptr<const DataBlob> blob_;
+    DataSlot slot_;
 };
 
 } // namespace sam

@@ -37,7 +37,10 @@ size_t page_size() noexcept {
 } // namespace
 
 std::optional<HeartbeatPage> HeartbeatPage::create() noexcept {
-    const size_t len = page_size();
+    const size_t page = page_size();
+    // The slot follows the heartbeat page. Pages of a memfd cost memory only
+    // once written: an instance that never stores small data never pays.
+    const size_t len = page + (sizeof(SlotShared) + page - 1) / page * page;
     // A memfd rather than anonymous memory: the link process must see the
     // same page, and a descriptor is the way to hand it over. Sealed at its
     // size, so nobody holding the descriptor can shrink it under a mapping.
@@ -48,7 +51,7 @@ std::optional<HeartbeatPage> HeartbeatPage::create() noexcept {
     void *addr = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (addr == MAP_FAILED)
         return std::nullopt;
-    HeartbeatPage result{Mapping(addr, len), std::move(fd)};
+    HeartbeatPage result{Mapping(addr, len), std::move(fd), DataSlot(static_cast<char *>(addr) + page)};
     auto *shared = new (addr) HeartbeatShared{};
     shared->last_beat_ns.store(0, std::memory_order_relaxed);
     pthread_mutexattr_t attr;

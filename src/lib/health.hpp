@@ -10,6 +10,8 @@
 // marks that mutex's lock word, so sam_hc_send() learns of the death with one
 // load. The link process maps the same page read-only (the memfd is passed
 // to it) to keep `last_updated` in cmap fresh: it costs the instance nothing.
+// The pages after the first hold the small-store slot (data_slot.hpp); the
+// link process does not map them.
 //
 // HealthDeadline is the pure decision logic (no clock, no I/O) so it can be
 // unit tested: given the last sign of life and whether the warn signal was
@@ -33,6 +35,7 @@
 
 #include <pthread.h>
 
+#include "data_slot.hpp"
 #include "fd.hpp"
 
 namespace sam {
@@ -55,13 +58,15 @@ class HeartbeatPage {
     HeartbeatPage(const HeartbeatPage &) = delete;
     HeartbeatPage &operator=(const HeartbeatPage &) = delete;
     HeartbeatPage(HeartbeatPage &&o) noexcept
-        : map_(std::move(o.map_)), held_(std::exchange(o.held_, false)), fd_(std::move(o.fd_)) {}
+        : map_(std::move(o.map_)), held_(std::exchange(o.held_, false)), fd_(std::move(o.fd_)),
+          slot_(std::exchange(o.slot_, DataSlot())) {}
     HeartbeatPage &operator=(HeartbeatPage &&o) noexcept {
         if (this != &o) {
             let_go();
             map_ = std::move(o.map_);
             held_ = std::exchange(o.held_, false);
             fd_ = std::move(o.fd_);
+            slot_ = std::exchange(o.slot_, DataSlot());
         }
         return *this;
     }
@@ -90,17 +95,21 @@ class HeartbeatPage {
     // Instance side: true once the supervisor died or let the page go. One
     // load of the mutex's lock word, no system call.
     [[nodiscard]] bool supervisor_gone() const noexcept;
+    // The small-store slot after the heartbeat page (none when read-only).
+    [[nodiscard]] DataSlot slot() const noexcept { return slot_; }
     // The memfd behind the page, to pass to the link (-1 once closed).
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     // The instance keeps the mapping only.
     void close_fd() noexcept { fd_.reset(); }
 
   private:
-    HeartbeatPage(Mapping m, UniqueFd fd) noexcept : map_(std::move(m)), fd_(std::move(fd)) {}
+    HeartbeatPage(Mapping m, UniqueFd fd, DataSlot slot = DataSlot()) noexcept
+        : map_(std::move(m)), fd_(std::move(fd)), slot_(slot) {}
     HeartbeatShared *shared() const noexcept { return static_cast<HeartbeatShared *>(map_.get()); }
     Mapping map_;
     bool held_ = false; // this thread holds supervisor_alive
     UniqueFd fd_;
+    DataSlot slot_;
 };
 
 // What the supervisor must do when its health timer fires.

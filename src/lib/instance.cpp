@@ -6,6 +6,8 @@
 #include <cstring>
 #include <new>
 #include <sys/prctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "channel.hpp"
 #include "wire.hpp"
@@ -19,6 +21,36 @@ cs_error_t call(Library &lib, wire::RequestType type, uint64_t arg = 0, uint64_t
     if (!lib.instance.channel)
         return CS_ERR_LIBRARY;
     return channel_call(lib.instance.channel.get(), wire::make_header(type, arg, size), data, data_len, pass_fd);
+}
+
+// A buffer is copied into the slot with a plain memcpy only when its pages
+// were read successfully by an earlier store: bytes the caller passes that
+// cannot be read must fail the store with CS_ERR_LIBRARY (as upstream's
+// write() of them fails), not crash the instance. The first store from
+// other pages is copied by the kernel (process_vm_readv(2) of this very
+// process, one system call), which says EFAULT instead of faulting:
+// CS_ERR_LIBRARY. CS_ERR_NOT_SUPPORTED: the kernel or a seccomp filter
+// refused that call.
+cs_error_t fill_slot(InstanceSide &self, unsigned char *dst, const void *data, size_t size) noexcept {
+    static const uintptr_t page_mask = ~static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE) - 1);
+    const uintptr_t first = reinterpret_cast<uintptr_t>(data) & page_mask;
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(data) + size - 1) & page_mask;
+    for (const InstanceSide::PageRange &r : self.readable) {
+        if (r.first <= first && last <= r.last && r.last != 0) {
+            std::memcpy(dst, data, size);
+            return CS_OK;
+        }
+    }
+    iovec local{dst, size};
+    iovec remote{const_cast<void *>(data), size};
+    const ssize_t n = retry_eintr([&] { return ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0); });
+    if (n < 0 && (errno == EPERM || errno == ENOSYS))
+        return CS_ERR_NOT_SUPPORTED;
+    if (n != static_cast<ssize_t>(size))
+        return CS_ERR_LIBRARY;
+    self.readable[self.readable_next] = InstanceSide::PageRange{first, last};
+    self.readable_next = (self.readable_next + 1) % InstanceSide::kReadableRanges;
+    return CS_OK;
 }
 
 } // namespace
@@ -59,6 +91,27 @@ cs_error_t instance_data_store(Library &lib, const void *data, size_t size) {
         if (err == CS_OK)
             lib.data.clear();
         return err;
+    }
+    // Small data goes into the slot shared with the supervisor: no system
+    // call, no wait (data_slot.hpp). The supervisor's death is one load of
+    // the page, as for sam_hc_send(): the store then fails as it would
+    // through the channel, and nothing changes.
+    const DataSlot slot = lib.instance.page ? lib.instance.page->slot() : DataSlot();
+    if (size <= kSlotDataMax && slot.valid() && lib.instance.slot_usable) {
+        if (lib.instance.page->supervisor_gone())
+            return CS_ERR_LIBRARY;
+        const cs_error_t err = fill_slot(lib.instance, slot.next_bytes(), data, size);
+        if (err == CS_OK) {
+            slot.publish(size, ++lib.instance.slot_seq);
+            lib.data.use_slot(slot);
+            return CS_OK;
+        }
+        // Bytes the kernel could not read for us (unreadable, or memory only
+        // this process's own page tables reach, such as memfd_secret): the
+        // channel, whose system calls tell the two apart. Or this process
+        // may not read itself that way at all: the channel from now on.
+        if (err == CS_ERR_NOT_SUPPORTED)
+            lib.instance.slot_usable = false;
     }
     // Small data travels in the request; medium data is read by the supervisor
     // out of the caller's buffer while we wait; anything else, or what the

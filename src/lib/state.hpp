@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
@@ -53,6 +54,17 @@ struct InstanceSide {
     // Medium stores are read by the supervisor out of our memory until it
     // answers that it may not (ptrace rules, seccomp): then memfds.
     bool remote_store = true;
+    // The page's data slot: the last sequence number written into it, and
+    // whether this process may check its own memory (see fill_slot()).
+    uint64_t slot_seq = 0;
+    bool slot_usable = true;
+    // Pages an earlier store read without a fault, copied without a check.
+    struct PageRange {
+        uintptr_t first = 0, last = 0;
+    };
+    static constexpr unsigned kReadableRanges = 4;
+    PageRange readable[kReadableRanges];
+    unsigned readable_next = 0;
 };
 
 struct Library {

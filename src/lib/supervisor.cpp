@@ -503,6 +503,7 @@ Supervisor::Outcome Supervisor::on_channel() {
         case Received::Kind::Error:
             // The instance closed its end (or it is dying): it can still beat
             // through the page, and the pidfd will tell us when it is gone.
+            harvest_slot(/* last= */ false);
             return dispatch(core::Event::channel_closed(monotonic_ns()));
         case Received::Kind::Message:
             break;
@@ -665,11 +666,14 @@ Supervisor::Outcome Supervisor::execute(const core::Action &a) {
         run_data_request();
         break;
     case K::CommitData: {
-        std::lock_guard<std::mutex> g(lib_.mu);
-        if (data_delete_)
-            lib_.data.clear();
-        else if (data_result_)
-            lib_.data.replace(std::move(data_result_));
+        {
+            std::lock_guard<std::mutex> g(lib_.mu);
+            if (data_delete_)
+                lib_.data.clear();
+            else if (data_result_)
+                lib_.data.replace(std::move(data_result_));
+        }
+        slot_superseded();
         break;
     }
     case K::SetWarnSignal:
@@ -731,10 +735,41 @@ void Supervisor::release_instance() {
     schedstat_.reset();
     stat_.reset();
     drop_channel();
+    harvest_slot(/* last= */ true);
     // Unlocked here, in our thread: the link may hold the last reference.
     if (page_)
         page_->let_go();
     page_.reset();
+}
+
+// Small stores (data_slot.hpp) stay in the instance's slot until taken
+// here: at the instance's death and when it closes its channel. Whatever
+// the slot holds is checked before it replaces our data; a slot that fails
+// costs that instance its own slot data, and is logged once. `last`: the
+// page goes next, and the next page's slot counts from 0 again.
+void Supervisor::harvest_slot(bool last) noexcept {
+    const uint64_t seen = page_ && slot_page_ == page_.get() ? slot_seen_ : 0;
+    SlotHarvest h = page_ ? page_->slot().harvest(seen) : SlotHarvest{};
+    slot_page_ = last ? nullptr : page_.get();
+    slot_seen_ = h.state == SlotState::Nothing ? seen : h.seq;
+    if (h.state == SlotState::Nothing)
+        return;
+    if (h.state != SlotState::Valid) {
+        log_now(LOG_WARNING, "instance %u left invalid data in its small-store slot (%s); ignored",
+                lib_.last_instance_id, slot_state_name(h.state));
+        return;
+    }
+    std::lock_guard<std::mutex> g(lib_.mu);
+    lib_.data.replace(std::move(h.blob));
+}
+
+// A store or delete came through the channel: every slot store before it
+// (all published by now, since the instance waits for our reply) is older.
+void Supervisor::slot_superseded() noexcept {
+    if (!page_)
+        return;
+    slot_page_ = page_.get();
+    slot_seen_ = page_->slot().published_seq();
 }
 
 // The data request being dispatched, carried out; its result goes back to

@@ -107,6 +107,8 @@ class Supervisor {
     void publish_stopped_before_fork();
     void become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
     void release_instance();
+    void harvest_slot(bool last) noexcept;
+    void slot_superseded() noexcept;
     void run_data_request();
     void start_remote_store(const wire::Request &req);
     void dispose_passed(Received &msg);
@@ -146,6 +148,11 @@ class Supervisor {
     static constexpr size_t kRxBufSize = sizeof(wire::RequestHeader) + wire::kInlineDataMax;
     std::unique_ptr<unsigned char[]> rx_buf_;
     std::shared_ptr<HeartbeatPage> page_;
+    // The last slot sequence of that page the data here already covers: a
+    // store through the channel supersedes earlier slot stores, a harvest
+    // took (or rejected) the slot up to it. Counts from 0 for each page.
+    const HeartbeatPage *slot_page_ = nullptr;
+    uint64_t slot_seen_ = 0;
     // Descriptors an instance passed are closed there, never here.
     DescriptorSink sink_;
     // Medium stores: the read out of the instance runs off this thread.

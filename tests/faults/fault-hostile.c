@@ -85,7 +85,7 @@ static uint64_t *heartbeat_page(void) {
         unsigned long lo, hi;
         char perms[8];
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && strcmp(perms, "rw-s") == 0 &&
-            strstr(line, "/memfd:sam-heartbeat") != NULL && hi - lo == (unsigned long)sysconf(_SC_PAGESIZE))
+            strstr(line, "/memfd:sam-heartbeat") != NULL && hi - lo >= (unsigned long)sysconf(_SC_PAGESIZE))
             page = (uint64_t *)lo;
     }
     if (f != NULL)

@@ -3,6 +3,7 @@
 // every restart, and large stores travel without a pipe, atomically.
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "data_slot.hpp"
 
 namespace {
 
@@ -433,4 +435,229 @@ TEST(Data, StoreFromUnreadableMemoryFails) {
     REQUIRE(prog.wait_event("seen", 0, &seen));
     REQUIRE(seen.get("data") == "previous");
     REQUIRE(prog.log().find("sending SIGKILL") == std::string::npos);
+}
+
+// ---- small stores: the slot shared with the supervisor (data_slot.hpp) ----
+
+namespace {
+
+// The slot of this instance's page, found through /proc/self/maps: the
+// mapping of the library's heartbeat memfd; the slot follows its first page.
+sam::SlotShared *own_slot() {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    while (std::getline(maps, line)) {
+        if (line.find("memfd:sam-heartbeat") == std::string::npos)
+            continue;
+        unsigned long lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2 && hi - lo >= page + sizeof(sam::SlotShared))
+            return reinterpret_cast<sam::SlotShared *>(lo + page);
+    }
+    return nullptr;
+}
+
+// Stores of the storm: store i has its own size and bytes, and says which
+// it is in its first 8 bytes.
+size_t storm_size(uint64_t i) { return 8 + static_cast<size_t>((i * 7919) % (sam::kSlotDataMax - 7)); }
+
+void storm_fill(std::vector<unsigned char> &buf, uint64_t i) {
+    buf.resize(storm_size(i));
+    std::memcpy(buf.data(), &i, 8);
+    fill_pattern(buf.data() + 8, buf.size() - 8, i);
+}
+
+} // namespace
+
+// A small store, then death by SIGKILL right away: nothing but the slot
+// holds that store when the instance dies, and the next instance gets it.
+TEST(Data, SmallStoreThenKilledIsRestored) {
+    prog.start([] {
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        if (iid == 1) {
+            unsigned char data[64];
+            fill_pattern(data, sizeof data, 64);
+            if (sam_start() != CS_OK || sam_data_store(data, sizeof data) != CS_OK)
+                return 93;
+            ::raise(SIGKILL);
+        }
+        unsigned char got[64] = {};
+        size_t size = 0;
+        const cs_error_t g = sam_data_getsize(&size);
+        const cs_error_t r = sam_data_restore(got, sizeof got);
+        it::emit("ev=seen getsize=%d size=%zu restore=%d first_diff=%zu", static_cast<int>(g), size,
+                 static_cast<int>(r), first_mismatch(got, sizeof got, 64));
+        return 0;
+    });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    it::Event seen;
+    REQUIRE(prog.wait_event("seen", 0, &seen));
+    REQUIRE_MSG(seen.num("getsize") == CS_OK && seen.num("size") == 64 && seen.num("restore") == CS_OK &&
+                    seen.num("first_diff") == 64,
+                seen.text);
+}
+
+// SIGKILL lands somewhere in a storm of small stores of varying sizes: the
+// next instance gets one whole store, one of those that had returned before
+// the kill was sent or the one under way, never a mix.
+TEST(Data, KilledDuringSmallStoreStormLeavesOneWholeStore) {
+    prog.start([] {
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        if (iid == 1) {
+            if (sam_start() != CS_OK)
+                return 93;
+            std::vector<unsigned char> buf;
+            for (uint64_t i = 1;; ++i) {
+                storm_fill(buf, i);
+                if (sam_data_store(buf.data(), buf.size()) != CS_OK)
+                    return 94;
+                (void)sam_hc_send();
+                if (i == 200)
+                    it::emit("ev=storm");
+            }
+        }
+        size_t size = 0;
+        if (sam_data_getsize(&size) != CS_OK || size < 8)
+            return 95;
+        std::vector<unsigned char> got(size);
+        if (sam_data_restore(got.data(), size) != CS_OK)
+            return 96;
+        uint64_t i = 0;
+        std::memcpy(&i, got.data(), 8);
+        const bool whole = size == storm_size(i) && first_mismatch(got.data() + 8, size - 8, i) == size - 8;
+        it::emit("ev=seen i=%llu size=%zu whole=%d", static_cast<unsigned long long>(i), size, whole ? 1 : 0);
+        return 0;
+    });
+    it::Event storm;
+    REQUIRE_MSG(prog.wait_event("storm", 5000, &storm), prog.transcript());
+    ::kill(storm.pid, SIGKILL);
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    it::Event seen;
+    REQUIRE_MSG(prog.wait_event("seen", 0, &seen), prog.transcript());
+    REQUIRE_MSG(seen.num("whole") == 1 && seen.num("i") >= 200, seen.text);
+}
+
+// An instance that scribbles on its own slot loses only its own small
+// stores: the supervisor rejects the slot with a log line and goes on, and
+// the next instance gets the data as it was before that instance's slot
+// stores (here: what instance 1 stored).
+TEST(Data, ScribbledSlotIsRejected) {
+    prog.start([] {
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        it::emit("ev=seen iid=%u data=%s", iid, restored_text().c_str());
+        if (iid == 1) {
+            if (sam_data_store("before", 6) != CS_OK)
+                return 93;
+            fail_after_start();
+        }
+        if (iid == 4)
+            return 0;
+        sam::SlotShared *slot = own_slot();
+        if (slot == nullptr)
+            return 94;
+        if (sam_data_store(iid == 2 ? "two" : "three", iid == 2 ? 3 : 5) != CS_OK)
+            return 95;
+        sam::SlotHalf &h = slot->half[slot->published.load() & 1];
+        if (iid == 2)
+            h.bytes[1] ^= 0x20; // a stray write into the stored bytes
+        else
+            h.len = sam::kSlotDataMax + 1; // an impossible length
+        fail_after_start();
+    });
+    REQUIRE_MSG(exited_with(prog.wait_exit(5000), 0), prog.transcript());
+    const auto seen = prog.events_of("seen");
+    REQUIRE_MSG(seen.size() == 4, prog.transcript());
+    REQUIRE(seen[0].get("data") == "<none>");
+    for (size_t i = 1; i < 4; ++i)
+        REQUIRE_MSG(seen[i].get("data") == "before", seen[i].text);
+    REQUIRE_MSG(prog.log().find("instance 2 left invalid data in its small-store slot (checksum") != std::string::npos,
+                prog.log());
+    REQUIRE_MSG(prog.log().find("instance 3 left invalid data in its small-store slot (length") != std::string::npos,
+                prog.log());
+}
+
+// One sequence orders the slot and the other paths: the latest store wins
+// whichever way each went, and so does a delete.
+TEST(Data, SmallAndLargeStoresKeepTheirOrder) {
+    prog.start([] {
+        constexpr size_t kLarge = 1u << 20;
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        size_t size = 0;
+        (void)sam_data_getsize(&size);
+        std::vector<unsigned char> got(size);
+        if (size > 0 && sam_data_restore(got.data(), size) != CS_OK)
+            return 93;
+        it::emit("ev=seen iid=%u size=%zu large=%d", iid, size,
+                 size == kLarge && first_mismatch(got.data(), size, 5) == size ? 1 : 0);
+        std::vector<unsigned char> large(kLarge);
+        fill_pattern(large.data(), kLarge, 5);
+        switch (iid) {
+        case 1: // small, then large: the large one
+            if (sam_data_store("small", 5) != CS_OK || sam_data_store(large.data(), kLarge) != CS_OK)
+                return 94;
+            fail_after_start();
+        case 2: // large, then small: the small one
+            if (sam_data_store(large.data(), kLarge) != CS_OK || sam_data_store("small", 5) != CS_OK)
+                return 94;
+            fail_after_start();
+        case 3: // small, then a delete: nothing
+            if (sam_data_store("small", 5) != CS_OK || sam_data_store(nullptr, 0) != CS_OK)
+                return 94;
+            fail_after_start();
+        case 4: // a delete, then small: the small one
+            if (sam_data_store(nullptr, 0) != CS_OK || sam_data_store("again", 5) != CS_OK)
+                return 94;
+            fail_after_start();
+        default:
+            return 0;
+        }
+    });
+    REQUIRE_MSG(exited_with(prog.wait_exit(10000), 0), prog.transcript());
+    const auto seen = prog.events_of("seen");
+    REQUIRE_MSG(seen.size() == 5, prog.transcript());
+    REQUIRE(seen[0].num("size") == 0);
+    REQUIRE_MSG(seen[1].num("large") == 1, seen[1].text);
+    REQUIRE_MSG(seen[2].num("size") == 5, seen[2].text);
+    REQUIRE_MSG(seen[3].num("size") == 0, seen[3].text);
+    REQUIRE_MSG(seen[4].num("size") == 5, seen[4].text);
+}
+
+// In the instance itself, sam_data_getsize() and sam_data_restore() see a
+// small store at once, also between stores that took other paths.
+TEST(Data, GetsizeSeesSmallStoreAtOnce) {
+    prog.start([] {
+        unsigned iid = 0;
+        if (const int e = restart_register(iid))
+            return e;
+        std::vector<unsigned char> large(100000, 'L');
+        size_t a = 0, b = 0, c = 0, d = 0;
+        if (sam_data_store("sixty-four", 10) != CS_OK || sam_data_getsize(&a) != CS_OK)
+            return 93;
+        const std::string first = restored_text();
+        if (sam_data_store("abc", 3) != CS_OK || sam_data_getsize(&b) != CS_OK)
+            return 94;
+        const std::string second = restored_text();
+        if (sam_data_store(large.data(), large.size()) != CS_OK || sam_data_getsize(&c) != CS_OK)
+            return 95;
+        if (sam_data_store("xy", 2) != CS_OK || sam_data_getsize(&d) != CS_OK)
+            return 96;
+        it::emit("ev=sizes a=%zu b=%zu c=%zu d=%zu first=%s second=%s last=%s", a, b, c, d, first.c_str(),
+                 second.c_str(), restored_text().c_str());
+        return 0;
+    });
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    it::Event sizes;
+    REQUIRE(prog.wait_event("sizes", 0, &sizes));
+    REQUIRE_MSG(sizes.num("a") == 10 && sizes.num("b") == 3 && sizes.num("c") == 100000 && sizes.num("d") == 2,
+                sizes.text);
+    REQUIRE_MSG(sizes.get("first") == "sixty-four" && sizes.get("second") == "abc" && sizes.get("last") == "xy",
+                sizes.text);
 }
