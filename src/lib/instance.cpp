@@ -104,6 +104,9 @@ cs_error_t instance_data_store(Library &lib, const void *data, size_t size) {
         if (err == CS_OK) {
             slot.publish(size, ++lib.instance.slot_seq);
             lib.data.use_slot(slot);
+            // Every call that reached the supervisor was a sign of life;
+            // this one does not reach it, so it leaves a heartbeat instead.
+            lib.instance.page->beat(monotonic_ns());
             return CS_OK;
         }
         // Bytes the kernel could not read for us (unreadable, or memory only
