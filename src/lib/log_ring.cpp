@@ -34,6 +34,11 @@ void LogRing::pop() noexcept {
         return;
     head_ = (head_ + 1) % kSlots;
     --count_;
+    // Emptied: start again at the first slot, so that while the log reader
+    // keeps up only the first few slots (one page) are ever written, and
+    // the rest of the ring costs the supervisor no memory.
+    if (count_ == 0)
+        head_ = 0;
     note_drops();
 }
 
