@@ -40,7 +40,7 @@ ours=""
 upstream=/usr/lib/x86_64-linux-gnu
 bench=./sam-bench
 pairs=3
-all_metrics="hc hc-cmap store-64 store-64k store-1m store-64m restore-1m restore-64m fork-floor restart restart-cmap hang supervisor"
+all_metrics="hc hc-cmap store-64 store-64k store-1m store-64m restore-1m restore-64m first-restore-1m first-restore-64m fork-floor restart restart-cmap hang supervisor supmem supmem-cmap"
 metrics=$all_metrics
 pin=1
 cpu=0
@@ -112,7 +112,9 @@ if [ "$quick" = 1 ]; then
     declare -A extra=(
         [hc]="-t 0.2" [hc-cmap]="-t 0.3" [store-64]="-t 0.2" [store-64k]="-t 0.2" [store-1m]="-t 0.2"
         [store-64m]="-t 0.2" [restore-1m]="-t 0.2" [restore-64m]="-t 0.2"
-        [fork-floor]="-n 30" [restart]="-n 30" [restart-cmap]="-n 30" [hang]="-n 5" [supervisor]="-t 0.5")
+        [first-restore-1m]="-n 5" [first-restore-64m]="-n 5"
+        [fork-floor]="-n 30" [restart]="-n 30" [restart-cmap]="-n 30" [hang]="-n 5" [supervisor]="-t 0.5"
+        [supmem]="-n 100" [supmem-cmap]="-n 100")
 else
     declare -A extra=()
 fi
@@ -230,6 +232,9 @@ sam_data_store 1 MiB (MiB/s);store-1m;mib_per_s;median;higher;ratio>=1
 sam_data_store 64 MiB (MiB/s);store-64m;mib_per_s;median;higher;ratio>=2
 sam_data_restore 1 MiB (MiB/s);restore-1m;mib_per_s;median;higher;ratio>=1
 sam_data_restore 64 MiB (MiB/s);restore-64m;mib_per_s;median;higher;ratio>=1
+first sam_data_restore in a fresh instance after a restart, 1 MiB (MiB/s, median of 20);first-restore-1m;mib_per_s;median;higher;ratio>=1
+first sam_data_restore in a fresh instance after a restart, 64 MiB (MiB/s, median of 20);first-restore-64m;mib_per_s;median;higher;ratio>=1
+first restore, 64 MiB: page faults inside the call;first-restore-64m;faults_per_restore;median;lower;
 fork floor: bare fork/exit/waitpid/fork with the library loaded, median (us);fork-floor;median_us;median;lower;
 fork floor, min (us);fork-floor;min_us;median;lower;
 restart latency, median (us);restart;median_us;median;lower;ratio<=1
@@ -243,7 +248,19 @@ hang detection error, max (ms);hang;max_ms;max;lower;ours<5
 supervisor RSS, idle (KiB);supervisor;idle_rss_kib;median;lower;
 supervisor CPU, idle (% of a CPU);supervisor;idle_cpu_pct;median;lower;
 supervisor RSS, 1 kHz heartbeats (KiB);supervisor;busy_rss_kib;median;lower;
-supervisor CPU, 1 kHz heartbeats (% of a CPU);supervisor;busy_cpu_pct;median;lower;'
+supervisor CPU, 1 kHz heartbeats (% of a CPU);supervisor;busy_cpu_pct;median;lower;
+supervisor Pss, idle (KiB, smaps_rollup);supmem;idle_sup_pss_kib;median;lower;ratio<=1
+supervisor Private_Dirty, idle (KiB);supmem;idle_sup_dirty_kib;median;lower;ratio<=1
+supervisor Pss, after 1,000 restarts (KiB);supmem;restarted_sup_pss_kib;median;lower;ratio<=1
+supervisor Private_Dirty, after 1,000 restarts (KiB);supmem;restarted_sup_dirty_kib;median;lower;ratio<=1
+supervisor Pss, idle, CMAP (KiB);supmem-cmap;idle_sup_pss_kib;median;lower;
+supervisor Private_Dirty, idle, CMAP (KiB);supmem-cmap;idle_sup_dirty_kib;median;lower;
+helper processes (link, sink) Pss, idle, CMAP (KiB);supmem-cmap;idle_helpers_pss_kib;median;lower;
+helper processes Private_Dirty, idle, CMAP (KiB);supmem-cmap;idle_helpers_dirty_kib;median;lower;
+supervisor + helpers Pss, idle, CMAP (KiB);supmem-cmap;idle_sum_pss_kib;median;lower;ratio<=1
+supervisor + helpers Private_Dirty, idle, CMAP (KiB);supmem-cmap;idle_sum_dirty_kib;median;lower;ratio<=1
+supervisor + helpers Pss, after 1,000 restarts, CMAP (KiB);supmem-cmap;restarted_sum_pss_kib;median;lower;ratio<=1
+supervisor + helpers Private_Dirty, after 1,000 restarts, CMAP (KiB);supmem-cmap;restarted_sum_dirty_kib;median;lower;ratio<=1'
 
 table() {
     echo "| metric | ours | upstream | ratio ours/upstream | better | target | met |"

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,6 +54,7 @@ struct shared {
     uint64_t elapsed_ns;
     uint64_t cs_cpu_ticks; /* corosync utime+stime over the measured loop */
     uint64_t cs_cpu_ns;    /* same from schedstat, nanosecond resolution */
+    pid_t instance_pid;    /* supervisor-memory metric: the instance now measured around */
     int nsamples;
     int64_t samples[MAX_SAMPLES];
 };
@@ -209,6 +211,63 @@ static long proc_rss_kib(pid_t pid) {
     return rss;
 }
 
+/* Pss and Private_Dirty of a process in KiB, from /proc/PID/smaps_rollup. */
+static int proc_pss_kib(pid_t pid, long *pss, long *dirty) {
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    *pss = *dirty = -1;
+    long v;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "Pss: %ld", &v) == 1)
+            *pss = v;
+        else if (sscanf(line, "Private_Dirty: %ld", &v) == 1)
+            *dirty = v;
+    }
+    fclose(f);
+    return *pss < 0 || *dirty < 0 ? -1 : 0;
+}
+
+/*
+ * The same summed over the children of `parent` other than `except`: the
+ * helper processes a supervisor keeps (a corosync link, a descriptor sink).
+ */
+static int helpers_pss_kib(pid_t parent, pid_t except, long *pss, long *dirty, int *count) {
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return -1;
+    *pss = *dirty = 0;
+    *count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0 || pid == except)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        const size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *paren = strrchr(buf, ')');
+        int ppid = 0;
+        if (paren == NULL || sscanf(paren + 1, " %*c %d", &ppid) != 1 || ppid != parent)
+            continue;
+        long p, dd;
+        if (proc_pss_kib(pid, &p, &dd) != 0)
+            continue;
+        *pss += p;
+        *dirty += dd;
+        ++*count;
+    }
+    closedir(d);
+    return 0;
+}
+
 /* ---- small helpers ---------------------------------------------------- */
 
 static int cmp_i64(const void *a, const void *b) {
@@ -349,6 +408,71 @@ static void instance_restore(unsigned int iid, size_t size) {
         instance_fail("restore: last byte differs from what instance 1 stored");
     sh->count = iters;
     sh->elapsed_ns = t1 - t0;
+    instance_done();
+    exit(0);
+}
+
+/*
+ * The first sam_data_restore in a fresh instance: instance 1 stores, then
+ * each restarted instance times its very first restore (into a buffer it
+ * touched beforehand, so only the library's work is timed) and fails, which
+ * makes the next. This is what a program that reloads its state at start
+ * pays; the restore metric above times restores in an instance that already
+ * restored once.
+ */
+static void instance_first_restore(unsigned int iid, size_t size) {
+    const long n = count_or(20);
+    if (iid == 1) {
+        unsigned char *buf = alloc_touched(size, 0);
+        for (size_t i = 0; i < size; i++)
+            buf[i] = (unsigned char)(i * 131u + 7u);
+        CHECK(sam_data_store(buf, size));
+        free(buf);
+        CHECK(sam_start());
+        _exit(1);
+    }
+    unsigned char *buf = alloc_touched(size, 0);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    const uint64_t t0 = now_ns();
+    CHECK(sam_data_restore(buf, size));
+    const uint64_t t1 = now_ns();
+    getrusage(RUSAGE_SELF, &ru1);
+    sh->count += (uint64_t)(ru1.ru_minflt - ru0.ru_minflt); /* page faults inside the restore */
+    for (size_t i = 0; i < size; i += 4093)
+        if (buf[i] != (unsigned char)(i * 131u + 7u))
+            instance_fail("first restore: byte %zu differs from what instance 1 stored", i);
+    const long idx = (long)iid - 2;
+    if (idx >= MAX_SAMPLES)
+        instance_fail("first restore: instance id %u out of range", iid);
+    sh->samples[idx] = (int64_t)(t1 - t0);
+    sh->nsamples = (int)(idx + 1);
+    if (idx + 1 >= n) {
+        instance_done();
+        exit(0);
+    }
+    CHECK(sam_start());
+    _exit(1);
+}
+
+/*
+ * Supervisor memory: instance 1 waits while the observer reads the
+ * supervisor (and its helper processes) at idle, then RESTARTS more
+ * instances fail at once; the last one waits for the second reading.
+ */
+static void instance_supervisor_memory(unsigned int iid) {
+    const long restarts = opt_count > 0 ? opt_count : 1000;
+    CHECK(sam_start());
+    if (iid != 1 && (long)iid <= restarts)
+        _exit(1);
+    const int phase = iid == 1 ? 1 : 2;
+    sh->instance_pid = getpid();
+    store_flag(&sh->phase, phase);
+    while (load_flag(&sh->command) <= phase)
+        sleep_ns(1000000);
+    if (phase == 1)
+        _exit(1);
+    CHECK(sam_stop());
     instance_done();
     exit(0);
 }
@@ -502,7 +626,7 @@ static int measure_fork_floor(void) {
 
 /* ---- metric table ----------------------------------------------------- */
 
-enum kind { HC, STORE, RESTORE, RESTART, HANG, SUPERVISOR, FORK_FLOOR };
+enum kind { HC, STORE, RESTORE, FIRST_RESTORE, RESTART, HANG, SUPERVISOR, SUPERVISOR_MEMORY, FORK_FLOOR };
 
 struct metric_def {
     const char *name;
@@ -522,10 +646,17 @@ static const struct metric_def metrics[] = {
     {"store-64m", STORE, 0, 64u << 20, 0, "sam_data_store of 64 MiB from an instance"},
     {"restore-1m", RESTORE, 0, 1u << 20, 0, "sam_data_restore of 1 MiB after a restart"},
     {"restore-64m", RESTORE, 0, 64u << 20, 0, "sam_data_restore of 64 MiB after a restart"},
+    {"first-restore-1m", FIRST_RESTORE, 0, 1u << 20, 0,
+     "first sam_data_restore of 1 MiB in each fresh instance after a restart"},
+    {"first-restore-64m", FIRST_RESTORE, 0, 64u << 20, 0,
+     "first sam_data_restore of 64 MiB in each fresh instance after a restart"},
     {"restart", RESTART, 0, 0, 0, "instance exit -> next instance back from sam_register"},
     {"restart-cmap", RESTART, 1, 0, 0, "same, RESTART|CMAP"},
     {"hang", HANG, 0, 0, 100, "warn signal lateness after the last health check, 100 ms interval"},
     {"supervisor", SUPERVISOR, 0, 0, 1000, "supervisor RSS and CPU, idle and 1 kHz heartbeats"},
+    {"supmem", SUPERVISOR_MEMORY, 0, 0, 0,
+     "supervisor (and helper processes) Pss/Private_Dirty, idle and after 1,000 restarts"},
+    {"supmem-cmap", SUPERVISOR_MEMORY, 1, 0, 0, "same, RESTART|CMAP"},
     {"fork-floor", FORK_FLOOR, 0, 0, 0,
      "reference without libsam: child exits -> waitpid -> next child runs"},
 };
@@ -536,7 +667,8 @@ static void usage(FILE *out) {
         "usage: sam-bench METRIC [-n COUNT] [-t SECONDS] [--corosync-pid PID] [--expect-lib PATH]\n"
         "Measures one metric against the libsam.so.4 that LD_LIBRARY_PATH selects and prints\n"
         "  RESULT metric=METRIC lib=PATH key=value ...\n"
-        "  -n COUNT            samples (restart: 300, hang: 30)\n"
+        "  -n COUNT            samples (restart: 300, hang: 30, first-restore: 20),\n"
+        "                      restarts (supmem: 1000)\n"
         "  -t SECONDS          length of timed loops (hc: 1, hc-cmap: 2, store/restore: 1,\n"
         "                      supervisor: 3 per phase)\n"
         "  --corosync-pid PID  corosync to charge CPU to in hc-cmap (default: $COROSYNC_PID)\n"
@@ -648,6 +780,30 @@ static int measure_supervisor(double secs, double *cpu_pct, long *rss) {
         if (c0 < 0 || c1 < 0 || rss[phase - 1] < 0)
             return -1;
         cpu_pct[phase - 1] = 100.0 * (double)(c1 - c0) / (double)(t1 - t0);
+        store_flag(&sh->command, phase + 1);
+    }
+    return 0;
+}
+
+/*
+ * The supervisor-memory metric: in each phase, once the instance says it
+ * waits, the supervisor and its helper processes (every other child of it)
+ * are read. mem[phase] = supervisor Pss, Private_Dirty, helpers' Pss,
+ * Private_Dirty (KiB).
+ */
+static int measure_supervisor_memory(long mem[2][4], int helpers[2]) {
+    for (int phase = 1; phase <= 2; phase++) {
+        const uint64_t limit = now_ns() + 60000000000ull;
+        while (load_flag(&sh->phase) < phase) {
+            if (load_flag(&sh->done) || now_ns() > limit)
+                return -1;
+            sleep_ns(1000000);
+        }
+        sleep_ns(300000000); /* settle: deferred log lines, cmap writes */
+        if (proc_pss_kib(runner_pid, &mem[phase - 1][0], &mem[phase - 1][1]) != 0 ||
+            helpers_pss_kib(runner_pid, sh->instance_pid, &mem[phase - 1][2], &mem[phase - 1][3],
+                            &helpers[phase - 1]) != 0)
+            return -1;
         store_flag(&sh->command, phase + 1);
     }
     return 0;
@@ -773,6 +929,12 @@ int main(int argc, char **argv) {
         case RESTORE:
             instance_restore(iid, m->size);
             break;
+        case FIRST_RESTORE:
+            instance_first_restore(iid, m->size);
+            break;
+        case SUPERVISOR_MEMORY:
+            instance_supervisor_memory(iid);
+            break;
         case RESTART:
             instance_restart(iid);
             break;
@@ -794,6 +956,10 @@ int main(int argc, char **argv) {
     int measured = 0;
     if (m->kind == SUPERVISOR)
         measured = measure_supervisor(seconds_or(3.0), cpu_pct, rss);
+    long mem[2][4] = {{0}};
+    int helpers[2] = {0, 0};
+    if (m->kind == SUPERVISOR_MEMORY)
+        measured = measure_supervisor_memory(mem, helpers);
 
     int status;
     r = wait_done(120.0, &status);
@@ -846,6 +1012,22 @@ int main(int argc, char **argv) {
         break;
     case RESTART:
         sample_stats("us", 1e3);
+        break;
+    case FIRST_RESTORE:
+        sample_stats("us", 1e3);
+        if (sh->nsamples > 0)
+            printf(" size=%zu mib_per_s=%.1f faults_per_restore=%.1f", m->size,
+                   (double)m->size / MIB / (percentile(sh->samples, sh->nsamples, 50) / 1e9),
+                   (double)sh->count / sh->nsamples);
+        break;
+    case SUPERVISOR_MEMORY:
+        for (int i = 0; i < 2; i++)
+            printf(" %s_sup_pss_kib=%ld %s_sup_dirty_kib=%ld %s_helpers=%d %s_helpers_pss_kib=%ld"
+                   " %s_helpers_dirty_kib=%ld %s_sum_pss_kib=%ld %s_sum_dirty_kib=%ld",
+                   i ? "restarted" : "idle", mem[i][0], i ? "restarted" : "idle", mem[i][1],
+                   i ? "restarted" : "idle", helpers[i], i ? "restarted" : "idle", mem[i][2],
+                   i ? "restarted" : "idle", mem[i][3], i ? "restarted" : "idle", mem[i][0] + mem[i][2],
+                   i ? "restarted" : "idle", mem[i][1] + mem[i][3]);
         break;
     case HANG:
         sample_stats("ms", 1e6);
