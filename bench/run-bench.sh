@@ -226,7 +226,7 @@ corosync CPU per 100k heartbeats, CMAP (ms, /proc/PID/stat utime+stime);hc-cmap;
 corosync CPU per 100k heartbeats, CMAP, net of idle (ms, schedstat);hc-cmap;cs_net_ms_per_100k;median;lower;ratio<=0.05
 corosync CPU while heartbeating flat out, CMAP (% of a CPU);hc-cmap;cs_cpu_pct;median;lower;
 corosync CPU idle, no client, just before (% of a CPU);hc-cmap;cs_idle_pct;median;lower;
-sam_data_store 64 B (ops/s);store-64;ops_per_s;median;higher;ratio>=1
+sam_data_store 64 B (ops/s);store-64;ops_per_s;median;higher;ratio>=10
 sam_data_store 64 KiB (MiB/s);store-64k;mib_per_s;median;higher;
 sam_data_store 1 MiB (MiB/s);store-1m;mib_per_s;median;higher;ratio>=1
 sam_data_store 64 MiB (MiB/s);store-64m;mib_per_s;median;higher;ratio>=2
