@@ -2,11 +2,11 @@
 // datastore.hpp - the user data kept by sam_data_store().
 //
 // The bytes live in the supervisor, as in upstream, and reach each new
-// instance through fork. A stored value is an immutable DataBlob: small and
-// medium ones are heap copies (medium ones read straight out of the
-// instance's memory, see wire.hpp), large ones are sealed memfds mapped
-// read-only, so a 64 MiB store is never copied at all and can never be
-// changed after the fact. Replacing the blob is a pointer swap: a store either
+// instance through fork. A stored value is an immutable DataBlob: up to
+// 64 MiB a copy (read straight out of the instance's memory above 32 KiB,
+// see wire.hpp; from 4 MiB in anonymous memory offered for huge pages),
+// larger ones sealed memfds mapped read-only, never copied, which can never
+// be changed after the fact. Replacing the blob is a pointer swap: a store either
 // completes or leaves the previous data whole.
 #pragma once
 
@@ -31,10 +31,11 @@ class DataBlob {
     // Heap copy; throws std::bad_alloc.
     static std::shared_ptr<const DataBlob> copy_of(const void *data, size_t size);
 
-    // A blob owning `size` uninitialised heap bytes, to be filled through
-    // bytes() or read_from_process() before it is shared; throws std::bad_alloc.
+    // A blob owning `size` uninitialised bytes (heap; from 4 MiB anonymous
+    // memory offered for huge pages), to be filled through bytes() or
+    // read_from_process() before it is shared; throws std::bad_alloc.
     static std::shared_ptr<DataBlob> allocate(size_t size);
-    [[nodiscard]] unsigned char *bytes() noexcept { return heap_.get(); }
+    [[nodiscard]] unsigned char *bytes() noexcept { return const_cast<unsigned char *>(data_); }
 
     // Fills this heap blob with the bytes at `address` in process `pid`, read
     // with process_vm_readv(2); may block for as long as that process makes

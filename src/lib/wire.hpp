@@ -27,13 +27,16 @@ inline constexpr uint32_t kReplyMagic = 0x53414d52;   // "SAMR"
 inline constexpr size_t kInlineDataMax = 32 * 1024;
 // Data above kInlineDataMax and up to this size is read by the supervisor out
 // of the instance's memory (one copy, no page-cache churn: about 4x faster
-// than a fresh memfd per store at 1 MiB). Larger data goes through a sealed
-// memfd, which the supervisor maps without copying, and so does all of it
+// than a fresh memfd per store at 1 MiB; from 4 MiB into memory offered for
+// huge pages, see datastore.cpp: 64 MiB stores 2.4x faster than upstream and
+// restored 2.4x faster in a fresh instance, against 1.7x and 0.77x through a
+// memfd). Larger data goes through a sealed memfd, which the supervisor maps
+// without copying (so it is not held twice), and so does all of it
 // when the supervisor may not read the instance's memory (the reply is then
 // CS_ERR_NOT_SUPPORTED and the instance stops asking), and so do bytes that
 // can only be read from inside the instance, such as memfd_secret memory
 // (the reply is CS_ERR_TRY_AGAIN: a memfd for this store only).
-inline constexpr size_t kRemoteDataMax = 4 * 1024 * 1024;
+inline constexpr size_t kRemoteDataMax = 64 * 1024 * 1024;
 
 enum class RequestType : uint16_t {
     Start = 1,

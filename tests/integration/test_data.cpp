@@ -280,10 +280,13 @@ TEST(Data, KilledMidStoreLeavesWholeData) {
     REQUIRE(seen.num("getsize") == CS_OK && seen.num("restore") == CS_OK && seen.num("whole") == 1);
 }
 
-// Sizes around the switch from inline messages to the large-data path
-// (and a single byte) arrive byte for byte in the next instance.
+// Sizes around the switches between the ways data travels (the slot up to
+// 64 KiB, the request itself where the slot cannot be used, up to 32 KiB,
+// a read out of the instance, into huge-page memory from 4 MiB) and a
+// single byte arrive byte for byte in the next instance.
 TEST(Data, BoundarySizesAcrossRestart) {
-    static const size_t kSizes[] = {1, 32 * 1024 - 1, 32 * 1024, 32 * 1024 + 1, 256 * 1024, 4u << 20, (4u << 20) + 1};
+    static const size_t kSizes[] = {1,          32 * 1024,      32 * 1024 + 1, 64 * 1024,     64 * 1024 + 1,
+                                    256 * 1024, (4u << 20) - 1, 4u << 20,      (4u << 20) + 1};
     constexpr unsigned kCount = sizeof kSizes / sizeof kSizes[0];
     prog.start([] {
         unsigned iid = 0;
@@ -317,7 +320,7 @@ TEST(Data, BoundarySizesAcrossRestart) {
     }
 }
 
-// A medium store (32 KiB .. 4 MiB) is copied by the supervisor straight out
+// A medium store (64 KiB .. 64 MiB) is copied by the supervisor straight out
 // of the instance, with no memfd; where the supervisor may not read the
 // instance's memory it falls back to a memfd, and nothing is lost either way.
 TEST(Data, MediumStoreReadFromTheInstanceOrSentAsMemfd) {

@@ -31,12 +31,13 @@ bool exited_with(const it::Exit &x, int code) {
 // another store's data, or a torn one, does not match.
 unsigned char pattern_byte(size_t size, size_t i) { return static_cast<unsigned char>((i * 131 + size * 7) >> 3); }
 
-// One store of each way the data reaches the supervisor: inline in the
-// request (below 32 KiB), read out of the instance (process_vm_readv, up to
-// 4 MiB), and a sealed memfd (above 4 MiB).
-constexpr size_t kInlineSize = 1000;
-constexpr size_t kRemoteSize = 1024 * 1024;
-constexpr size_t kMemfdSize = 6 * 1024 * 1024;
+// One store of each way the data reaches the supervisor: the slot shared
+// with it (up to 64 KiB), read out of the instance (process_vm_readv, up to
+// 64 MiB; from 4 MiB into memory offered for huge pages), and a sealed memfd
+// (above 64 MiB).
+constexpr size_t kSlotSize = 1000;
+constexpr size_t kRemoteSize = 6 * 1024 * 1024;
+constexpr size_t kMemfdSize = 65 * 1024 * 1024;
 
 bool store_pattern(size_t size) {
     std::vector<unsigned char> data(size);
@@ -73,7 +74,7 @@ void sleep_ms(long n) {
     }
 }
 
-// Instance 1: health checks from the library's callback thread, an inline
+// Instance 1: health checks from the library's callback thread, a small
 // store, then a failure.
 [[noreturn]] void beat_by_callback_then_fail() {
     if (sam_hc_callback_register(count_beat) != CS_OK || sam_start() != CS_OK)
@@ -82,7 +83,7 @@ void sleep_ms(long n) {
     while (g_callback_beats.load() < 3 && it::now_ns() < deadline)
         sleep_ms(10);
     it::emit("ev=callback beats=%d", g_callback_beats.load());
-    if (!store_pattern(kInlineSize))
+    if (!store_pattern(kSlotSize))
         ::_exit(93);
     ::_exit(1);
 }
@@ -150,7 +151,7 @@ TEST(Seccomp, LibraryPathsStayInsideSystemService) {
     REQUIRE_MSG(callback.size() == 1 && callback[0].num("beats") >= 3, prog.transcript());
     const auto restored = prog.events_of("restored");
     REQUIRE_MSG(restored.size() == 4, prog.transcript());
-    const long long want[] = {0, kInlineSize, kRemoteSize, kMemfdSize};
+    const long long want[] = {0, kSlotSize, kRemoteSize, kMemfdSize};
     for (size_t i = 0; i < 4; ++i) {
         REQUIRE_MSG(restored[i].num("size") == want[i] && restored[i].num("intact") == 1, prog.transcript());
     }

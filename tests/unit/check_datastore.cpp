@@ -95,3 +95,21 @@ TEST(DataStore, ReadFromProcessReadsTheRangeOrSaysWhyNot) {
     CHECK_EQUAL(CS_ERR_TRY_AGAIN, nowhere->read_from_process(::getpid(), 4096));
     ::munmap(two, page);
 }
+
+// From 4 MiB a blob is anonymous memory on a 2 MiB boundary (offered for
+// huge pages, so an instance inherits it with its page tables); below that,
+// heap. Either way it holds what was written.
+TEST(DataStore, LargeAllocationIsHugePageAligned) {
+    for (const size_t size : {size_t{100}, size_t{4u << 20}, size_t{(5u << 20) + 3}}) {
+        std::shared_ptr<DataBlob> b = DataBlob::allocate(size);
+        for (size_t i = 0; i < size; i += 4096)
+            b->bytes()[i] = static_cast<unsigned char>(i >> 12);
+        b->bytes()[size - 1] = 0x5a;
+        if (size >= (4u << 20))
+            UNSIGNED_LONGS_EQUAL(0, reinterpret_cast<uintptr_t>(b->data()) % (2u << 20));
+        UNSIGNED_LONGS_EQUAL(size, b->size());
+        BYTES_EQUAL(0x5a, b->data()[size - 1]);
+        if (size > 8192)
+            BYTES_EQUAL(1, b->data()[4096]);
+    }
+}
