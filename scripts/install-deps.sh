@@ -8,7 +8,8 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
   libsam4 libsam-dev libcpputest-dev libsystemd-dev
   iproute2 util-linux procps psmisc valgrind groff-base mandoc python3
   libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev
-  debhelper dpkg-dev devscripts lintian fakeroot"
+  debhelper dpkg-dev devscripts lintian fakeroot
+  pacemaker pacemaker-cli-utils resource-agents libxml2-utils"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
