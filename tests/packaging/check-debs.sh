@@ -131,6 +131,21 @@ libdir="$root/usr/lib/$multiarch"
 [ "$(readlink -f "$libdir/libsam.so.4")" = "$(readlink -f "$libdir/libsam.so.4.4.0")" ] || fail "libsam.so.4 does not lead to libsam.so.4.4.0"
 echo "ok   usr/lib/$multiarch/libsam.so.4 -> libsam.so.4.4.0"
 
+step "the OCF resource agent in $(basename "$rundeb")"
+dpkg-deb -x "$rundeb" "$root" || fail "dpkg-deb -x $(basename "$rundeb")"
+ra="$root/usr/lib/ocf/resource.d/sam/service"
+[ -x "$ra" ] || fail "usr/lib/ocf/resource.d/sam/service missing or not executable"
+# Its default sam-run is the packaged one.
+"$ra" meta-data | grep -q 'name="sam_run"' &&
+    "$ra" meta-data | grep -q 'default="/usr/sbin/sam-run"' || fail "the agent's default sam_run is not /usr/sbin/sam-run"
+if [ -r /usr/share/resource-agents/ra-api-1.dtd ] && command -v xmllint >/dev/null 2>&1; then
+    "$ra" meta-data | xmllint --noout --dtdvalid /usr/share/resource-agents/ra-api-1.dtd - ||
+        fail "the packaged agent's meta-data is not valid against the OCF DTD"
+fi
+dpkg-deb -f "$rundeb" Enhances | grep -qw pacemaker || fail "sam-run does not declare Enhances: pacemaker"
+dpkg-deb -f "$rundeb" Suggests | grep -qw resource-agents || fail "sam-run does not suggest resource-agents"
+echo "ok   usr/lib/ocf/resource.d/sam/service, sam_run=/usr/sbin/sam-run, Enhances: pacemaker, Suggests: $(dpkg-deb -f "$rundeb" Suggests)"
+
 step "abi-check.sh on the packaged library"
 sh "$here/abi-check.sh" "$libdir/libsam.so.4.4.0" || fail "ABI check of the packaged library"
 

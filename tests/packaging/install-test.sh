@@ -6,12 +6,12 @@
 # it against the installed library.
 #
 # Environment (set by Makefile.am): MAKE, CC, top_builddir, srcdir, prefix,
-# libdir, includedir, bindir, sbindir, mandir, SANITIZER_FLAGS.
+# libdir, includedir, bindir, sbindir, mandir, ocfdir, SANITIZER_FLAGS.
 # shellcheck disable=SC2154 # the directory variables come from Makefile.am
 set -u
 
 fail() { echo "FAIL: $*"; exit 1; }
-for v in MAKE CC top_builddir srcdir libdir includedir bindir sbindir mandir; do
+for v in MAKE CC top_builddir srcdir libdir includedir bindir sbindir mandir ocfdir; do
     eval "test -n \"\${$v:-}\"" || fail "$v is not set (run through make check)"
 done
 command -v pkg-config >/dev/null 2>&1 || { echo "SKIP: pkg-config not installed"; exit 77; }
@@ -43,6 +43,9 @@ for page in sam_overview sam_initialize sam_finalize sam_register sam_start \
     need -f "$mandir/man3/$page.3"
 done
 need -f "$mandir/man8/sam-run.8"
+need -f "$mandir/man7/ocf_sam_service.7"
+# The OCF agent, where pacemaker looks: OCF_ROOT/resource.d/PROVIDER/TYPE.
+need -x "$ocfdir/resource.d/sam/service"
 if test -e "$top_builddir/src/tools/sam-run"; then
     if test -x "$dest$bindir/sam-run"; then echo "ok   $bindir/sam-run"
     elif test -x "$dest$sbindir/sam-run"; then echo "ok   $sbindir/sam-run"
