@@ -139,7 +139,8 @@ ra="$root/usr/lib/ocf/resource.d/sam/service"
 "$ra" meta-data | grep -q 'name="sam_run"' &&
     "$ra" meta-data | grep -q 'default="/usr/sbin/sam-run"' || fail "the agent's default sam_run is not /usr/sbin/sam-run"
 if [ -r /usr/share/resource-agents/ra-api-1.dtd ] && command -v xmllint >/dev/null 2>&1; then
-    "$ra" meta-data | xmllint --noout --dtdvalid /usr/share/resource-agents/ra-api-1.dtd - ||
+    # From the DTD's directory: the DOCTYPE names it relatively.
+    "$ra" meta-data | (cd /usr/share/resource-agents && xmllint --noout --dtdvalid ra-api-1.dtd -) ||
         fail "the packaged agent's meta-data is not valid against the OCF DTD"
 fi
 dpkg-deb -f "$rundeb" Enhances | grep -qw pacemaker || fail "sam-run does not declare Enhances: pacemaker"
