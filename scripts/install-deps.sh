@@ -21,9 +21,13 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
 fi
-# Debian starts corosync when the package is installed; a running system
-# corosync is never needed (tests and the demo start private ones), so stop it
-# only if we can, and never fail because of it.
-if command -v corosync >/dev/null 2>&1 && [ -f /run/corosync.pid ] && [ -d /run/systemd/system ]; then
-    systemctl stop corosync >/dev/null 2>&1 || true
+# Debian starts corosync (and pacemaker, which needs it) when the packages
+# are installed; a running system corosync or pacemaker is never needed
+# (tests and the demos start private ones in namespaces), so stop them only
+# if we can, pacemaker first, and never fail because of it.
+if [ -d /run/systemd/system ]; then
+    systemctl stop pacemaker >/dev/null 2>&1 || true
+    if command -v corosync >/dev/null 2>&1 && [ -f /run/corosync.pid ]; then
+        systemctl stop corosync >/dev/null 2>&1 || true
+    fi
 fi
