@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include <sys/types.h>
@@ -83,18 +84,31 @@ class DataStore {
     void replace(std::shared_ptr<const DataBlob> blob) noexcept {
         slot_ = DataSlot();
         blob_ = std::move(blob);
+        ++generation_;
     }
     // In an instance: the data is what it last wrote into its slot. The
     // blob it replaces is freed (which may return memory to the system).
     void use_slot(DataSlot slot) noexcept {
         blob_.reset();
         slot_ = slot;
+        ++generation_;
     }
     void clear() noexcept { replace(nullptr); }
+    // The bytes as they are now (nullptr when empty); valid until the next change.
+    [[nodiscard]] const unsigned char *bytes() const noexcept {
+        if (slot_.valid())
+            return slot_.own_bytes();
+        return blob_ ? blob_->data() : nullptr;
+    }
+    // Changes with every replace(), clear() and use_slot(): a process forked
+    // from this one holds the same data as long as the generation it saw is
+    // current (the supervisor's changes only through replace() and clear()).
+    [[nodiscard]] uint64_t generation() const noexcept { return generation_; }
 
   private:
     std::shared_ptr<const DataBlob> blob_;
     DataSlot slot_;
+    uint64_t generation_ = 0;
 };
 
 } // namespace sam

@@ -32,7 +32,7 @@ namespace sam {
 
 namespace {
 
-enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink, kLog, kReader };
+enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink, kLog, kReader, kStandby };
 
 constexpr const char *kStateStopped = "stopped";
 constexpr const char *kStateRunning = "running";
@@ -110,7 +110,8 @@ core::Config core_config(const Library &lib) noexcept {
 
 Supervisor::Supervisor(Library &lib)
     : lib_(lib), policy_(lib.policy), self_(::getpid()),
-      core_(core_config(lib), lib.warn_signal.load(), /* quorate_now= */ true) {
+      core_(core_config(lib), lib.warn_signal.load(), /* quorate_now= */ true),
+      standby_enabled_(standby_enabled_by_env()) {
     events_.reserve(16); // a restart posts a handful: no allocation then
 }
 
@@ -176,6 +177,7 @@ bool Supervisor::set_up(std::unique_ptr<CorosyncLink> link) {
 }
 
 void Supervisor::undo_set_up() noexcept {
+    standby_.discard(epoll_.get());
     if (link_) {
         link_->finish(CorosyncLink::Finish::DeleteKeys, /* reap= */ true);
         link_.reset();
@@ -225,7 +227,7 @@ cs_error_t Supervisor::run(unsigned *instance_id, std::unique_ptr<CorosyncLink> 
 // follows a start, just forks; made at the fork if there is no spare (the
 // first instance, or preparing it failed).
 bool Supervisor::make_spare() {
-    if (spare_page_ && spare_pair_.instance_end)
+    if (spare_page_ && (spare_pair_.instance_end || standby_.waiting()))
         return true;
     // One step at a time, so errno tells the caller which one failed (and
     // whether that may pass).
@@ -253,6 +255,125 @@ void Supervisor::prepare_spare() {
                 std::strerror(errno));
 }
 
+// ---- the standby (see standby.hpp) ----
+
+bool Supervisor::standby_wanted() const noexcept {
+    return standby_enabled_ && policy_.restart() && !core_.stopping && !standby_.waiting() && spare_page_ &&
+           spare_pair_.instance_end;
+}
+
+// At the top of the loop, not where the start was handled: the standby's copy
+// of the supervisor, once woken, returns from sam_register() by leaving the
+// loop, as an instance forked by a restart does. The start's answer was held
+// until now (see execute()), so that when sam_start() returns the next
+// instance is already there: a failure right after the start restarts
+// without a fork. The start costs that fork once per instance, when nothing
+// waits on a restart yet.
+Supervisor::Outcome Supervisor::fork_standby() {
+    standby_due_ = false;
+    bool fork_one = standby_wanted();
+    // No thread of ours may exist at a fork (see stop_reader_before_fork()).
+    if (fork_one && (reader_stuck_ || !reader_.stop(kReaderStopWaitNs))) {
+        reader_stuck_ = true;
+        fork_one = false;
+    }
+    // Another thread is the application's: it may change the supervisor's
+    // memory after the fork, so a copy taken now may differ at the restart.
+    if (fork_one && !only_thread_in_process()) {
+        if (!standby_threads_logged_)
+            log_now(LOG_INFO, "other threads run in the supervisor: each restart forks the next instance (no standby)");
+        standby_threads_logged_ = true;
+        fork_one = false;
+    }
+    if (fork_one) {
+        const pid_t pid = ::fork();
+        if (pid == 0)
+            return become_standby();
+        if (pid < 0) {
+            log_now(LOG_WARNING, "cannot fork a standby instance: %s (the next restart forks)", std::strerror(errno));
+        } else if (!standby_.adopt(pid, epoll_.get(), kStandby, lib_.data.generation())) {
+            log_now(LOG_WARNING, "cannot watch the standby instance (pid %d): %s; killed it (the next restart forks)",
+                    static_cast<int>(pid), std::strerror(errno));
+        } else {
+            spare_pair_.instance_end.reset(); // the standby's now: it hangs up when the standby ends
+            // What the restart writes first (this object with its log queue,
+            // the library state, the heartbeat pages' objects, errno): copied
+            // now, not on the restart path, now that the fork shares them.
+            own_pages(this, sizeof *this);
+            own_pages(&lib_, sizeof lib_);
+            if (page_)
+                own_pages(page_.get(), sizeof *page_);
+            if (spare_page_)
+                own_pages(spare_page_.get(), sizeof *spare_page_);
+            own_pages(&errno, sizeof errno);
+        }
+    }
+    send_held_reply();
+    return Outcome::Continue;
+}
+
+void Supervisor::send_held_reply() {
+    if (!reply_held_)
+        return;
+    reply_held_ = false;
+    if (channel_)
+        (void)channel_reply(channel_.get(), held_status_);
+}
+
+// In the standby, where only the forking thread exists. It waits, touching
+// no memory of the application, until the supervisor wakes it as the next
+// instance or goes away; every other way out is _exit().
+Supervisor::Outcome Supervisor::become_standby() {
+    (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != self_)
+        ::_exit(0);
+    // Stop signals to the process group are the supervisor's to pass on:
+    // ignored here, so none waits pending for the instance this becomes, and
+    // none is redirected to the supervisor by our handler.
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    for (int sig : kForwardedSignals)
+        (void)::sigaction(sig, &ignore, nullptr);
+    (void)::pthread_sigmask(SIG_UNBLOCK, &forwarded_, nullptr);
+
+    ChannelPair pair = std::move(spare_pair_);
+    std::shared_ptr<HeartbeatPage> page = std::move(spare_page_);
+    leave_supervisor(pair, *page);
+    StandbyName name;
+    name.enter();
+    if (!standby_wait(pair.instance_end.get(), lib_))
+        ::_exit(0);
+    name.leave();
+    enter_instance(pair, std::move(page));
+    return Outcome::BecameInstance;
+}
+
+// The standby ended before it was used (killed from outside, or it could not
+// wait): the next restart forks, with a channel and page of its own.
+Supervisor::Outcome Supervisor::on_standby_exit() {
+    const pid_t pid = standby_.pid();
+    char how[64];
+    if (!standby_.reap_ended(epoll_.get(), how, sizeof how))
+        return Outcome::Continue;
+    log_now(LOG_WARNING, "the standby instance (pid %d) %s before use; the next restart forks", static_cast<int>(pid),
+            how);
+    spare_pair_ = ChannelPair{};
+    spare_page_.reset();
+    prepare_spare();
+    return Outcome::Continue;
+}
+
+// Kills the standby (reaped when its pidfd says it has ended) and drops the
+// channel end and page it held.
+void Supervisor::retire_standby() noexcept {
+    if (!standby_.waiting())
+        return;
+    standby_.retire(epoll_.get());
+    spare_pair_ = ChannelPair{};
+    spare_page_.reset();
+}
+
 // The one place an instance is made. Its outcome is reported to the core:
 // Spawned (and Died at once if it is already reaped), or SpawnFailed.
 Supervisor::Outcome Supervisor::spawn_instance() {
@@ -260,6 +381,10 @@ Supervisor::Outcome Supervisor::spawn_instance() {
         post(core::Event::spawn_failed(monotonic_ns(), iid, what, err));
         return Outcome::Continue;
     };
+    standby_due_ = false;
+    reply_held_ = false;
+    if (standby_.waiting() && !standby_.can_carry(lib_.data))
+        retire_standby(); // the data stored since its fork is too large for it
     if (!make_spare())
         return spawn_failed(lib_.last_instance_id + 1, "prepare", errno);
     ChannelPair pair = std::move(spare_pair_);
@@ -273,30 +398,57 @@ Supervisor::Outcome Supervisor::spawn_instance() {
 
     stop_reader_before_fork(iid);
 
-    // A descriptor slot for the pidfd, reserved before the fork: once the
-    // child runs, failing for want of a descriptor would leave it behind.
-    UniqueFd reserved(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
-    if (!reserved) {
-        const int err = errno;
-        --lib_.last_instance_id;
-        return spawn_failed(iid, "prepare", err);
+    // The standby, if one waits, becomes the instance: no fork.
+    pid_t pid = -1;
+    Standby::Handover taken; // the process and what we watch of it
+    bool reaped_already = false;
+    if (standby_.waiting()) {
+        pid = standby_.pid();
+        if (standby_.wake(pair.supervisor_end.get(), iid, lib_.warn_signal.load(), lib_.data)) {
+            taken = standby_.release(epoll_.get(), kPidfd);
+            log_soon(LOG_INFO, "the standby (pid %d) becomes instance %u", static_cast<int>(pid), iid);
+        } else {
+            log_now(LOG_WARNING, "the standby (pid %d) cannot take instance %u: %s; forking it", static_cast<int>(pid),
+                    iid, std::strerror(errno));
+            // Its channel and page go with it: new ones for the fork.
+            pair = ChannelPair{};
+            shared_page.reset();
+            retire_standby();
+            if (!make_spare()) {
+                const int err = errno;
+                --lib_.last_instance_id;
+                return spawn_failed(iid, "prepare", err);
+            }
+            pair = std::move(spare_pair_);
+            shared_page = std::move(spare_page_);
+        }
     }
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        const int err = errno;
-        --lib_.last_instance_id;
-        return spawn_failed(iid, "fork", err);
-    }
-    if (pid == 0) {
+    UniqueFd &pidfd = taken.pidfd;
+    if (!pidfd) {
+        // A descriptor slot for the pidfd, reserved before the fork: once the
+        // child runs, failing for want of a descriptor would leave it behind.
+        UniqueFd reserved(::fcntl(epoll_.get(), F_DUPFD_CLOEXEC, 0));
+        if (!reserved) {
+            const int err = errno;
+            --lib_.last_instance_id;
+            return spawn_failed(iid, "prepare", err);
+        }
+        pid = ::fork();
+        if (pid < 0) {
+            const int err = errno;
+            --lib_.last_instance_id;
+            return spawn_failed(iid, "fork", err);
+        }
+        if (pid == 0) {
+            reserved.reset();
+            become_instance(pair, std::move(shared_page));
+            return Outcome::BecameInstance;
+        }
         reserved.reset();
-        become_instance(pair, std::move(shared_page));
-        return Outcome::BecameInstance;
+        pidfd.reset(open_pidfd(pid));
+        reaped_already = !pidfd && errno == ESRCH;
     }
-
-    reserved.reset();
-    UniqueFd pidfd(open_pidfd(pid));
-    const bool reaped_already = !pidfd && errno == ESRCH;
-    if (!reaped_already && (!pidfd || !watch(epoll_.get(), pidfd.get(), kPidfd) ||
+    if (!reaped_already && (!pidfd || (!taken.watched && !watch(epoll_.get(), pidfd.get(), kPidfd)) ||
                             !watch(epoll_.get(), pair.supervisor_end.get(), kChannel))) {
         const int err = errno;
         log_now(LOG_ERR, "cannot watch instance %u (pid %d): %s; killing it", iid, static_cast<int>(pid),
@@ -314,17 +466,25 @@ Supervisor::Outcome Supervisor::spawn_instance() {
     child_ = pid;
     pidfd_ = std::move(pidfd);
     // Where the kernel tells the instance's use of the CPU; without them (no
-    // /proc, no CONFIG_SCHED_INFO) only our own timer tells a stall.
-    char path[48];
-    std::snprintf(path, sizeof path, "/proc/%d/schedstat", static_cast<int>(pid));
-    schedstat_.reset(::open(path, O_RDONLY | O_CLOEXEC));
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    stat_.reset(::open(path, O_RDONLY | O_CLOEXEC));
+    // /proc, no CONFIG_SCHED_INFO) only our own timer tells a stall. A
+    // standby's were opened when it was forked.
+    schedstat_ = std::move(taken.schedstat);
+    stat_ = std::move(taken.stat);
+    if (!taken.watched) {
+        char path[48];
+        std::snprintf(path, sizeof path, "/proc/%d/schedstat", static_cast<int>(pid));
+        schedstat_.reset(::open(path, O_RDONLY | O_CLOEXEC));
+        std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+        stat_.reset(::open(path, O_RDONLY | O_CLOEXEC));
+    }
     cpu_at_life_ = CpuSample{};
     channel_ = std::move(pair.supervisor_end);
     page_ = std::move(shared_page);
-    if (link_)
-        link_->watch_instance(page_);
+    // The link maps the page only once the new instance has had the CPU (see
+    // loop()): it needs it for "running", which no instance reaches before
+    // the loop wakes again, and mapping it costs the link a wake-up that
+    // would run before the new instance.
+    link_watch_due_ = link_ != nullptr;
     post(core::Event::spawned(monotonic_ns(), iid, static_cast<int>(pid)));
     // Dead and reaped by another thread of the application (or by the
     // kernel, SIGCHLD ignored) before we could even open its pidfd.
@@ -336,6 +496,7 @@ Supervisor::Outcome Supervisor::spawn_instance() {
 // The end when supervision cannot go on after an instance has run. Nothing
 // is left running: an instance still alive is killed first.
 void Supervisor::exit_cannot_go_on() {
+    standby_.discard(epoll_.get());
     if (signal_instance(SIGKILL, false))
         (void)retry_eintr([&] { return ::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), nullptr, WEXITED); });
     logs_.drain_before_exit(kLogExitWaitMs);
@@ -381,12 +542,13 @@ void Supervisor::publish_stopped_before_fork() {
 // nothing another thread of the old process could have left half-updated
 // except the API mutex, which it re-creates.
 void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page) {
-    const int warn = lib_.warn_signal.load();
-    // If the supervisor dies, the instance hears about it at once.
-    (void)::prctl(PR_SET_PDEATHSIG, warn);
-    if (::getppid() != self_)
-        (void)::raise(warn);
+    leave_supervisor(pair, *page);
+    enter_instance(pair, std::move(page));
+}
 
+// What a child of the supervisor drops: every descriptor and thread handle
+// of the supervisor's. Kept: the instance end of `pair` and `page`.
+void Supervisor::leave_supervisor(ChannelPair &pair, HeartbeatPage &page) noexcept {
     epoll_.reset();
     timer_.reset();
     signals_.reset();
@@ -397,14 +559,25 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
     stat_.reset();
     channel_.reset();
     pair.supervisor_end.reset();
+    if (page_)
+        page_->disown_after_fork(); // a standby is forked while the instance's page is held
     page_.reset();
     spare_pair_ = ChannelPair{};
     spare_page_.reset();
     logs_.close();
+    standby_.abandon_in_child();
     // The link process is the supervisor's: no descriptor of it stays here.
     if (link_)
         link_->close_in_instance();
-    page->close_fd();
+    page.close_fd();
+}
+
+void Supervisor::enter_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page) {
+    const int warn = lib_.warn_signal.load();
+    // If the supervisor dies, the instance hears about it at once.
+    (void)::prctl(PR_SET_PDEATHSIG, warn);
+    if (::getppid() != self_)
+        (void)::raise(warn);
 
     new (&lib_.mu) std::mutex();
     lib_.instance.channel = std::move(pair.instance_end);
@@ -423,10 +596,17 @@ void Supervisor::become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPag
 
 Supervisor::Outcome Supervisor::loop() {
     for (;;) {
+        if (standby_due_ && fork_standby() == Outcome::BecameInstance)
+            return Outcome::BecameInstance;
         epoll_event events[8];
         const int n = ::epoll_wait(epoll_.get(), events, 8, -1);
         // Lines queued before we slept: the new instance has had the CPU.
         flush_logs();
+        if (link_watch_due_) {
+            link_watch_due_ = false;
+            if (page_)
+                link_->watch_instance(page_);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -455,6 +635,9 @@ Supervisor::Outcome Supervisor::loop() {
                 break;
             case kReader:
                 o = on_reader();
+                break;
+            case kStandby:
+                o = on_standby_exit();
                 break;
             case kPidfd:
                 died = true;
@@ -659,6 +842,14 @@ Supervisor::Outcome Supervisor::execute(const core::Action &a) {
         drop_channel();
         break;
     case K::Reply:
+        // The answer to the start that asked for a standby waits for its
+        // fork (fork_standby()); any later answer goes after it.
+        if (standby_due_ && !reply_held_) {
+            reply_held_ = true;
+            held_status_ = a.status;
+            break;
+        }
+        send_held_reply();
         if (channel_)
             (void)channel_reply(channel_.get(), a.status);
         break;
@@ -697,8 +888,9 @@ Supervisor::Outcome Supervisor::execute(const core::Action &a) {
         check_token_ = link_->check_quorum();
         check_ticket_ = a.ticket;
         break;
-    case K::PrepareSpare:
+    case K::PrepareSpare: // the instance has started
         prepare_spare();
+        standby_due_ = standby_wanted();
         break;
     case K::ResetCpuBaseline:
         cpu_at_life_ = read_cpu_sample(schedstat_.get(), stat_.get(), monotonic_ns());
@@ -876,6 +1068,7 @@ void Supervisor::stop_reader_before_fork(unsigned iid) {
 }
 
 void Supervisor::exit_like_instance(bool failed, int status_code, int status_kind) {
+    standby_.discard(epoll_.get());
     logs_.drain_before_exit(kLogExitWaitMs);
     if (link_) {
         link_->finish(failed ? CorosyncLink::Finish::MarkFailed : CorosyncLink::Finish::DeleteKeys);
@@ -1001,6 +1194,7 @@ void Supervisor::watch_log_descriptor() noexcept {
 }
 
 void Supervisor::drop_channel() {
+    reply_held_ = false;
     if (!channel_)
         return;
     unwatch(epoll_.get(), channel_.get());

@@ -37,6 +37,7 @@
 #include "log.hpp"
 #include "log_outbox.hpp"
 #include "remote_reader.hpp"
+#include "standby.hpp"
 #include "state.hpp"
 #include "supervisor_core.hpp"
 #include "wire.hpp"
@@ -106,6 +107,15 @@ class Supervisor {
     void prepare_spare();
     void publish_stopped_before_fork();
     void become_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
+    void leave_supervisor(ChannelPair &pair, HeartbeatPage &page) noexcept;
+    void enter_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage> page);
+    // The standby (see standby.hpp).
+    [[nodiscard]] bool standby_wanted() const noexcept;
+    Outcome fork_standby();
+    Outcome become_standby();
+    Outcome on_standby_exit();
+    void retire_standby() noexcept;
+    void send_held_reply();
     void release_instance();
     void harvest_slot(bool last) noexcept;
     void slot_superseded() noexcept;
@@ -169,6 +179,17 @@ class Supervisor {
     // so that a restart does not wait for it.
     ChannelPair spare_pair_;
     std::shared_ptr<HeartbeatPage> spare_page_;
+    // The next instance, forked ahead of time; while it waits it holds the
+    // spare's instance end (closed here) and its page.
+    Standby standby_;
+    const bool standby_enabled_; // SAM_STANDBY=0 turns standbys off
+    bool standby_due_ = false;   // fork one before the loop sleeps
+    bool standby_threads_logged_ = false;
+    // The answer to the sam_start() that asked for the standby, sent once
+    // it is forked (see execute()).
+    bool reply_held_ = false;
+    cs_error_t held_status_ = CS_OK;
+    bool link_watch_due_ = false; // the link is told of the new instance's page at the next wake-up
     struct sigaction original_sigchld_ {};
     pid_t child_ = -1;
     unsigned *instance_id_out_ = nullptr;
