@@ -15,6 +15,10 @@
  * Permanent: instance 1 makes every later fork fail with EPERM (what a
  * seccomp filter gives). That cannot pass: the supervisor logs it and exits
  * with status 71, as documented in sam_register(3).
+ *
+ * Both run with SAM_STANDBY=0, so that the restarts themselves fork. With
+ * the standby (sam_overview(3)), the fork that fails is the standby's, inside
+ * sam_start(): it is logged, sam_start() succeeds, and the restart forks.
  */
 #define _GNU_SOURCE
 #include <corosync/sam.h>
@@ -119,6 +123,47 @@ static int permanent_supervisor(void *unused) {
     exit(1);
 }
 
+static int standby_supervisor(void *unused) {
+    (void)unused;
+    fl_stderr_to(log_path);
+    atomic_store(&faults->supervisor_pid, getpid());
+    if (sam_initialize(0, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
+        return 90;
+    unsigned iid = 0;
+    if (sam_register(&iid) != CS_OK)
+        return 91;
+    fl_report(R_UP, iid, 0);
+    if (iid == 2)
+        exit(0); /* not started: the supervisor exits with us */
+    atomic_store(&faults->fork_errno, EAGAIN);
+    atomic_store(&faults->fork_failures, 1);
+    if (sam_start() != CS_OK)
+        FL_FAIL("sam_start failed in instance %u", iid);
+    exit(1);
+}
+
+static void standby_fork_fails(void) {
+    log_path = "fault-spawn-standby.supervisor.log";
+    atomic_store(&faults->fork_failures, 0);
+    atomic_store(&faults->socketpair_failures, 0);
+    pid_t sup = fl_fork(standby_supervisor, NULL);
+    for (unsigned expect = 1; expect <= 2; ++expect) {
+        struct fl_report r = fl_report_expect(R_UP, 10000);
+        FL_CHECK(r.a == expect, "instance %lld came up, expected %u", (long long)r.a, expect);
+    }
+    int status = 0;
+    if (!fl_wait_child(sup, 10000, &status)) {
+        fl_reap(sup);
+        FL_FAIL("the supervisor did not exit");
+    }
+    FL_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "supervisor status 0x%x", status);
+    FL_CHECK(fl_file_count(log_path, "cannot fork a standby instance") == 1, "the failed standby fork logged");
+    FL_CHECK(fl_file_count(log_path, "instance 2 started as pid") == 1, "instance 2 started");
+    FL_CHECK(fl_file_count(log_path, "becomes instance") == 0, "no standby used");
+    FL_CHECK(atomic_load(&faults->fork_failures) == 0, "the injected failure was met");
+    fl_note("spawn: a standby that cannot be forked leaves sam_start() and the restart (a fork) working");
+}
+
 static void transient(void) {
     log_path = "fault-spawn-transient.supervisor.log";
     pid_t sup = fl_fork(transient_supervisor, NULL);
@@ -172,6 +217,8 @@ int main(void) {
         FL_FAIL("mmap: %m");
     setenv("SAM_LOG_STDERR", "1", 1);
     fl_reports_open();
+    standby_fork_fails();
+    setenv("SAM_STANDBY", "0", 1);
     transient();
     permanent();
     return 0;

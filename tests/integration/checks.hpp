@@ -6,7 +6,13 @@
 // the test side print the program's events and stderr when they fail.
 #pragma once
 
+#include <fstream>
 #include <string>
+#include <vector>
+
+#include <dirent.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <CppUTest/TestHarness.h>
 #include <corosync/sam.h>
@@ -31,6 +37,54 @@ inline std::string failed_checks(Program &p, size_t min_checks) {
     if (n < min_checks)
         bad += "  only " + std::to_string(n) + " checks ran, expected at least " + std::to_string(min_checks) + "\n";
     return bad;
+}
+
+// The children of `pid` (from /proc/PID/task/*/children).
+inline std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> out;
+    const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR *d = ::opendir(task_dir.c_str());
+    if (d == nullptr)
+        return out;
+    while (const dirent *e = ::readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        std::ifstream f(task_dir + "/" + e->d_name + "/children");
+        long p = 0;
+        while (f >> p)
+            out.push_back(static_cast<pid_t>(p));
+    }
+    ::closedir(d);
+    return out;
+}
+
+// A process's name (comm), "" when it is gone.
+inline std::string comm_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(f, name);
+    return name;
+}
+
+// The standby instance the supervisor `sup` holds ready (its child named
+// sam-standby, see sam_overview(3)), or -1.
+inline pid_t standby_of(pid_t sup) {
+    for (pid_t c : children_of(sup))
+        if (comm_of(c) == "sam-standby")
+            return c;
+    return -1;
+}
+
+// The same, waiting up to timeout_ms: the standby exists once sam_start()
+// has returned, but names itself only when it first runs.
+inline pid_t wait_standby(pid_t sup, int timeout_ms) {
+    const uint64_t until = now_ns() + ms(static_cast<uint64_t>(timeout_ms));
+    for (;;) {
+        const pid_t sb = standby_of(sup);
+        if (sb > 0 || now_ns() >= until)
+            return sb;
+        ::usleep(1000);
+    }
 }
 
 } // namespace it

@@ -71,7 +71,9 @@ TEST_GROUP(Cmap) {
         }
     }
     // See TEST(Cmap, QuorumBlocksStartAndLossKills).
-    void quorum_blocks_start_and_loss_kills(int policy) {
+    // With `by_standby`, the restart is also required to be served by the
+    // standby forked when instance 1 started.
+    void quorum_blocks_start_and_loss_kills(int policy, bool by_standby = false) {
         const bool with_cmap = (policy & SAM_RECOVERY_POLICY_CMAP) != 0;
         REQUIRE(it::ctl("expected-votes 2") == 0);
         REQUIRE(it::ctl("wait-inquorate 5") == 0);
@@ -100,6 +102,8 @@ TEST_GROUP(Cmap) {
                 require_no_keys();
             if (iid == 2)
                 break;
+            const pid_t standby = by_standby ? it::wait_standby(sup, 2000) : -1;
+            REQUIRE(!by_standby || standby > 0);
             // Quorum lost while started: warn, then SIGKILL after T, then instance 2.
             REQUIRE(it::ctl("expected-votes 2") == 0);
             it::Event warn, reg2;
@@ -107,6 +111,7 @@ TEST_GROUP(Cmap) {
             REQUIRE(warn.num("sig") == SIGUSR1 && warn.num("iid") == 1);
             REQUIRE(prog.wait_event("reg", 3000, &reg2));
             REQUIRE(reg2.num("iid") == 2);
+            REQUIRE_MSG(!by_standby || reg2.pid == standby, reg2.text);
             const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
             // Under TSan the handler (and so warn.t) runs late, at the instance's
             // next libc call, up to one beat period (T/3 here) after delivery.
@@ -182,6 +187,39 @@ TEST(Cmap, NextInstanceStartsStopped) {
     prog.send("exit 0");
     REQUIRE(exited_with(prog.wait_exit(5000), 0));
 }
+
+// A restart served by the standby (sam_overview(3)) looks the same in cmap:
+// "stopped" when the new instance registers, "running" once it started,
+// under the supervisor's pid; nothing is ever published for the standby.
+TEST(Cmap, RestartByTheStandbyStartsStopped) {
+    it::Script s;
+    s.interval_ms = 300;
+    s.policy = kCmapRestart;
+    start_script(s);
+    command("start", "started");
+    REQUIRE(str("state") == "running");
+    const pid_t standby = it::wait_standby(sup, 2000);
+    REQUIRE(standby > 0);
+    std::string v;
+    REQUIRE(cmap.get_string(it::process_key(standby, "state"), v) == CS_ERR_NOT_EXIST);
+    prog.send("exit 1");
+    it::Event reg2;
+    REQUIRE(prog.wait_event("reg", 5000, &reg2));
+    REQUIRE(reg2.num("iid") == 2);
+    REQUIRE_MSG(reg2.pid == standby, reg2.text);
+    REQUIRE_MSG(str("state") == "stopped", "when instance 2 registered: " + str("state"));
+    command("start", "started");
+    REQUIRE(str("state") == "running");
+    REQUIRE(cmap.get_string(it::process_key(reg2.pid, "state"), v) == CS_ERR_NOT_EXIST);
+    command("stop", "stopped");
+    prog.send("exit 0");
+    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    require_no_keys();
+}
+
+// QUORUM with a standby: the restarted instance is the standby and still
+// waits for quorum in sam_start(), as any instance does.
+TEST(Cmap, QuorumRestartByTheStandbyStillWaits) { quorum_blocks_start_and_loss_kills(kQuorumCmapRestart, true); }
 
 // QUIT: a failure after start leaves state "failed" behind.
 TEST(Cmap, FailureUnderQuitLeavesFailed) {
