@@ -304,9 +304,9 @@ bool standby_wait(int channel_fd, Library &lib) noexcept {
 
 void own_pages(const void *addr, size_t len) noexcept {
     const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const auto from = reinterpret_cast<uintptr_t>(addr) & ~(page - 1);
     const auto to = reinterpret_cast<uintptr_t>(addr) + len;
-    for (uintptr_t a = from; a < to; a += page) {
+    // The first byte of the range on each page: never a byte outside it.
+    for (uintptr_t a = reinterpret_cast<uintptr_t>(addr); a < to; a = (a & ~(page - 1)) + page) {
         volatile unsigned char *p = reinterpret_cast<volatile unsigned char *>(a);
         *p = *p;
     }

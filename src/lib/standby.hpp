@@ -112,8 +112,8 @@ class Standby {
 
 // After a fork every page of this process is shared with the child until
 // one of them writes to it, and the first write copies it (a page fault).
-// Writes one byte of each page of [addr, addr + len) back unchanged, so the
-// copies are made now rather than on the restart path. The caller's thread
+// Writes one byte of [addr, addr + len) on each page it spans back
+// unchanged, so the copies are made now rather than on the restart path. The caller's thread
 // must be the only one writing there.
 void own_pages(const void *addr, size_t len) noexcept;
 

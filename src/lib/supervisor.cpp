@@ -297,9 +297,11 @@ Supervisor::Outcome Supervisor::fork_standby() {
         } else {
             spare_pair_.instance_end.reset(); // the standby's now: it hangs up when the standby ends
             // What the restart writes first (this object with its log queue,
-            // the library state, the heartbeat pages' objects, errno): copied
-            // now, not on the restart path, now that the fork shares them.
+            // the core's event queue, the library state, the heartbeat pages'
+            // objects, errno): copied now, not on the restart path, now that
+            // the fork shares them.
             own_pages(this, sizeof *this);
+            own_pages(events_.data(), events_.capacity() * sizeof(core::Event));
             own_pages(&lib_, sizeof lib_);
             if (page_)
                 own_pages(page_.get(), sizeof *page_);
