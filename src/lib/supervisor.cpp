@@ -264,11 +264,10 @@ bool Supervisor::standby_wanted() const noexcept {
 
 // At the top of the loop, not where the start was handled: the standby's copy
 // of the supervisor, once woken, returns from sam_register() by leaving the
-// loop, as an instance forked by a restart does. The start's answer was held
-// until now (see execute()), so that when sam_start() returns the next
-// instance is already there: a failure right after the start restarts
-// without a fork. The start costs that fork once per instance, when nothing
-// waits on a restart yet.
+// loop, as an instance forked by a restart does. The start has been answered
+// by then, so sam_start() does not wait for this fork; the loop has one
+// thread, so a death that comes meanwhile is read only after the fork, and
+// the standby serves it.
 Supervisor::Outcome Supervisor::fork_standby() {
     standby_due_ = false;
     bool fork_one = standby_wanted();
@@ -310,16 +309,7 @@ Supervisor::Outcome Supervisor::fork_standby() {
             own_pages(&errno, sizeof errno);
         }
     }
-    send_held_reply();
     return Outcome::Continue;
-}
-
-void Supervisor::send_held_reply() {
-    if (!reply_held_)
-        return;
-    reply_held_ = false;
-    if (channel_)
-        (void)channel_reply(channel_.get(), held_status_);
 }
 
 // In the standby, where only the forking thread exists. It waits, touching
@@ -384,7 +374,6 @@ Supervisor::Outcome Supervisor::spawn_instance() {
         return Outcome::Continue;
     };
     standby_due_ = false;
-    reply_held_ = false;
     if (standby_.waiting() && !standby_.can_carry(lib_.data))
         retire_standby(); // the data stored since its fork is too large for it
     if (!make_spare())
@@ -844,14 +833,6 @@ Supervisor::Outcome Supervisor::execute(const core::Action &a) {
         drop_channel();
         break;
     case K::Reply:
-        // The answer to the start that asked for a standby waits for its
-        // fork (fork_standby()); any later answer goes after it.
-        if (standby_due_ && !reply_held_) {
-            reply_held_ = true;
-            held_status_ = a.status;
-            break;
-        }
-        send_held_reply();
         if (channel_)
             (void)channel_reply(channel_.get(), a.status);
         break;
@@ -1196,7 +1177,6 @@ void Supervisor::watch_log_descriptor() noexcept {
 }
 
 void Supervisor::drop_channel() {
-    reply_held_ = false;
     if (!channel_)
         return;
     unwatch(epoll_.get(), channel_.get());

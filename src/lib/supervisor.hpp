@@ -115,7 +115,6 @@ class Supervisor {
     Outcome become_standby();
     Outcome on_standby_exit();
     void retire_standby() noexcept;
-    void send_held_reply();
     void release_instance();
     void harvest_slot(bool last) noexcept;
     void slot_superseded() noexcept;
@@ -185,10 +184,6 @@ class Supervisor {
     const bool standby_enabled_; // SAM_STANDBY=0 turns standbys off
     bool standby_due_ = false;   // fork one before the loop sleeps
     bool standby_threads_logged_ = false;
-    // The answer to the sam_start() that asked for the standby, sent once
-    // it is forked (see execute()).
-    bool reply_held_ = false;
-    cs_error_t held_status_ = CS_OK;
     bool link_watch_due_ = false; // the link is told of the new instance's page at the next wake-up
     struct sigaction original_sigchld_ {};
     pid_t child_ = -1;
