@@ -39,10 +39,12 @@ static int pidfd_standin(pid_t pid) {
     while (sigtimedwait(&chld, NULL, &zero) == SIGCHLD)
         ;
     const int fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    /* ...but a new instance that is already dead must. */
+    /* ...but a child that is already dead must: the new one, or another
+     * whose SIGCHLD the loop above has just taken (an instance that died
+     * while its successor, the standby, was being forked). */
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    if (fd >= 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+    if (fd >= 0 && waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0)
         kill(getpid(), SIGCHLD);
     ++emulated_pidfds;
     return fd;
