@@ -2,20 +2,15 @@
 // backoff.cpp - restart delay schedule and its tunables.
 #include "backoff.hpp"
 
-#include <cerrno>
-#include <cstdlib>
+#include "common/parse.hpp"
 
 namespace sam {
 
 bool parse_tunable(const char *text, uint64_t &out) noexcept {
-    if (text == nullptr || *text < '0' || *text > '9')
+    const std::optional<uint64_t> v = parse_decimal(text, uint64_t{1} << 53);
+    if (!v)
         return false;
-    errno = 0;
-    char *end = nullptr;
-    const unsigned long long v = std::strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v > (1ULL << 53))
-        return false;
-    out = v;
+    out = *v;
     return true;
 }
 

@@ -1067,18 +1067,7 @@ void Supervisor::exit_like_instance(bool failed, int status_code, int status_kin
             ::_exit(code);
         std::exit(code);
     }
-    // Die by the same signal. No core file of our own: the instance's crash
-    // is not the supervisor's.
-    const int sig = status_code;
-    rlimit no_core{0, 0};
-    (void)::setrlimit(RLIMIT_CORE, &no_core);
-    (void)::signal(sig, SIG_DFL);
-    sigset_t only;
-    sigemptyset(&only);
-    sigaddset(&only, sig);
-    (void)::pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
-    (void)::raise(sig);
-    std::exit(128 + sig); // a signal whose default action is not to end the process
+    die_by_signal(status_code);
 }
 
 // ---- helpers ----

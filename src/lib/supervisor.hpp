@@ -31,6 +31,7 @@
 
 #include "backoff.hpp"
 #include "channel.hpp"
+#include "common/signals.hpp"
 #include "descriptor_sink.hpp"
 #include "fd.hpp"
 #include "health.hpp"
@@ -136,8 +137,6 @@ class Supervisor {
     const pid_t self_;
     core::State core_; // every decision's input: see supervisor_core.hpp
     std::unique_ptr<CorosyncLink> link_;
-    static constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-    static constexpr size_t kForwardedCount = sizeof(kForwardedSignals) / sizeof(int);
     sigset_t forwarded_{};
     sigset_t original_mask_{};
     bool mask_changed_ = false;

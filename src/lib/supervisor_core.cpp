@@ -13,14 +13,11 @@
 #include <sys/wait.h>
 #include <syslog.h>
 
+#include "common/signals.hpp"
+
 namespace sam::core {
 
 namespace {
-
-const char *signal_name(int sig) noexcept {
-    const char *name = ::sigabbrev_np(sig);
-    return name != nullptr ? name : "?";
-}
 
 // The step under way: the state, what it asks for, and the event's time.
 struct Step {
@@ -79,7 +76,7 @@ struct Step {
         if (s.deadline.was_warned() || !has_instance(s.phase))
             return;
         log(LOG_WARNING, false, "instance %u (pid %d): %s; sending SIG%s", s.iid, s.pid, why,
-            signal_name(s.warn_signal));
+            signal_name(s.warn_signal).c_str());
         // Queued (si_code SI_QUEUE), so the instance can tell our warning from
         // a stop signal passed on with kill() (sam-run relies on that).
         signal(s.warn_signal, /* queued= */ true);
@@ -207,7 +204,7 @@ struct Step {
         if (e.status_kind == kStatusUnknown)
             std::snprintf(how, sizeof how, "was reaped elsewhere in this process (exit status unknown)");
         else if (by_signal)
-            std::snprintf(how, sizeof how, "was killed by SIG%s", signal_name(e.status_code));
+            std::snprintf(how, sizeof how, "was killed by SIG%s", signal_name(e.status_code).c_str());
         else
             std::snprintf(how, sizeof how, "exited with status %d", e.status_code);
         s.pending = Pending::None;
@@ -421,15 +418,15 @@ struct Step {
             return;
         const bool stop = e.signal == SIGTERM || e.signal == SIGINT;
         if (has_instance(s.phase)) {
-            log(LOG_INFO, false, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(e.signal), s.iid, s.pid,
-                stop ? "; no restart after it ends" : "");
+            log(LOG_INFO, false, "forwarding SIG%s to instance %u (pid %d)%s", signal_name(e.signal).c_str(), s.iid,
+                s.pid, stop ? "; no restart after it ends" : "");
             signal(e.signal, /* queued= */ false);
         }
         if (!stop)
             return;
         s.stopping = true;
         if (!has_instance(s.phase)) {
-            log(LOG_INFO, false, "SIG%s while waiting to restart: exiting", signal_name(e.signal));
+            log(LOG_INFO, false, "SIG%s while waiting to restart: exiting", signal_name(e.signal).c_str());
             exit_like_instance(false);
         }
     }

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "base.hpp"
 #include "blocking_signals.hpp"
 #include "log.hpp"
 #include "options.hpp"
@@ -32,13 +33,7 @@ SignalsDuringBlockingCall::~SignalsDuringBlockingCall() {
 void SignalsDuringBlockingCall::leave_by(int sig) {
     /* Only this thread unblocks it, so it is delivered here, now, with its
      * default action: the whole relay ends by it. */
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    signal(sig, SIG_DFL);
-    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-    raise(sig);
-    _exit(128 + sig); /* a signal whose default action is not to end us */
+    die_by_signal(sig);
 }
 
 /* The main thread is blocked in libsam meanwhile: `group` is ours alone. */

@@ -15,8 +15,8 @@
 #include <atomic>
 #include <thread>
 
+#include "base.hpp"
 #include "containment.hpp"
-#include "unique_fd.hpp"
 
 namespace samrun {
 

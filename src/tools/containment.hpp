@@ -15,7 +15,7 @@
 #include <optional>
 #include <string>
 
-#include "unique_fd.hpp"
+#include "base.hpp"
 
 namespace samrun {
 

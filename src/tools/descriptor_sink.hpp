@@ -19,7 +19,7 @@
 
 #include <vector>
 
-#include "unique_fd.hpp"
+#include "base.hpp"
 
 namespace samrun {
 

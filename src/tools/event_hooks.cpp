@@ -15,6 +15,7 @@
 #include <climits>
 #include <system_error>
 
+#include "base.hpp"
 #include "event_hooks.hpp"
 #include "log.hpp"
 #include "process.hpp"
@@ -24,12 +25,6 @@ extern char **environ;
 namespace samrun {
 
 namespace {
-
-uint64_t now_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
-}
 
 std::string event_of(const std::vector<std::string> &facts) {
     for (const std::string &fact : facts) {
@@ -73,7 +68,7 @@ void EventHooks::run(const std::vector<std::string> &facts) {
         log_line("event hook (%s) cannot start: %s", hook.event.c_str(), e.what());
         return;
     }
-    hook.deadline_ms = now_ms() + static_cast<uint64_t>(timeout_ms_);
+    hook.deadline_ms = monotonic_ms() + static_cast<uint64_t>(timeout_ms_);
     running_.push_back(std::move(hook));
 }
 
@@ -84,7 +79,7 @@ void EventHooks::add_pollfds(std::vector<pollfd> &fds) const {
 }
 
 void EventHooks::handle(const std::vector<pollfd> &fds, size_t first) {
-    uint64_t now = now_ms();
+    uint64_t now = monotonic_ms();
     std::vector<Running> still;
     for (size_t i = 0; i < running_.size(); ++i) {
         Running &hook = running_[i];
@@ -115,7 +110,7 @@ int EventHooks::next_timeout_ms() const {
     if (running_.empty()) {
         return -1;
     }
-    uint64_t now = now_ms();
+    uint64_t now = monotonic_ms();
     uint64_t next = UINT64_MAX;
     for (const Running &hook : running_) {
         next = std::min(next, hook.deadline_ms);

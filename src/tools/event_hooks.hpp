@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "unique_fd.hpp"
+#include "base.hpp"
 
 namespace samrun {
 

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "base.hpp"
 #include "health_check.hpp"
 #include "log.hpp"
 
@@ -50,15 +51,7 @@ void HealthCheck::set_program(pid_t pid) {
     envp_ = std::move(env);
 }
 
-namespace {
-uint64_t now_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
-}
-} // namespace
-
-void HealthCheck::start_grace(int grace_ms) { grace_until_ms_ = now_ms() + static_cast<uint64_t>(grace_ms); }
+void HealthCheck::start_grace(int grace_ms) { grace_until_ms_ = monotonic_ms() + static_cast<uint64_t>(grace_ms); }
 
 int HealthCheck::run() {
     int result = run_once();
@@ -68,7 +61,7 @@ int HealthCheck::run() {
     }
     /* A program still starting is not hung: libsam hears "healthy" until
      * it is ready or its start timeout has passed. */
-    if (!passed_once_ && now_ms() < grace_until_ms_.load()) {
+    if (!passed_once_ && monotonic_ms() < grace_until_ms_.load()) {
         log_line("not ready yet: within the start timeout, the failed check is not counted");
         return 0;
     }

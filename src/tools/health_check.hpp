@@ -17,9 +17,9 @@
 #include <mutex>
 #include <string>
 
+#include "base.hpp"
 #include "notify.hpp"
 #include "process.hpp"
-#include "unique_fd.hpp"
 
 namespace samrun {
 

@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "base.hpp"
 #include "listen.hpp"
-#include "unique_fd.hpp"
 
 namespace samrun {
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "unique_fd.hpp"
+#include "base.hpp"
 
 namespace samrun {
 

@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "base.hpp"
 #include "descriptor_sink.hpp"
-#include "unique_fd.hpp"
 
 namespace samrun {
 

@@ -64,18 +64,13 @@ const struct option kLongOptions[] = {
     {nullptr, 0, nullptr, 0},
 };
 
-/* Strict decimal: digits only, no sign, no trailing text, at most `max`. */
+/* The one strict parser (src/common), at the width the options use. */
 bool parse_number(const char *text, unsigned long max, unsigned long &out) {
-    if (text == nullptr || *text < '0' || *text > '9') {
+    std::optional<uint64_t> value = parse_decimal(text, max);
+    if (!value) {
         return false;
     }
-    errno = 0;
-    char *end = nullptr;
-    unsigned long value = strtoul(text, &end, 10);
-    if (errno != 0 || *end != '\0' || value > max) {
-        return false;
-    }
-    out = value;
+    out = static_cast<unsigned long>(*value);
     return true;
 }
 
@@ -84,55 +79,6 @@ std::string bad_value(const char *option, const char *value, const char *expecte
 }
 
 } // namespace
-
-int parse_signal(const std::string &text) {
-    if (text.empty()) {
-        return -1;
-    }
-    unsigned long number = 0;
-    if (parse_number(text.c_str(), static_cast<unsigned long>(SIGRTMAX), number)) {
-        return number == 0 ? -1 : static_cast<int>(number);
-    }
-    std::string name = text;
-    if (strncasecmp(name.c_str(), "SIG", 3) == 0) {
-        name.erase(0, 3);
-    }
-    for (int sig = 1; sig < SIGRTMIN; ++sig) {
-        const char *abbrev = sigabbrev_np(sig);
-        if (abbrev != nullptr && strcasecmp(abbrev, name.c_str()) == 0) {
-            return sig;
-        }
-    }
-    /* Real-time signals: RTMIN, RTMIN+n, RTMAX, RTMAX-n. */
-    const int span = SIGRTMAX - SIGRTMIN;
-    if (strncasecmp(name.c_str(), "RTMIN", 5) == 0 || strncasecmp(name.c_str(), "RTMAX", 5) == 0) {
-        bool from_min = strncasecmp(name.c_str(), "RTMIN", 5) == 0;
-        std::string rest = name.substr(5);
-        unsigned long offset = 0;
-        if (!rest.empty()) {
-            char sign = rest[0];
-            if ((from_min && sign != '+') || (!from_min && sign != '-') ||
-                !parse_number(rest.c_str() + 1, static_cast<unsigned long>(span), offset)) {
-                return -1;
-            }
-        }
-        return from_min ? SIGRTMIN + static_cast<int>(offset) : SIGRTMAX - static_cast<int>(offset);
-    }
-    return -1;
-}
-
-std::string signal_name(int sig) {
-    if (sig > 0 && sig < SIGRTMIN) {
-        const char *abbrev = sigabbrev_np(sig);
-        if (abbrev != nullptr) {
-            return abbrev;
-        }
-    }
-    if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
-        return sig == SIGRTMIN ? "RTMIN" : "RTMIN+" + std::to_string(sig - SIGRTMIN);
-    }
-    return std::to_string(sig);
-}
 
 void print_usage(FILE *out) {
     fputs("Usage: sam-run [OPTIONS] -- COMMAND [ARGS...]\n"

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base.hpp"
 #include "listen.hpp"
 
 namespace samrun {
@@ -67,12 +68,6 @@ struct ParseResult {
 };
 
 [[nodiscard]] ParseResult parse_options(int argc, char **argv);
-
-/* Accepts "TERM", "SIGTERM", "sigterm", "RTMIN+2" or a number; -1 if invalid. */
-[[nodiscard]] int parse_signal(const std::string &text);
-
-/* "TERM" for SIGTERM, or the number as text. */
-[[nodiscard]] std::string signal_name(int sig);
 
 void print_usage(FILE *out);
 

@@ -18,7 +18,7 @@
 
 #include <string>
 
-#include "unique_fd.hpp"
+#include "base.hpp"
 
 namespace samrun {
 

@@ -19,6 +19,7 @@
 #include <optional>
 #include <system_error>
 
+#include "base.hpp"
 #include "options.hpp"
 #include "process.hpp"
 #include "procfs.hpp"
@@ -221,18 +222,7 @@ void exit_like(const siginfo_t &info) {
     if (info.si_code == CLD_EXITED) {
         _exit(info.si_status & 0xff);
     }
-    int sig = info.si_status;
-    /* The program dumped core already; a second core from us helps nobody. */
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    signal(sig, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    sigprocmask(SIG_UNBLOCK, &set, nullptr);
-    kill(getpid(), sig);
-    /* Signals whose default is to be ignored or stop: fall back to the code. */
-    _exit(128 + sig);
+    die_by_signal(info.si_status);
 }
 
 bool is_same_or_descendant(pid_t pid, pid_t ancestor) {

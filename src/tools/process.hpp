@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "unique_fd.hpp"
+#include "base.hpp"
 
 namespace samrun {
 

@@ -9,8 +9,8 @@
 
 #include <algorithm>
 
+#include "base.hpp"
 #include "procfs.hpp"
-#include "unique_fd.hpp"
 
 namespace samrun {
 

@@ -30,6 +30,7 @@
 #include <memory>
 #include <system_error>
 
+#include "base.hpp"
 #include "blocking_signals.hpp"
 #include "containment.hpp"
 #include "fdstore.hpp"
@@ -47,16 +48,9 @@ namespace samrun {
 
 namespace {
 
-constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 constexpr int kExitInternal = 125;
 /* How many rejected notify datagrams are logged before we go quiet. */
 constexpr unsigned kRejectLogLimit = 10;
-
-uint64_t monotonic_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
-}
 
 std::string printable(const std::string &text) {
     std::string out;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base.hpp"
 #include "log.hpp"
 #include "options.hpp"
 #include "run_record.hpp"
@@ -15,12 +16,6 @@ namespace samrun {
 namespace {
 
 constexpr char kMagic[8] = {'s', 'a', 'm', 'r', 'u', 'n', '2', '\0'};
-
-uint64_t clock_ms(clockid_t id) {
-    timespec ts;
-    clock_gettime(id, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
-}
 
 } // namespace
 

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "base.hpp"
 #include "history.hpp"
 #include "procfs.hpp"
 #include "status.hpp"
@@ -100,12 +101,6 @@ struct Clocks {
     uint64_t monotonic_ns = 0;
     uint64_t suspended_ns = 0; /* CLOCK_BOOTTIME - CLOCK_MONOTONIC */
 };
-
-uint64_t clock_ns(clockid_t id) {
-    timespec ts;
-    clock_gettime(id, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 /* The pids with an IPC connection to corosync right now, from its stats map
  * (stats.ipcs.service<N>.<pid>.*); nullopt if that map cannot be read. A

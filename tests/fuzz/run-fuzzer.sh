@@ -36,10 +36,11 @@ echo "run-fuzzer: building $bin"
 # it, linked directly.
 if ! "$cxx" -std=c++17 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$top/include" -I"$lib" \
+    -I"$top/include" -I"$top/src" -I"$lib" \
     "$src/fuzz_supervisor_input.cpp" \
     "$lib/wire.cpp" "$lib/health.cpp" "$lib/backoff.cpp" "$lib/datastore.cpp" "$lib/channel.cpp" \
     "$lib/supervisor_core.cpp" "$lib/supervisor_core_types.cpp" \
+    "$top/src/common/parse.cpp" "$top/src/common/signals.cpp" \
     -o "$bin"; then
     echo "run-fuzzer: FAIL: the fuzz target does not build"
     exit 99
