@@ -9,8 +9,7 @@
  * and the supervisor, which sent the stop, leaves the same way. Scoped: the
  * thread lives as long as the object.
  */
-#ifndef SAMRUN_BLOCKING_SIGNALS_HPP
-#define SAMRUN_BLOCKING_SIGNALS_HPP
+#pragma once
 
 #include <atomic>
 #include <thread>
@@ -42,5 +41,3 @@ class SignalsDuringBlockingCall {
 };
 
 } // namespace samrun
-
-#endif

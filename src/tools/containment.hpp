@@ -7,8 +7,7 @@
  * child cgroup, which holds even the descendants that left the group
  * (setsid) and is ended with cgroup.kill.
  */
-#ifndef SAMRUN_CONTAINMENT_HPP
-#define SAMRUN_CONTAINMENT_HPP
+#pragma once
 
 #include <sys/types.h>
 
@@ -62,5 +61,3 @@ class ProgramGroup {
 void end_program_group(pid_t pgid, const std::string &cgroup);
 
 } // namespace samrun
-
-#endif

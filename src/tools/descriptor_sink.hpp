@@ -12,8 +12,7 @@
  * that are never the last one. A sink that blocks is replaced, so one
  * hanging file cannot stop the next ones from going away.
  */
-#ifndef SAMRUN_DESCRIPTOR_SINK_HPP
-#define SAMRUN_DESCRIPTOR_SINK_HPP
+#pragma once
 
 #include <sys/types.h>
 
@@ -61,5 +60,3 @@ class DescriptorSink {
 };
 
 } // namespace samrun
-
-#endif

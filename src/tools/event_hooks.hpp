@@ -8,8 +8,7 @@
  * process group of its own, is killed with it after the event timeout, and
  * its failure is only logged.
  */
-#ifndef SAMRUN_EVENT_HOOKS_HPP
-#define SAMRUN_EVENT_HOOKS_HPP
+#pragma once
 
 #include <poll.h>
 #include <stdint.h>
@@ -53,5 +52,3 @@ class EventHooks {
 };
 
 } // namespace samrun
-
-#endif

@@ -5,8 +5,7 @@
  * own thread about once per interval; we run `sh -c CMD`, give it a bounded
  * time, and answer healthy (0) only for exit status 0.
  */
-#ifndef SAMRUN_HEALTH_CHECK_HPP
-#define SAMRUN_HEALTH_CHECK_HPP
+#pragma once
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -60,5 +59,3 @@ class HealthCheck {
 };
 
 } // namespace samrun
-
-#endif

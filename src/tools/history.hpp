@@ -7,8 +7,7 @@
  * prefix, samrun.<supervisor pid>.*: libsam's resources.process.<pid>.* is
  * watched by corosync's watchdog service, which must only see its keys.
  */
-#ifndef SAMRUN_HISTORY_HPP
-#define SAMRUN_HISTORY_HPP
+#pragma once
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -55,5 +54,3 @@ class HistoryPublisher {
 void remove_history(pid_t supervisor);
 
 } // namespace samrun
-
-#endif

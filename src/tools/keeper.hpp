@@ -10,8 +10,7 @@
  * When the supervisor is gone, the keeper ends whatever is left, removes the
  * --listen socket files, and exits.
  */
-#ifndef SAMRUN_KEEPER_HPP
-#define SAMRUN_KEEPER_HPP
+#pragma once
 
 #include <sys/types.h>
 
@@ -58,5 +57,3 @@ class KeeperLink {
 };
 
 } // namespace samrun
-
-#endif

@@ -4,8 +4,7 @@
  * "sam-run[<supervisor pid>]" so they read well next to the program's output
  * and in the journal.
  */
-#ifndef SAMRUN_LOG_HPP
-#define SAMRUN_LOG_HPP
+#pragma once
 
 #include <sys/types.h>
 
@@ -18,5 +17,3 @@ void log_set_instance(unsigned int instance_id);
 __attribute__((format(printf, 1, 2))) void log_line(const char *format, ...);
 
 } // namespace samrun
-
-#endif

@@ -6,8 +6,7 @@
  * The protocol: AF_UNIX datagrams holding newline-separated KEY=VALUE lines,
  * socket names are file-system paths or, starting with '@', abstract names.
  */
-#ifndef SAMRUN_NOTIFY_HPP
-#define SAMRUN_NOTIFY_HPP
+#pragma once
 
 #include <sys/types.h>
 
@@ -92,5 +91,3 @@ class UpstreamNotifier {
 };
 
 } // namespace samrun
-
-#endif

@@ -4,8 +4,7 @@
  * validated before anything is started. A parse error is reported once, with
  * exit status 2, so scripts can tell "bad usage" from "the program failed".
  */
-#ifndef SAMRUN_OPTIONS_HPP
-#define SAMRUN_OPTIONS_HPP
+#pragma once
 
 #include <optional>
 #include <string>
@@ -72,5 +71,3 @@ struct ParseResult {
 void print_usage(FILE *out);
 
 } // namespace samrun
-
-#endif

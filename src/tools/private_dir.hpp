@@ -13,8 +13,7 @@
  * on a pipe whose write end only sam-run's own processes hold (close-on-exec:
  * not the program), then removes the socket and the directory.
  */
-#ifndef SAMRUN_PRIVATE_DIR_HPP
-#define SAMRUN_PRIVATE_DIR_HPP
+#pragma once
 
 #include <string>
 
@@ -50,5 +49,3 @@ class PrivateSocketDir {
 };
 
 } // namespace samrun
-
-#endif

@@ -4,8 +4,7 @@
  * a report of exec failures, pidfds, and leaving the relay "the same way" the
  * program left so that libsam's supervisor sees the program's own status.
  */
-#ifndef SAMRUN_PROCESS_HPP
-#define SAMRUN_PROCESS_HPP
+#pragma once
 
 #include <signal.h>
 #include <sys/types.h>
@@ -87,5 +86,3 @@ struct Spawned {
 void reset_signals_in_child();
 
 } // namespace samrun
-
-#endif

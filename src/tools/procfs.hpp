@@ -7,8 +7,7 @@
  * a foreign notify sender that exits at the wrong moment could end sam-run.
  * These helpers report "nothing" instead, and callers treat that as "not ours".
  */
-#ifndef SAMRUN_PROCFS_HPP
-#define SAMRUN_PROCFS_HPP
+#pragma once
 
 #include <sys/types.h>
 
@@ -31,5 +30,3 @@ namespace samrun {
 [[nodiscard]] std::optional<unsigned long long> start_ticks_from_stat(const std::string &stat);
 
 } // namespace samrun
-
-#endif

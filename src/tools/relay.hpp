@@ -6,8 +6,7 @@
  * into sam_start/sam_hc_send/sam_stop, and finally leaves exactly the way the
  * program left, so the supervisor's policy acts on the program's status.
  */
-#ifndef SAMRUN_RELAY_HPP
-#define SAMRUN_RELAY_HPP
+#pragma once
 
 #include <sys/types.h>
 
@@ -36,5 +35,3 @@ struct RelaySetup {
 [[noreturn]] void run_relay(const RelaySetup &setup);
 
 } // namespace samrun
-
-#endif

@@ -7,8 +7,7 @@
  * restart; each instance reads it at start and hands it to the program
  * (SAM_RUN_FAILURES, SAM_RUN_PREVIOUS_END) and to --status (cmap).
  */
-#ifndef SAMRUN_RUN_RECORD_HPP
-#define SAMRUN_RUN_RECORD_HPP
+#pragma once
 
 #include <signal.h>
 #include <stdint.h>
@@ -99,5 +98,3 @@ class RunRecord {
 };
 
 } // namespace samrun
-
-#endif

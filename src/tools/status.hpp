@@ -3,8 +3,7 @@
  * status.hpp - `sam-run --status`: what this node's corosync knows about
  * SAM-supervised processes (cmap resources.process.*), for people or as JSON.
  */
-#ifndef SAMRUN_STATUS_HPP
-#define SAMRUN_STATUS_HPP
+#pragma once
 
 namespace samrun {
 
@@ -13,5 +12,3 @@ namespace samrun {
 [[nodiscard]] int print_status(bool json);
 
 } // namespace samrun
-
-#endif

@@ -8,8 +8,7 @@
  * for JSON, numbers are checked before they are used, and nothing here can
  * overflow whatever the values.
  */
-#ifndef SAMRUN_STATUS_FORMAT_HPP
-#define SAMRUN_STATUS_FORMAT_HPP
+#pragma once
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -66,5 +65,3 @@ class JsonObject {
 };
 
 } // namespace samrun
-
-#endif
