@@ -120,6 +120,7 @@ service() {
     eval "pid_$name=$!"
 }
 
+# shellcheck disable=SC2317 # called by the trap
 stop_everything() {
     local p
     for p in "${services[@]}"; do
@@ -302,9 +303,9 @@ EOF
         fi
     done
     sleep 0.2 # the taggers print the last lines
-    for p in $(cat "$demo/pids"); do
+    while read -r p; do
         gone "$p" || fail "program pid $p is still running"
-    done
+    done <"$demo/pids"
     note "\$ sam-run --status"
     sam-run --status | sed 's/^/   /'
     say "done: nothing left running; corosync is stopped next"

@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Builds libsam and runs every test: unit, integration against a private
 # corosync, sam-run, fault injection, fuzzing, the three-node cluster, the
-# AddressSanitizer/UBSan pass, the ThreadSanitizer pass, `make distcheck` and
-# the Debian package check.
+# house-style checks (make format-check, make lint), the AddressSanitizer/UBSan
+# pass, the ThreadSanitizer pass, `make distcheck` and the Debian package check.
 # Run as root on Debian 12; installs what it needs. The last line is the
 # summary "N passed, M failed".
 set -u
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 2
 top=$(pwd)
 log() { printf '==> %s\n' "$*"; }
 
@@ -45,6 +45,12 @@ build_and_check() { # dir configure-args...
 log "normal build and make check"
 build_and_check _build/normal
 record "build (normal)" $?
+
+log "make format-check (clang-format) and make lint (clang-tidy, shellcheck)"
+(cd _build/normal && make -s format-check)
+record "format-check" $?
+(cd _build/normal && make -s lint)
+record "lint" $?
 
 log "AddressSanitizer + UndefinedBehaviorSanitizer build and make check"
 build_and_check _build/asan --enable-asan

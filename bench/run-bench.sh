@@ -160,7 +160,7 @@ run_one() {
     wd1=$(wd_reports)
     [ -n "$line" ] || line="RESULT metric=$metric error=\"no result (crashed or timed out)\""
     echo "$side pair=$pair $line" >>"$log"
-    printf '  %-8s %-13s pair %d: %s\n' "$side" "$metric" "$pair" "${line#RESULT metric=$metric }" >&2
+    printf '  %-8s %-13s pair %d: %s\n' "$side" "$metric" "$pair" "${line#RESULT metric="$metric" }" >&2
     case "$line" in
     *' error='*) echo "$side $metric error 1" >>"$results" ;;
     *)

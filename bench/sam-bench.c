@@ -80,13 +80,9 @@ static void sleep_ns(uint64_t ns) {
         ;
 }
 
-static int load_flag(const int *p) {
-    return __atomic_load_n(p, __ATOMIC_SEQ_CST);
-}
+static int load_flag(const int *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 
-static void store_flag(int *p, int v) {
-    __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
-}
+static void store_flag(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 
 /*
  * Called in an instance (or the runner) when something went wrong: the
@@ -104,16 +100,14 @@ static void instance_fail(const char *fmt, ...) {
     _exit(3);
 }
 
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        cs_error_t err_ = (call);                                                                  \
-        if (err_ != CS_OK)                                                                         \
-            instance_fail("%s returned %d", #call, (int)err_);                                     \
+#define CHECK(call)                                                                                                    \
+    do {                                                                                                               \
+        cs_error_t err_ = (call);                                                                                      \
+        if (err_ != CS_OK)                                                                                             \
+            instance_fail("%s returned %d", #call, (int)err_);                                                         \
     } while (0)
 
-static void instance_done(void) {
-    store_flag(&sh->done, 1);
-}
+static void instance_done(void) { store_flag(&sh->done, 1); }
 
 /* ---- /proc readers -------------------------------------------------- */
 
@@ -164,8 +158,7 @@ static int64_t proc_cpu_ticks(pid_t pid) {
     unsigned long long utime = 0, stime = 0;
     /* After ')': state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14)
      * stime(15) */
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) !=
-        2)
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
         return -1;
     return (int64_t)(utime + stime);
 }
@@ -287,9 +280,7 @@ static int64_t percentile(const int64_t *sorted, int n, double p) {
     return sorted[rank - 1];
 }
 
-static double seconds_or(double dflt) {
-    return opt_seconds > 0 ? opt_seconds : dflt;
-}
+static double seconds_or(double dflt) { return opt_seconds > 0 ? opt_seconds : dflt; }
 
 static long count_or(long dflt) {
     long n = opt_count > 0 ? opt_count : dflt;
@@ -657,24 +648,21 @@ static const struct metric_def metrics[] = {
     {"supmem", SUPERVISOR_MEMORY, 0, 0, 0,
      "supervisor (and helper processes) Pss/Private_Dirty, idle and after 1,000 restarts"},
     {"supmem-cmap", SUPERVISOR_MEMORY, 1, 0, 0, "same, RESTART|CMAP"},
-    {"fork-floor", FORK_FLOOR, 0, 0, 0,
-     "reference without libsam: child exits -> waitpid -> next child runs"},
+    {"fork-floor", FORK_FLOOR, 0, 0, 0, "reference without libsam: child exits -> waitpid -> next child runs"},
 };
 
 static void usage(FILE *out) {
-    fprintf(
-        out,
-        "usage: sam-bench METRIC [-n COUNT] [-t SECONDS] [--corosync-pid PID] [--expect-lib PATH]\n"
-        "Measures one metric against the libsam.so.4 that LD_LIBRARY_PATH selects and prints\n"
-        "  RESULT metric=METRIC lib=PATH key=value ...\n"
-        "  -n COUNT            samples (restart: 300, hang: 30, first-restore: 20),\n"
-        "                      restarts (supmem: 1000)\n"
-        "  -t SECONDS          length of timed loops (hc: 1, hc-cmap: 2, store/restore: 1,\n"
-        "                      supervisor: 3 per phase)\n"
-        "  --corosync-pid PID  corosync to charge CPU to in hc-cmap (default: $COROSYNC_PID)\n"
-        "  --expect-lib PATH   fail unless the loaded libsam resolves to this file or lies in\n"
-        "                      this directory\n"
-        "metrics:\n");
+    fprintf(out, "usage: sam-bench METRIC [-n COUNT] [-t SECONDS] [--corosync-pid PID] [--expect-lib PATH]\n"
+                 "Measures one metric against the libsam.so.4 that LD_LIBRARY_PATH selects and prints\n"
+                 "  RESULT metric=METRIC lib=PATH key=value ...\n"
+                 "  -n COUNT            samples (restart: 300, hang: 30, first-restore: 20),\n"
+                 "                      restarts (supmem: 1000)\n"
+                 "  -t SECONDS          length of timed loops (hc: 1, hc-cmap: 2, store/restore: 1,\n"
+                 "                      supervisor: 3 per phase)\n"
+                 "  --corosync-pid PID  corosync to charge CPU to in hc-cmap (default: $COROSYNC_PID)\n"
+                 "  --expect-lib PATH   fail unless the loaded libsam resolves to this file or lies in\n"
+                 "                      this directory\n"
+                 "metrics:\n");
     for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
         fprintf(out, "  %-13s %s\n", metrics[i].name, metrics[i].what);
 }
@@ -688,9 +676,7 @@ static void kill_runner_group(void) {
         kill(-runner_pid, SIGKILL);
 }
 
-static void print_head(const struct metric_def *m) {
-    printf("RESULT metric=%s lib=%s", m->name, lib_path);
-}
+static void print_head(const struct metric_def *m) { printf("RESULT metric=%s lib=%s", m->name, lib_path); }
 
 static void report_error(const struct metric_def *m, const char *msg) {
     print_head(m);
@@ -756,9 +742,8 @@ static void sample_stats(const char *unit_key, double scale) {
     int n = sh->nsamples;
     qsort(sh->samples, (size_t)n, sizeof(sh->samples[0]), cmp_i64);
     printf(" n=%d median_%s=%.3f p99_%s=%.3f max_%s=%.3f min_%s=%.3f", n, unit_key,
-           percentile(sh->samples, n, 50) / scale, unit_key, percentile(sh->samples, n, 99) / scale,
-           unit_key, n ? sh->samples[n - 1] / scale : 0.0, unit_key,
-           n ? sh->samples[0] / scale : 0.0);
+           percentile(sh->samples, n, 50) / scale, unit_key, percentile(sh->samples, n, 99) / scale, unit_key,
+           n ? sh->samples[n - 1] / scale : 0.0, unit_key, n ? sh->samples[0] / scale : 0.0);
 }
 
 /* The supervisor metric: sample the supervisor during each phase. */
@@ -857,8 +842,8 @@ int main(int argc, char **argv) {
             return 2;
         }
         size_t wl = strlen(want);
-        int ok = strcmp(want, got) == 0 || (strncmp(want, got, wl) == 0 && got[wl] == '/' &&
-                                            strchr(got + wl + 1, '/') == NULL);
+        int ok = strcmp(want, got) == 0 ||
+                 (strncmp(want, got, wl) == 0 && got[wl] == '/' && strchr(got + wl + 1, '/') == NULL);
         if (!ok) {
             report_error(m, "loaded libsam is not the expected one");
             fprintf(stderr, "sam-bench: loaded %s, expected %s\n", got, want);
@@ -972,9 +957,7 @@ int main(int argc, char **argv) {
         else if (measured != 0)
             snprintf(msg, sizeof(msg), "could not follow the supervisor's phases");
         else
-            snprintf(msg, sizeof(msg),
-                     "supervisor ended (status 0x%x) before the instance finished",
-                     (unsigned)status);
+            snprintf(msg, sizeof(msg), "supervisor ended (status 0x%x) before the instance finished", (unsigned)status);
         kill_runner_group();
         waitpid(runner_pid, NULL, 0);
         report_error(m, msg);
@@ -998,17 +981,15 @@ int main(int argc, char **argv) {
             printf(" cs_cpu_ms=%.1f cs_cpu_ms_per_100k=%.3f cs_sched_ms=%.3f"
                    " cs_sched_ms_per_100k=%.4f cs_net_ms_per_100k=%.4f cs_cpu_pct=%.3f"
                    " cs_idle_pct=%.3f",
-                   sh->cs_cpu_ticks * tick_ms, sh->cs_cpu_ticks * tick_ms * 1e5 / hb,
-                   sh->cs_cpu_ns / 1e6, sh->cs_cpu_ns / 1e6 * 1e5 / hb, net_ns / 1e6 * 1e5 / hb,
-                   100.0 * (double)sh->cs_cpu_ns / (double)sh->elapsed_ns,
-                   100.0 * cs_idle_ns_per_s / 1e9);
+                   sh->cs_cpu_ticks * tick_ms, sh->cs_cpu_ticks * tick_ms * 1e5 / hb, sh->cs_cpu_ns / 1e6,
+                   sh->cs_cpu_ns / 1e6 * 1e5 / hb, net_ns / 1e6 * 1e5 / hb,
+                   100.0 * (double)sh->cs_cpu_ns / (double)sh->elapsed_ns, 100.0 * cs_idle_ns_per_s / 1e9);
         }
         break;
     case STORE:
     case RESTORE:
-        printf(" size=%zu iterations=%llu ops_per_s=%.1f mib_per_s=%.1f", m->size,
-               (unsigned long long)sh->count, (double)sh->count / secs,
-               (double)sh->count * (double)m->size / MIB / secs);
+        printf(" size=%zu iterations=%llu ops_per_s=%.1f mib_per_s=%.1f", m->size, (unsigned long long)sh->count,
+               (double)sh->count / secs, (double)sh->count * (double)m->size / MIB / secs);
         break;
     case RESTART:
         sample_stats("us", 1e3);
@@ -1024,10 +1005,9 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 2; i++)
             printf(" %s_sup_pss_kib=%ld %s_sup_dirty_kib=%ld %s_helpers=%d %s_helpers_pss_kib=%ld"
                    " %s_helpers_dirty_kib=%ld %s_sum_pss_kib=%ld %s_sum_dirty_kib=%ld",
-                   i ? "restarted" : "idle", mem[i][0], i ? "restarted" : "idle", mem[i][1],
-                   i ? "restarted" : "idle", helpers[i], i ? "restarted" : "idle", mem[i][2],
-                   i ? "restarted" : "idle", mem[i][3], i ? "restarted" : "idle", mem[i][0] + mem[i][2],
-                   i ? "restarted" : "idle", mem[i][1] + mem[i][3]);
+                   i ? "restarted" : "idle", mem[i][0], i ? "restarted" : "idle", mem[i][1], i ? "restarted" : "idle",
+                   helpers[i], i ? "restarted" : "idle", mem[i][2], i ? "restarted" : "idle", mem[i][3],
+                   i ? "restarted" : "idle", mem[i][0] + mem[i][2], i ? "restarted" : "idle", mem[i][1] + mem[i][3]);
         break;
     case HANG:
         sample_stats("ms", 1e6);

@@ -8,6 +8,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
   libsam4 libsam-dev libcpputest-dev libsystemd-dev
   iproute2 util-linux procps psmisc valgrind groff-base mandoc python3
   libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev
+  clang-format clang-tidy shellcheck
   debhelper dpkg-dev devscripts lintian fakeroot
   pacemaker pacemaker-cli-utils resource-agents libxml2-utils"
 missing=""

@@ -171,6 +171,7 @@ cpu_ticks() {
     for p in "$@"; do
         f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
         f=${f##*) }
+        # shellcheck disable=SC2086 # its fields, split on purpose
         set -- $f
         t=$((t + ${12} + ${13}))
     done
@@ -200,6 +201,7 @@ cleanup() {
     kill -TERM "${sups[@]}" 2>/dev/null
     sleep 1
     for s in "${sups[@]}"; do
+        # shellcheck disable=SC2013 # one line of space-separated pids
         for c in $(cat "/proc/$s/task/$s/children" 2>/dev/null); do kill -KILL "$c" 2>/dev/null; done
         kill -KILL "$s" 2>/dev/null
     done
@@ -324,7 +326,7 @@ wd_failed=$(grep -cE 'resource .* failed|too late' "$COROSYNC_LOG" 2>/dev/null)
 
 elapsed_s=$(awk -v a="$t_0" -v b="$t_1" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
 pct() { awk -v t="$1" -v ms="$2" -v hz="$hz" 'BEGIN { if (ms <= 0) print "n/a"; else printf "%.2f%%", 100 * t / hz / (ms / 1000) }'; }
-read -r f_ticks f_rss f_t <<<"${first_sample:-$sup_ticks_1 $sup_rss_1 $t_1}"
+read -r f_ticks _ f_t <<<"${first_sample:-$sup_ticks_1 $sup_rss_1 $t_1}"
 
 echo "soak: duration ${elapsed_s}s, $procs supervisors (CMAP, ${interval_ms} ms), $alive still running"
 echo "soak: faults injected $faults: $crashes crashes, $hangs hangs; corosync restarted $corosync_restarts times"

@@ -313,7 +313,7 @@ int print_status(bool json) {
     auto handle = CmapHandle(new cmap_handle_t{});
     cs_error_t err = cmap_initialize(handle.get());
     if (err != CS_OK) {
-        handle.release();
+        delete handle.release(); /* never initialized: nothing to finalize */
         fprintf(stderr, "sam-run: cannot connect to corosync (cmap error %d): is corosync running?\n",
                 static_cast<int>(err));
         return 1;

@@ -159,11 +159,11 @@ bool started_after(uint64_t start_boottime_ns, uint64_t suspended_ns, uint64_t s
 }
 
 std::optional<pid_t> client_pid_from_stats_key(std::string_view key) {
-    constexpr std::string_view prefix = "stats.ipcs.service";
-    if (key.substr(0, prefix.size()) != prefix) {
+    constexpr std::string_view kPrefix = "stats.ipcs.service";
+    if (key.substr(0, kPrefix.size()) != kPrefix) {
         return std::nullopt;
     }
-    key.remove_prefix(prefix.size());
+    key.remove_prefix(kPrefix.size());
     size_t dot = key.find('.');
     unsigned service = 0;
     if (dot == std::string_view::npos || !parse_decimal(key.substr(0, dot), service)) {

@@ -219,6 +219,7 @@ cmd_down() {
                 say "processes in $ns do not die:$pids"
                 break
             }
+            # shellcheck disable=SC2086 # a list of pids
             kill -KILL $pids 2>/dev/null
             sleep 0.05
         done

@@ -154,7 +154,7 @@ launch() {
         # corosync must hold none of our caller's descriptors: a caller
         # reading our output through a pipe would otherwise wait for
         # corosync's end instead of ours.
-        for fd in /proc/$BASHPID/fd/*; do
+        for fd in /proc/"$BASHPID"/fd/*; do
             fd=${fd##*/}
             [ "$fd" -gt 2 ] && eval "exec $fd>&-"
         done

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
+# shellcheck shell=bash
 # selftest-lib.sh: helpers shared by the fixture's self-tests (sourced).
 # Each self-test runs inside with-corosync.sh (automake's SH_LOG_COMPILER).
 

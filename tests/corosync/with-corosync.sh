@@ -67,7 +67,7 @@ sweep() {
         [ -n "$guard_pid" ] && [ "$pid" = "$guard_pid" ] && continue
         [ "$p/ns/net" -ef /proc/self/ns/net ] || continue
         is_zombie_or_gone "$pid" && continue
-        comm=?
+        comm='?'
         { read -r comm <"$p/comm"; } 2>/dev/null
         say "killing leftover process $pid ($comm)"
         kill -KILL "$pid" 2>/dev/null
@@ -184,9 +184,8 @@ finish() { # STATUS [SIGNAL]
     exit "$1"
 }
 
-got_signal=""
+# shellcheck disable=SC2317 # called by the traps below
 on_signal() { # SIGNAL
-    got_signal=$1
     say "got SIG$1"
     if [ -n "$cmd_pid" ]; then
         kill "-$1" "$cmd_pid" 2>/dev/null

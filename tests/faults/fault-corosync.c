@@ -122,8 +122,8 @@ static int cmap_supervisor(void *unused) {
         }
     }
     char back[64] = {0};
-    const int ok = sam_data_restore(back, sizeof back) == CS_OK &&
-                   strcmp(back, "kept across corosync and instance restarts") == 0;
+    const int ok =
+        sam_data_restore(back, sizeof back) == CS_OK && strcmp(back, "kept across corosync and instance restarts") == 0;
     fl_report(R_DATA, iid, ok);
     wait_go();
     sam_stop();

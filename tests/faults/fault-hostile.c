@@ -68,8 +68,8 @@ static int channel_fd(void) {
         const int fd = atoi(e->d_name);
         int type = 0;
         socklen_t len = sizeof type;
-        if (e->d_name[0] != '.' && fd != dirfd(d) &&
-            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET)
+        if (e->d_name[0] != '.' && fd != dirfd(d) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+            type == SOCK_SEQPACKET)
             found = fd;
     }
     if (d != NULL)
@@ -211,7 +211,8 @@ static int supervisor(void *unused) {
 }
 
 int main(void) {
-    snprintf(log_path, sizeof log_path, "%s/fault-hostile.supervisor.log", getenv("FAULT_BUILDDIR") ? getenv("FAULT_BUILDDIR") : ".");
+    snprintf(log_path, sizeof log_path, "%s/fault-hostile.supervisor.log",
+             getenv("FAULT_BUILDDIR") ? getenv("FAULT_BUILDDIR") : ".");
     fl_reports_open();
     pid_t sup = fl_fork(supervisor, NULL);
     for (unsigned i = 1; i <= N_ATTACKS; ++i) {

@@ -186,8 +186,7 @@ static int nofile_supervisor(void *p) {
     const int fds_after = open_fds();
     const int children = has_children();
     int clean = err == CS_ERR_LIBRARY && children == 0 && fds_after == fds_before &&
-                same_mask(&mask_before, &mask_after) &&
-                chld_before.sa_handler == chld_after.sa_handler;
+                same_mask(&mask_before, &mask_after) && chld_before.sa_handler == chld_after.sa_handler;
     if (!clean) {
         for (int sig = 1; sig < 65; ++sig)
             if (sigismember(&mask_before, sig) != sigismember(&mask_after, sig))
@@ -251,8 +250,7 @@ int main(void) {
         fl_reap(sup);
         FL_FAIL("memory before register: the supervisor did not exit");
     }
-    FL_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "memory before register: supervisor status 0x%x",
-             status);
+    FL_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "memory before register: supervisor status 0x%x", status);
     fl_note("memory: the same before sam_register: CS_ERR_NO_MEMORY, old data intact there and in instance 1");
 
 #else

@@ -16,13 +16,13 @@
  */
 #define _GNU_SOURCE
 #include <corosync/sam.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -87,7 +87,8 @@ int main(int argc, char **argv) {
     /* An instance. */
     if (iid > restarts) {
         if (emulated_pidfds > 0)
-            fprintf(stderr, "valgrind-supervisor: pidfd_open unavailable (ENOSYS); used the SIGCHLD stand-in %d times\n",
+            fprintf(stderr,
+                    "valgrind-supervisor: pidfd_open unavailable (ENOSYS); used the SIGCHLD stand-in %d times\n",
                     emulated_pidfds);
         execl("/bin/true", "true", (char *)NULL);
         _exit(93);

@@ -63,5 +63,5 @@ if [ $rc -ne 0 ]; then
     ls -l "$build/fuzz-artifacts/"
     exit 1
 fi
-echo "run-fuzzer: PASS: no finding; $(ls "$work/new" | wc -l) new inputs (discarded)"
+echo "run-fuzzer: PASS: no finding; $(find "$work/new" -type f | wc -l) new inputs (discarded)"
 exit 0

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
+# shellcheck shell=sh
 # abi-lib.sh - helpers for abi-core.sh and abi-corosync.sh (sourced).
 #
 # Environment (set by tests/integration/Makefile.am):
@@ -24,11 +25,12 @@ fail() {
 # A sanitizer build of our library needs its runtime loaded first in an
 # uninstrumented program such as the client.
 preload=$(ldd "$libdir/libsam.so.4" 2>/dev/null | sed -n 's/^[[:space:]]*lib[a-z]*san\.so[.0-9]* => \([^ ]*\) .*/\1/p' | tr '\n' ' ')
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 
 # run_client MODE: runs the client on OUR library; sets $status.
 run_client() {
     LD_PRELOAD=$preload LD_LIBRARY_PATH=$libdir timeout -s KILL 30 "$client" "$1" >"$out" 2>&1
+    # shellcheck disable=SC2034 # read by the script that sources this
     status=$?
 }
 

@@ -20,6 +20,7 @@ echo "checking $lib"
 expected="sam_data_getsize sam_data_restore sam_data_store sam_finalize
 sam_hc_callback_register sam_hc_send sam_initialize sam_mark_failed
 sam_register sam_start sam_stop sam_warn_signal_set"
+# shellcheck disable=SC2086 # one name a line
 expected=$(printf '%s\n' $expected | sort)
 status=0
 bad() { echo "FAIL: $*"; status=1; }
@@ -70,7 +71,7 @@ sys=$(ldconfig -p 2>/dev/null | awk '$1 == "libsam.so.4" { print $NF; exit }')
 if test -n "$sys" && test -f "$sys"; then
     sysfuncs=$(readelf -W --dyn-syms "$sys" | awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && $4 == "FUNC" { sub(/@.*/, "", $8); print $8 }' | sort)
     test "$sysfuncs" = "$expected" && echo "ok   same function names as $sys" ||
-        bad "$sys exports other function names: $(echo $sysfuncs)"
+        bad "$sys exports other function names: $(printf '%s' "$sysfuncs" | tr '\n' ' ')"
 fi
 
 test $status -eq 0 && echo PASS

@@ -65,15 +65,16 @@ step "dpkg-buildpackage -us -uc -b (log: build.log)"
     tail -40 "$work/build.log"
     fail "dpkg-buildpackage failed"
 }
-changes=$(ls "$work"/*.changes 2>/dev/null | head -1)
+first() { for f in "$@"; do [ -e "$f" ] && { echo "$f"; return; }; done; }
+changes=$(first "$work"/*.changes)
 [ -n "$changes" ] || fail "no .changes file produced"
-libdeb=$(ls "$work"/libsam4-cxx_*.deb 2>/dev/null | head -1)
-devdeb=$(ls "$work"/libsam-cxx-dev_*.deb 2>/dev/null | head -1)
-rundeb=$(ls "$work"/sam-run_*.deb 2>/dev/null | head -1)
+libdeb=$(first "$work"/libsam4-cxx_*.deb)
+devdeb=$(first "$work"/libsam-cxx-dev_*.deb)
+rundeb=$(first "$work"/sam-run_*.deb)
 [ -n "$libdeb" ] || fail "libsam4-cxx .deb missing"
 [ -n "$devdeb" ] || fail "libsam-cxx-dev .deb missing"
 [ -n "$rundeb" ] || fail "sam-run .deb missing"
-ls -1 "$work"/*.deb | sed 's,.*/,built ,'
+for f in "$work"/*.deb; do echo "built ${f##*/}"; done
 
 # ---- 2. lintian -------------------------------------------------------------
 step "lintian --display-info --pedantic"

@@ -97,4 +97,4 @@ for name in $named; do
 done
 grep -Ei 'samrun|restarts|containment|last_failure|instance_started' "$work/wd.log" &&
     fail "corosync's watchdog service logged about keys it does not own"
-pass "corosync's log: $(wc -l <"$work/wd.log") WD lines, naming only libsam's resources ($(echo $named))"
+pass "corosync's log: $(wc -l <"$work/wd.log") WD lines, naming only libsam's resources ($(printf '%s' "$named" | tr -s '[:space:]' ' '))"

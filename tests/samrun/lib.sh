@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
+# shellcheck shell=sh
 # lib.sh - shared helpers of the sam-run tests (sourced, not run).
 #
 # Every wait polls a condition against a deadline; nothing relies on a sleep
@@ -42,7 +43,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # wait_until SECONDS COMMAND...: poll COMMAND until it succeeds.
 wait_until() {
-    local limit=$1 end
+    local limit="$1" end
     shift
     end=$(($(now_ms) + limit * 1000))
     while ! "$@"; do
@@ -73,7 +74,7 @@ gone() {
 # start_bg NAME ARGS...: run sam-run ARGS in the background, output in
 # $work/NAME.log; its pid in $last_pid. Waited for by wait_bg.
 start_bg() {
-    local name=$1
+    local name="$1"
     shift
     "$SAM_RUN" "$@" >"$work/$name.log" 2>&1 &
     last_pid=$!
@@ -92,6 +93,7 @@ wait_bg() {
 stop_within_1s() {
     local start end
     start=$(now_ms)
+    # shellcheck disable=SC2154 # $pid is the caller's
     kill -s TERM "$pid"
     end=$((start + 1000))
     while ! gone "$pid"; do
@@ -104,7 +106,7 @@ stop_within_1s() {
 
 # expect_status EXPECTED NAME ARGS...: run sam-run in the foreground.
 expect_status() {
-    local expected=$1 name=$2 status
+    local expected="$1" name="$2" status
     shift 2
     timeout -s KILL "$DEADLINE_S" "$SAM_RUN" "$@" >"$work/$name.log" 2>&1
     status=$?
@@ -114,6 +116,7 @@ expect_status() {
 # The children of a pid (via /proc), to check that nothing is left behind.
 descendants_of() {
     local p
+    # shellcheck disable=SC2013 # lines of space-separated pids
     for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
         echo "$p"
         descendants_of "$p"

@@ -100,8 +100,7 @@ static int send_text(const char *escaped) {
 
 static int send_garbage(void) {
     static char big[70000];
-    static const char binary[] = {'\0', '\1', '\377', 'R', 'E', 'A',
-                                  'D',  'Y',  '\0',   '=', '1', '\n'};
+    static const char binary[] = {'\0', '\1', '\377', 'R', 'E', 'A', 'D', 'Y', '\0', '=', '1', '\n'};
     static const char weird[] = "WATCHDOG=triggerX\nSTOPPING=0\nREADY=2\nSTATUS=\001\002";
     int failed = 0;
     memset(big, 'A', sizeof big);
@@ -132,8 +131,7 @@ int main(int argc, char **argv) {
         } else if (strncmp(action, "exit:", 5) == 0) {
             return atoi(action + 5);
         } else {
-            fprintf(stderr,
-                    "usage: notify-tool listen:SOCKET | {send:TEXT|garbage|sleep:MS|exit:N}...\n");
+            fprintf(stderr, "usage: notify-tool listen:SOCKET | {send:TEXT|garbage|sleep:MS|exit:N}...\n");
             return 2;
         }
         if (failed) {
