@@ -17,14 +17,9 @@
 
 #include "base.hpp"
 #include "descriptor_sink.hpp"
+#include "notify_datagram.hpp"
 
 namespace samrun {
-
-using NotifyFields = std::vector<std::pair<std::string, std::string>>;
-
-/* Splits a datagram into KEY=VALUE fields; lines without '=' or with an empty
- * key are dropped, so garbage never reaches the caller as a field. */
-[[nodiscard]] NotifyFields parse_notify_datagram(const char *data, size_t size);
 
 struct NotifyMessage {
     pid_t sender = 0; /* from SCM_CREDENTIALS, checked by the kernel */

@@ -169,7 +169,7 @@ ParseResult parse_options(int argc, char **argv) {
     };
 
     opterr = 0; /* our own messages, one per error */
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then also forgets where it was inside a previous "-abc" */
     int opt;
     /* '+': stop at the first non-option, COMMAND's own options are not ours. */
     while ((opt = getopt_long(argc, argv, "+:i:p:qcw:C:nsh", kLongOptions, nullptr)) != -1) {

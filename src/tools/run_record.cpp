@@ -2,13 +2,10 @@
 /*
  * run_record.cpp - see run_record.hpp.
  */
-#include <corosync/sam.h>
 #include <string.h>
 #include <time.h>
 
 #include "base.hpp"
-#include "log.hpp"
-#include "options.hpp"
 #include "run_record.hpp"
 
 namespace samrun {
@@ -42,9 +39,7 @@ std::string describe_cause(FailureCause cause, int32_t value) {
 }
 
 void RunRecord::begin_instance() {
-    size_t size = 0;
-    if (sam_data_getsize(&size) == CS_OK && size == sizeof data_ && sam_data_restore(&data_, sizeof data_) == CS_OK &&
-        memcmp(data_.magic, kMagic, sizeof kMagic) == 0) {
+    if (store_.load(&data_, sizeof data_) && memcmp(data_.magic, kMagic, sizeof kMagic) == 0) {
         restarted_ = true;
         switch (data_.last_kind) {
         case kRunning:
@@ -135,11 +130,6 @@ void RunRecord::note_failure(FailureCause cause, int32_t value) {
     data_.failed_at_ms = clock_ms(CLOCK_REALTIME);
 }
 
-void RunRecord::save() {
-    cs_error_t err = sam_data_store(&data_, sizeof data_);
-    if (err != CS_OK) {
-        log_line("cannot store the run record (sam_data_store error %d)", static_cast<int>(err));
-    }
-}
+void RunRecord::save() { store_.save(&data_, sizeof data_); }
 
 } // namespace samrun

@@ -12,8 +12,11 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace samrun {
 
@@ -32,8 +35,23 @@ enum class FailureCause : int32_t {
 /* "exit 3", "signal SEGV", "missed deadline", "check failed", ... */
 [[nodiscard]] std::string describe_cause(FailureCause cause, int32_t value);
 
+/* Where the record is kept between instances. */
+struct RecordStore {
+    /* Fills `size` bytes at `data`; false when nothing of that size is kept. */
+    std::function<bool(void *data, size_t size)> load;
+    /* Keeps `size` bytes; a failure is the store's to report. */
+    std::function<void(const void *data, size_t size)> save;
+};
+
+/* libsam's data store (run_record_store.cpp): the supervisor keeps it across
+ * restarts, which is what makes the record outlive each instance. */
+[[nodiscard]] RecordStore libsam_record_store();
+
 class RunRecord {
   public:
+    RunRecord() : RunRecord(libsam_record_store()) {}
+    explicit RunRecord(RecordStore store) : store_(std::move(store)) {}
+
     /* Restores the record (a missing or foreign one starts afresh) and marks
      * this instance as running: if it never records an end, the next
      * instance knows that it was killed (and why, if it was warned). */
@@ -92,6 +110,7 @@ class RunRecord {
     void note_failure(FailureCause cause, int32_t value);
     void save();
 
+    RecordStore store_;
     Data data_{};
     bool restarted_ = false; /* a previous instance ran */
     std::string previous_end_;

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// check_options.cpp - tests of sam-run's command line (src/tools/options.cpp):
+// what each option sets, its default, and every message a bad command line
+// gets, word for word, since scripts and users read them.
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <signal.h>
+
+#include <CppUTest/TestHarness.h>
+
+#include "options.hpp"
+
+using namespace samrun;
+
+namespace {
+
+// parse_options() over a command line given as words ("sam-run" first).
+ParseResult parse(std::initializer_list<const char *> words) {
+    std::vector<std::string> storage(words.begin(), words.end());
+    std::vector<char *> argv;
+    for (std::string &w : storage) {
+        argv.push_back(w.data());
+    }
+    argv.push_back(nullptr);
+    return parse_options(static_cast<int>(storage.size()), argv.data());
+}
+
+// The parse failed, with exactly `message`.
+void check_rejected(const ParseResult &r, const char *message) {
+    CHECK_TRUE(r.outcome == ParseOutcome::Error);
+    STRCMP_EQUAL(message, r.error.c_str());
+}
+
+} // namespace
+
+TEST_GROUP(Options){};
+
+TEST(Options, DefaultsWithOnlyACommand) {
+    ParseResult r = parse({"sam-run", "--", "sleep", "1"});
+    CHECK_TRUE(r.outcome == ParseOutcome::Run);
+    const Options &o = r.options;
+    LONGS_EQUAL(1000, o.interval_ms);
+    CHECK_TRUE(o.policy == Policy::Restart);
+    CHECK_FALSE(o.quorum);
+    CHECK_FALSE(o.cmap);
+    LONGS_EQUAL(0, o.warn_signal);
+    CHECK_FALSE(o.max_restarts.has_value());
+    LONGS_EQUAL(0, o.restart_window_s);
+    CHECK_FALSE(o.start_timeout_ms.has_value());
+    CHECK_FALSE(o.check_timeout_ms.has_value());
+    LONGS_EQUAL(10000, o.event_timeout_ms);
+    CHECK_FALSE(o.notify);
+    LONGS_EQUAL(2, o.command.size());
+    STRCMP_EQUAL("sleep", o.command[0].c_str());
+    STRCMP_EQUAL("1", o.command[1].c_str());
+}
+
+TEST(Options, EveryOptionSetsItsField) {
+    ParseResult r = parse({"sam-run",  "-i",
+                           "250",      "-p",
+                           "quit",     "-q",
+                           "-c",       "-w",
+                           "SIGUSR1",  "--restart-burst",
+                           "3",        "--restart-delay",
+                           "100",      "--restart-delay-max",
+                           "800",      "--restart-reset",
+                           "5000",     "--max-restarts",
+                           "4",        "--restart-window",
+                           "60",       "--start-timeout",
+                           "900",      "--on-event",
+                           "logger x", "--event-timeout",
+                           "700",      "--check",
+                           "true",     "--check-timeout",
+                           "50",       "--notify-socket",
+                           "@sock",    "--",
+                           "prog",     "--its-own-option"});
+    CHECK_TRUE(r.outcome == ParseOutcome::Run);
+    const Options &o = r.options;
+    LONGS_EQUAL(250, o.interval_ms);
+    CHECK_TRUE(o.policy == Policy::Quit);
+    CHECK_TRUE(o.quorum);
+    CHECK_TRUE(o.cmap);
+    LONGS_EQUAL(SIGUSR1, o.warn_signal);
+    LONGS_EQUAL(3, *o.restart_burst);
+    LONGS_EQUAL(100, *o.restart_delay_ms);
+    LONGS_EQUAL(800, *o.restart_delay_max_ms);
+    LONGS_EQUAL(5000, *o.restart_reset_ms);
+    LONGS_EQUAL(4, *o.max_restarts);
+    LONGS_EQUAL(60, o.restart_window_s);
+    LONGS_EQUAL(900, *o.start_timeout_ms);
+    STRCMP_EQUAL("logger x", o.on_event->c_str());
+    LONGS_EQUAL(700, o.event_timeout_ms);
+    STRCMP_EQUAL("true", o.check_command->c_str());
+    LONGS_EQUAL(50, *o.check_timeout_ms);
+    CHECK_TRUE(o.notify); // --notify-socket implies --notify
+    STRCMP_EQUAL("@sock", o.notify_socket->c_str());
+    LONGS_EQUAL(2, o.command.size());
+    STRCMP_EQUAL("--its-own-option", o.command[1].c_str());
+}
+
+TEST(Options, TheCommandsOwnOptionsAreNotOursEvenWithoutDashDash) {
+    ParseResult r = parse({"sam-run", "-q", "prog", "-q", "--help"});
+    CHECK_TRUE(r.outcome == ParseOutcome::Run);
+    LONGS_EQUAL(3, r.options.command.size());
+}
+
+TEST(Options, HelpVersionAndStatus) {
+    CHECK_TRUE(parse({"sam-run", "--help"}).outcome == ParseOutcome::Help);
+    CHECK_TRUE(parse({"sam-run", "-h", "--", "x"}).outcome == ParseOutcome::Help);
+    CHECK_TRUE(parse({"sam-run", "--version"}).outcome == ParseOutcome::Version);
+    ParseResult r = parse({"sam-run", "--status", "--json"});
+    CHECK_TRUE(r.outcome == ParseOutcome::Status);
+    CHECK_TRUE(r.options.json);
+    CHECK_TRUE(parse({"sam-run", "-s"}).outcome == ParseOutcome::Status);
+}
+
+TEST(Options, NumbersAreStrict) {
+    check_rejected(parse({"sam-run", "-i", "-5", "--", "x"}),
+                   "invalid value '-5' for --interval: expected milliseconds, 0 to 2147483647");
+    check_rejected(parse({"sam-run", "-i", " 5", "--", "x"}),
+                   "invalid value ' 5' for --interval: expected milliseconds, 0 to 2147483647");
+    check_rejected(parse({"sam-run", "-i", "5ms", "--", "x"}),
+                   "invalid value '5ms' for --interval: expected milliseconds, 0 to 2147483647");
+    check_rejected(parse({"sam-run", "-i", "2147483648", "--", "x"}),
+                   "invalid value '2147483648' for --interval: expected milliseconds, 0 to 2147483647");
+    check_rejected(parse({"sam-run", "-i", "", "--", "x"}),
+                   "invalid value '' for --interval: expected milliseconds, 0 to 2147483647");
+    CHECK_TRUE(parse({"sam-run", "-i", "2147483647", "--", "x"}).outcome == ParseOutcome::Run);
+    CHECK_TRUE(parse({"sam-run", "-i", "0", "--", "x"}).outcome == ParseOutcome::Run);
+}
+
+TEST(Options, EveryBadValueMessage) {
+    check_rejected(parse({"sam-run", "-p", "again", "--", "x"}),
+                   "invalid value 'again' for --policy: expected 'restart' or 'quit'");
+    check_rejected(parse({"sam-run", "-w", "NOPE", "--", "x"}),
+                   "invalid value 'NOPE' for --warn-signal: expected a signal name (TERM, SIGUSR1, ...) or number, "
+                   "not STOP");
+    check_rejected(parse({"sam-run", "-w", "STOP", "--", "x"}),
+                   "invalid value 'STOP' for --warn-signal: expected a signal name (TERM, SIGUSR1, ...) or number, "
+                   "not STOP");
+    check_rejected(parse({"sam-run", "-w", "0", "--", "x"}),
+                   "invalid value '0' for --warn-signal: expected a signal name (TERM, SIGUSR1, ...) or number, "
+                   "not STOP");
+    check_rejected(parse({"sam-run", "--restart-burst", "x", "--", "x"}),
+                   "invalid value 'x' for --restart-burst: expected a number from 0 to 2147483647");
+    check_rejected(parse({"sam-run", "--restart-delay", "x", "--", "x"}),
+                   "invalid value 'x' for --restart-delay: expected a number from 0 to 2147483647");
+    check_rejected(parse({"sam-run", "--restart-delay-max", "x", "--", "x"}),
+                   "invalid value 'x' for --restart-delay-max: expected a number from 0 to 2147483647");
+    check_rejected(parse({"sam-run", "--restart-reset", "x", "--", "x"}),
+                   "invalid value 'x' for --restart-reset: expected a number from 0 to 2147483647");
+    check_rejected(parse({"sam-run", "--max-restarts", "-1", "--", "x"}),
+                   "invalid value '-1' for --max-restarts: expected a number from 0 to 2147483647");
+    check_rejected(parse({"sam-run", "--max-restarts", "1", "--restart-window", "0", "--", "x"}),
+                   "invalid value '0' for --restart-window: expected seconds, 1 to 1000000000");
+    check_rejected(parse({"sam-run", "--max-restarts", "1", "--restart-window", "1000000001", "--", "x"}),
+                   "invalid value '1000000001' for --restart-window: expected seconds, 1 to 1000000000");
+    check_rejected(parse({"sam-run", "--start-timeout", "0", "--", "x"}),
+                   "invalid value '0' for --start-timeout: expected milliseconds, 1 to 2147483647");
+    check_rejected(parse({"sam-run", "--event-timeout", "0", "--", "x"}),
+                   "invalid value '0' for --event-timeout: expected milliseconds, 1 to 2147483647");
+    check_rejected(parse({"sam-run", "--check-timeout", "0", "--", "x"}),
+                   "invalid value '0' for --check-timeout: expected milliseconds, at least 1");
+    check_rejected(parse({"sam-run", "--notify-socket", "", "--", "x"}),
+                   "invalid value '' for --notify-socket: expected a socket path or @name of 1 to 100 bytes");
+    const std::string long_name(101, 'a');
+    ParseResult r = parse({"sam-run", "--notify-socket", long_name.c_str(), "--", "x"});
+    check_rejected(
+        r, ("invalid value '" + long_name + "' for --notify-socket: expected a socket path or @name of 1 to 100 bytes")
+               .c_str());
+}
+
+TEST(Options, EmptyCommandsForHooksAndChecks) {
+    check_rejected(parse({"sam-run", "--on-event", "", "--", "x"}), "--on-event needs a command");
+    check_rejected(parse({"sam-run", "--check", "", "--", "x"}), "--check needs a command");
+}
+
+TEST(Options, UnknownOptionsAndMissingValues) {
+    check_rejected(parse({"sam-run", "-Z", "--", "x"}), "unknown option '-Z'");
+    check_rejected(parse({"sam-run", "--frobnicate", "--", "x"}), "unknown option '--frobnicate'");
+    check_rejected(parse({"sam-run", "--interval"}), "option '--interval' needs a value");
+    check_rejected(parse({"sam-run", "-i"}), "option '-i' needs a value");
+}
+
+TEST(Options, CombinationsThatMakeNoSense) {
+    check_rejected(parse({"sam-run", "--status", "--", "x"}), "--status takes no command");
+    check_rejected(parse({"sam-run", "--json", "--", "x"}), "--json is only valid with --status");
+    check_rejected(parse({"sam-run"}), "missing command: sam-run [OPTIONS] -- COMMAND [ARGS...]");
+    check_rejected(parse({"sam-run", "-q", "--"}), "missing command: sam-run [OPTIONS] -- COMMAND [ARGS...]");
+    check_rejected(parse({"sam-run", "--", ""}), "the command name is empty");
+    check_rejected(parse({"sam-run", "-i", "0", "--check", "true", "--", "x"}),
+                   "--check needs a health-check interval: --interval must be above 0");
+    check_rejected(parse({"sam-run", "--event-timeout", "5", "--", "x"}),
+                   "--event-timeout is only valid with --on-event");
+    check_rejected(parse({"sam-run", "--restart-window", "5", "--", "x"}),
+                   "--restart-window is only valid with --max-restarts");
+    check_rejected(parse({"sam-run", "--start-timeout", "5", "--", "x"}),
+                   "--start-timeout needs --check or --notify: without them a running program is healthy");
+    check_rejected(parse({"sam-run", "-i", "0", "-n", "--start-timeout", "5", "--", "x"}),
+                   "--start-timeout needs a health-check interval: --interval must be above 0");
+    check_rejected(parse({"sam-run", "--check-timeout", "5", "--", "x"}), "--check-timeout is only valid with --check");
+}
+
+TEST(Options, OneParseDoesNotLeakIntoTheNext) {
+    check_rejected(parse({"sam-run", "-qZ", "--", "x"}), "unknown option '-Z'");
+    ParseResult r = parse({"sam-run", "-c", "--", "x"});
+    CHECK_TRUE(r.outcome == ParseOutcome::Run);
+    CHECK_FALSE(r.options.quorum);
+    CHECK_TRUE(r.options.cmap);
+}
