@@ -7,6 +7,8 @@
 
 #include <sys/socket.h>
 
+#include "common/fd_passing.hpp"
+
 namespace sam {
 
 bool make_channel_pair(ChannelPair &out) noexcept {
@@ -26,22 +28,8 @@ cs_error_t channel_call(int fd, const wire::RequestHeader &header, const void *d
     iov[1].iov_base = const_cast<void *>(data);
     iov[1].iov_len = data_len;
 
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = data_len > 0 ? 2 : 1;
-    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int))];
-    if (pass_fd >= 0) {
-        std::memset(control, 0, sizeof control);
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-    }
     const ssize_t want = static_cast<ssize_t>(sizeof header + data_len);
-    if (retry_eintr([&] { return ::sendmsg(fd, &msg, MSG_NOSIGNAL); }) != want)
+    if (send_with_fd(fd, iov, data_len > 0 ? 2 : 1, pass_fd, MSG_NOSIGNAL) != want)
         return CS_ERR_LIBRARY;
 
     wire::Reply reply{};

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fd_passing.hpp"
+
 namespace sam {
 
 namespace {
@@ -79,22 +81,8 @@ void close_now(int fd) noexcept {
 
 bool send_message(int sock, int fd) noexcept {
     char byte = 0;
-    iovec iov{&byte, sizeof byte};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int))];
-    if (fd >= 0) {
-        std::memset(control, 0, sizeof control);
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    return retry_eintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); }) == 1;
+    const iovec iov{&byte, sizeof byte};
+    return send_with_fd(sock, &iov, 1, fd, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
 }
 
 } // namespace

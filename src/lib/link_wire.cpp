@@ -9,6 +9,7 @@
 
 #include <corosync/corotypes.h>
 
+#include "common/fd_passing.hpp"
 #include "fd.hpp"
 
 namespace sam::linkwire {
@@ -45,23 +46,9 @@ std::optional<Message> decode(Direction d, const void *buf, size_t len, size_t f
 }
 
 int send_message(int fd, const Message &m, int pass_fd, bool dont_wait) noexcept {
-    iovec iov{const_cast<Message *>(&m), sizeof m};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int))];
-    if (pass_fd >= 0) {
-        std::memset(control, 0, sizeof control);
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-    }
+    const iovec iov{const_cast<Message *>(&m), sizeof m};
     const int flags = MSG_NOSIGNAL | (dont_wait ? MSG_DONTWAIT : 0);
-    const ssize_t n = retry_eintr([&] { return ::sendmsg(fd, &msg, flags); });
+    const ssize_t n = send_with_fd(fd, &iov, 1, pass_fd, flags);
     if (n == static_cast<ssize_t>(sizeof m))
         return 0;
     return n < 0 ? errno : EIO;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common/clock.hpp"
+#include "common/fd_passing.hpp"
 #include "common/parse.hpp"
 #include "common/signals.hpp"
 #include "common/unique_fd.hpp"
@@ -19,6 +20,7 @@ using sam::kForwardedSignals;
 using sam::monotonic_ms;
 using sam::parse_decimal;
 using sam::parse_signal;
+using sam::send_with_fd;
 using sam::signal_name;
 using sam::UniqueFd;
 

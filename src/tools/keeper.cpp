@@ -269,20 +269,8 @@ bool KeeperLink::connect(int channel) {
     }
     UniqueFd kept(pair[0]), handed(pair[1]);
     char byte = 'L';
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    int fd = handed.get();
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (sendmsg(channel, &msg, MSG_NOSIGNAL) != 1) {
+    const iovec iov{&byte, 1};
+    if (send_with_fd(channel, &iov, 1, handed.get(), MSG_NOSIGNAL) != 1) {
         return false;
     }
     lifeline_ = std::move(kept);
