@@ -129,12 +129,8 @@ stop_everything() {
     "$COROSYNC_CTL" expected-votes 1 >/dev/null 2>&1 || true
 }
 
-gone() { # PID: gone or a zombie waiting to be reaped
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    case ${stat##*) } in Z* | X*) return 0 ;; esac
-    return 1
-}
+# now_ms, gone (a zombie waiting to be reaped counts as gone)
+. "$top/tests/common/proc.sh"
 
 scene() {
     trap 'stop_everything' EXIT

@@ -163,7 +163,8 @@ if ! gcc -std=gnu11 -O2 -Wall -I"$top/include" "$work/worker.c" -o "$work/worker
     exit 2
 fi
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# now_ms
+. "$top/tests/common/proc.sh"
 
 # utime+stime in clock ticks and VmRSS in KiB, summed over the given pids.
 cpu_ticks() {

@@ -54,11 +54,8 @@ default_timeout=${COROSYNC_TIMEOUT_S:-20}
 # accurate to a few tens of milliseconds, long enough not to load the node.
 poll_s=0.05
 
-now_ms() {
-    local t
-    t=$(date +%s%N)
-    echo $((t / 1000000))
-}
+# now_ms, gone
+. "$(dirname "$(readlink -f "$0")")/../common/proc.sh"
 
 deadline_ms() { # SECONDS (may be fractional)
     local s=$1 whole frac
@@ -74,14 +71,7 @@ deadline_ms() { # SECONDS (may be fractional)
 
 # True while PID exists and is not a zombie.
 alive() {
-    local pid=$1 stat state
-    [ -n "$pid" ] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    # The command name, in parentheses, may itself contain spaces or
-    # parentheses: the state is the first field after the last ") ".
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" != Z ] && [ "$state" != X ]
+    [ -n "$1" ] && ! gone "$1"
 }
 
 recorded_pid() {

@@ -47,13 +47,8 @@ keep=${WITH_COROSYNC_KEEP:-0}
 guard_pid=""
 workdir=${COROSYNC_WORKDIR:-}
 
-is_zombie_or_gone() {
-    local stat state
-    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" = Z ] || [ "$state" = X ]
-}
+# now_ms, gone (a zombie counts as gone)
+. "$here/../common/proc.sh"
 
 # Kill whatever is still running in our network namespace: a test's
 # leftovers must not outlive it, and naming them helps find the leak.
@@ -66,7 +61,7 @@ sweep() {
         [ "$pid" = "$BASHPID" ] && continue
         [ -n "$guard_pid" ] && [ "$pid" = "$guard_pid" ] && continue
         [ "$p/ns/net" -ef /proc/self/ns/net ] || continue
-        is_zombie_or_gone "$pid" && continue
+        gone "$pid" && continue
         comm='?'
         { read -r comm <"$p/comm"; } 2>/dev/null
         say "killing leftover process $pid ($comm)"
@@ -189,9 +184,9 @@ on_signal() { # SIGNAL
     say "got SIG$1"
     if [ -n "$cmd_pid" ]; then
         kill "-$1" "$cmd_pid" 2>/dev/null
-        local end=$(($(date +%s%N) / 1000000 + grace_s * 1000))
-        while ! is_zombie_or_gone "$cmd_pid"; do
-            if [ $(($(date +%s%N) / 1000000)) -ge "$end" ]; then
+        local end=$(($(now_ms) + grace_s * 1000))
+        while ! gone "$cmd_pid"; do
+            if [ "$(now_ms)" -ge "$end" ]; then
                 say "command still running ${grace_s} s after SIG$1: SIGKILL"
                 kill -KILL "$cmd_pid" 2>/dev/null
                 break
@@ -218,7 +213,7 @@ cmd_pid=$!
 while :; do
     wait "$cmd_pid"
     status=$?
-    is_zombie_or_gone "$cmd_pid" && ! kill -0 "$cmd_pid" 2>/dev/null && break
+    gone "$cmd_pid" && ! kill -0 "$cmd_pid" 2>/dev/null && break
 done
 cmd_pid=""
 finish "$status"

@@ -49,13 +49,13 @@ static void cmap_get(pid_t pid, const char *key, char *out, size_t len) {
 }
 
 static void expect_state(pid_t sup, const char *state, uint64_t timeout_ms, const char *when) {
-    const uint64_t end = fl_now_ms() + timeout_ms;
+    const uint64_t end = tp_now_ms() + timeout_ms;
     char v[128];
     for (;;) {
         cmap_get(sup, "state", v, sizeof v);
         if (strcmp(v, state) == 0)
             break;
-        if (fl_now_ms() > end) {
+        if (tp_now_ms() > end) {
             fl_reap(sup);
             FL_FAIL("%s: state of %d is \"%s\", expected \"%s\"", when, (int)sup, v, state);
         }
@@ -170,7 +170,7 @@ int main(void) {
     ctl("kill");
     /* Two intervals without corosync: the healthy instance must go on. */
     usleep(1000 * 1000);
-    FL_CHECK(!fl_gone(instance1), "the instance died while corosync was away");
+    FL_CHECK(!tp_process_gone(instance1), "the instance died while corosync was away");
     ctl("start");
     expect_state(sup, "running", 10000, "running, after corosync was killed and started");
     char lu1[64], lu2[64];
@@ -178,7 +178,7 @@ int main(void) {
     usleep(600 * 1000);
     cmap_get(sup, "last_updated", lu2, sizeof lu2);
     FL_CHECK(strtoull(lu2, NULL, 10) > strtoull(lu1, NULL, 10), "last_updated not refreshed (%s, %s)", lu1, lu2);
-    FL_CHECK(!fl_gone(instance1), "the instance was killed around the corosync restart");
+    FL_CHECK(!tp_process_gone(instance1), "the instance was killed around the corosync restart");
 
     /* During a restart: corosync dies, then the instance fails. */
     ctl("kill");

@@ -236,7 +236,7 @@ int main(void) {
         /* ...and it is still there. After the last attack the next instance
          * may already have finished, and the supervisor with it: its report
          * below proves that one. */
-        FL_CHECK(i == N_ATTACKS || !fl_gone(sup), "the supervisor died after attack '%s'", attacks[i - 1].name);
+        FL_CHECK(i == N_ATTACKS || !tp_process_gone(sup), "the supervisor died after attack '%s'", attacks[i - 1].name);
         fl_note("attack %u (%s): supervisor logged \"%s\", killed the instance and restarted", i, attacks[i - 1].name,
                 attacks[i - 1].expected_log);
     }

@@ -272,10 +272,10 @@ int main(void) {
         sup = fl_fork(nofile_supervisor, &arg);
         int first_ok = 0, first_clean = 0, first_unclean = 0, second = 0;
         int64_t second_iid = 0;
-        const uint64_t end = fl_now_ms() + 20000;
+        const uint64_t end = tp_now_ms() + 20000;
         int exited = 0;
         while (!exited) {
-            if (fl_now_ms() > end) {
+            if (tp_now_ms() > end) {
                 fl_reap(sup);
                 FL_FAIL("descriptors: the supervisor with %d free slots did not exit", k);
             }

@@ -52,12 +52,12 @@ static int supervisor(void *unused) {
  * sampling stops early once `want` (>= 0) is seen. A descriptor leaked for
  * good never goes away, so the verdict below still catches it. */
 static int fds_at_rest(pid_t sup, int want, unsigned settle_ms) {
-    const uint64_t end = fl_now_ms() + settle_ms;
-    int fewest = fl_count_fds(sup);
-    while (fewest != want && fl_now_ms() < end) {
+    const uint64_t end = tp_now_ms() + settle_ms;
+    int fewest = tp_count_fds(sup);
+    while (fewest != want && tp_now_ms() < end) {
         const struct timespec step = {0, 2 * 1000 * 1000};
         nanosleep(&step, NULL);
-        const int n = fl_count_fds(sup);
+        const int n = tp_count_fds(sup);
         if (n >= 0 && (fewest < 0 || n < fewest))
             fewest = n;
     }
@@ -77,7 +77,7 @@ int main(void) {
     fl_reports_open();
     if (pipe(go_pipe) != 0)
         FL_FAIL("pipe: %m");
-    const uint64_t t0 = fl_now_ms();
+    const uint64_t t0 = tp_now_ms();
     pid_t sup = fl_fork(supervisor, NULL);
     int fds[2] = {0, 0};
     long rss[2] = {0, 0};
@@ -107,6 +107,6 @@ int main(void) {
     FL_CHECK(sanitized || rss[1] - rss[0] < 1024, "VmRSS grew by %ld KiB between restart %u and %u", rss[1] - rss[0],
              first_sample - 1, total - 1);
     fl_note("restart-flat: %u restarts in %llu ms; descriptors %d -> %d; VmRSS %ld -> %ld KiB (%+ld KiB)", total - 1,
-            (unsigned long long)(fl_now_ms() - t0), fds[0], fds[1], rss[0], rss[1], rss[1] - rss[0]);
+            (unsigned long long)(tp_now_ms() - t0), fds[0], fds[1], rss[0], rss[1], rss[1] - rss[0]);
     return 0;
 }

@@ -142,9 +142,9 @@ static void instance_one(void) {
     /* The cycles go on until the other threads have really run beside them
      * (a mutex is not fair: on a loaded machine the cycling thread can take it
      * back again and again), but not past 30 s: the counts then tell. */
-    const uint64_t give_up = fl_now_ms() + 30000;
+    const uint64_t give_up = tp_now_ms() + 30000;
     for (unsigned i = 0; i < cycles_wanted || atomic_load(&stores) < 20 || atomic_load(&restores) < 20; ++i) {
-        if (fl_now_ms() > give_up)
+        if (tp_now_ms() > give_up)
             break;
         cs_error_t err = sam_start();
         if (err != CS_OK)

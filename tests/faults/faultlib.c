@@ -41,12 +41,6 @@ void fl_note(const char *fmt, ...) {
     fflush(stdout);
 }
 
-uint64_t fl_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void fl_reports_open(void) {
     int p[2];
     test_pid = getpid();
@@ -67,9 +61,9 @@ void fl_report(int32_t kind, int64_t a, int64_t b) {
 }
 
 int fl_report_wait(struct fl_report *out, uint64_t timeout_ms) {
-    const uint64_t end = fl_now_ms() + timeout_ms;
+    const uint64_t end = tp_now_ms() + timeout_ms;
     for (;;) {
-        const uint64_t now = fl_now_ms();
+        const uint64_t now = tp_now_ms();
         if (now >= end)
             return 0;
         struct pollfd p = {report_rd, POLLIN, 0};
@@ -88,10 +82,10 @@ int fl_report_wait(struct fl_report *out, uint64_t timeout_ms) {
 }
 
 struct fl_report fl_report_expect(int32_t kind, uint64_t timeout_ms) {
-    const uint64_t end = fl_now_ms() + timeout_ms;
+    const uint64_t end = tp_now_ms() + timeout_ms;
     struct fl_report r;
     for (;;) {
-        const uint64_t now = fl_now_ms();
+        const uint64_t now = tp_now_ms();
         if (now >= end || !fl_report_wait(&r, end - now))
             FL_FAIL("no report of kind %d within %llu ms", kind, (unsigned long long)timeout_ms);
         if (r.kind == kind)
@@ -99,30 +93,10 @@ struct fl_report fl_report_expect(int32_t kind, uint64_t timeout_ms) {
     }
 }
 
-static char proc_state(pid_t pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return (p != NULL && p[1] == ' ') ? p[2] : 0;
-}
-
-int fl_gone(pid_t pid) {
-    const char s = proc_state(pid);
-    return s == 0 || s == 'Z' || s == 'X';
-}
-
 int fl_wait_gone(pid_t pid, uint64_t timeout_ms) {
-    const uint64_t end = fl_now_ms() + timeout_ms;
-    while (!fl_gone(pid)) {
-        if (fl_now_ms() >= end)
+    const uint64_t end = tp_now_ms() + timeout_ms;
+    while (!tp_process_gone(pid)) {
+        if (tp_now_ms() >= end)
             return 0;
         struct timespec ts = {0, 2 * 1000 * 1000}; /* a poll step, not a wait for an outcome */
         nanosleep(&ts, NULL);
@@ -131,7 +105,7 @@ int fl_wait_gone(pid_t pid, uint64_t timeout_ms) {
 }
 
 int fl_wait_child(pid_t pid, uint64_t timeout_ms, int *status) {
-    const uint64_t end = fl_now_ms() + timeout_ms;
+    const uint64_t end = tp_now_ms() + timeout_ms;
     for (;;) {
         int st = 0;
         pid_t r = waitpid(pid, &st, WNOHANG);
@@ -142,7 +116,7 @@ int fl_wait_child(pid_t pid, uint64_t timeout_ms, int *status) {
         }
         if (r < 0 && errno != EINTR)
             FL_FAIL("waitpid(%d): %s", (int)pid, strerror(errno));
-        if (fl_now_ms() >= end)
+        if (tp_now_ms() >= end)
             return 0;
         struct timespec ts = {0, 2 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -154,21 +128,6 @@ void fl_reap(pid_t pid) {
         return;
     kill(pid, SIGKILL);
     (void)waitpid(pid, NULL, 0);
-}
-
-int fl_count_fds(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            ++n;
-    closedir(d);
-    return n;
 }
 
 long fl_rss_kib(pid_t pid) {
@@ -207,7 +166,7 @@ int fl_count_children(pid_t pid) {
             continue;
         buf[got] = '\0';
         for (char *tok = strtok(buf, " \n"); tok != NULL; tok = strtok(NULL, " \n"))
-            if (!fl_gone((pid_t)atoi(tok)))
+            if (!tp_process_gone((pid_t)atoi(tok)))
                 ++n;
     }
     closedir(d);
@@ -245,9 +204,9 @@ int fl_file_count(const char *path, const char *needle) {
 }
 
 int fl_file_wait(const char *path, const char *needle, int count, uint64_t timeout_ms) {
-    const uint64_t end = fl_now_ms() + timeout_ms;
+    const uint64_t end = tp_now_ms() + timeout_ms;
     while (fl_file_count(path, needle) < count) {
-        if (fl_now_ms() >= end)
+        if (tp_now_ms() >= end)
             return 0;
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);

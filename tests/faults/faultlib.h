@@ -7,12 +7,13 @@
  * inherited pipe (fixed-size records), and the test waits for each report
  * with a deadline: nothing here sleeps to hide a race.
  */
-#ifndef FAULTLIB_H
-#define FAULTLIB_H
+#pragma once
 
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+
+#include "common/proc.h"
 
 #define FL_FAIL(...) fl_fail(__FILE__, __LINE__, __VA_ARGS__)
 #define FL_CHECK(cond, ...)                                                                                            \
@@ -23,8 +24,6 @@
 
 void fl_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
 void fl_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-uint64_t fl_now_ms(void);
 
 /* A report from an instance (or supervisor) to the test. */
 struct fl_report {
@@ -41,14 +40,13 @@ int fl_report_wait(struct fl_report *out, uint64_t timeout_ms);
 /* Waits for a report of `kind`, failing the test at the deadline. Others are skipped. */
 struct fl_report fl_report_expect(int32_t kind, uint64_t timeout_ms);
 
-/* Process helpers. A zombie counts as gone (PID 1 here may reap late). */
-int fl_gone(pid_t pid);
+/* Process helpers; the clock, "gone" (a zombie counts) and descriptor counts
+ * are tests/common/proc.h's, shared with the integration harness. */
 int fl_wait_gone(pid_t pid, uint64_t timeout_ms);
 /* waitpid() with a deadline: 1 and the status when the child ended, 0 at the deadline. */
 int fl_wait_child(pid_t pid, uint64_t timeout_ms, int *status);
 /* Kills and reaps a child, for clean-up on every path. */
 void fl_reap(pid_t pid);
-int fl_count_fds(pid_t pid);
 long fl_rss_kib(pid_t pid);
 /* Number of children of `pid` (all its threads), from /proc. */
 int fl_count_children(pid_t pid);
@@ -67,5 +65,3 @@ int fl_file_wait(const char *path, const char *needle, int count, uint64_t timeo
 void fl_fill(void *buf, size_t size, uint32_t seed);
 /* Returns 1 if the whole buffer is the pattern of `seed`. */
 int fl_is_pattern(const void *buf, size_t size, uint32_t seed);
-
-#endif

@@ -13,7 +13,8 @@ trap '"$ctl" expected-votes 1 2>/dev/null; rm -f "$out"' EXIT
 
 check_linked_against_system
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# now_ms
+. "$(dirname "$0")/../common/proc.sh"
 
 # cmap_get KEY: the value of a cmap key, empty if missing.
 cmap_get() {

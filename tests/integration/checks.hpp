@@ -100,6 +100,24 @@ inline pid_t wait_standby(pid_t sup, int timeout_ms) {
         if (!(cond))                                                                                                   \
             FAIL((std::string("failed: " #cond " -- ") + (msg) + prog.transcript()).c_str());                          \
     } while (0)
+// The program (or another it::Exit) ended with exit status `code` / was
+// killed by `sig`; on failure, what it really did.
+#define REQUIRE_EXIT(exit_expr, code)                                                                                  \
+    do {                                                                                                               \
+        const it::Exit x_ = (exit_expr);                                                                               \
+        if (!it::exited_with(x_, (code)))                                                                              \
+            FAIL((std::string("expected exit ") + std::to_string(code) + " from " #exit_expr ", got " +                \
+                  it::describe_exit(x_) + prog.transcript())                                                           \
+                     .c_str());                                                                                        \
+    } while (0)
+#define REQUIRE_KILLED(exit_expr, sig)                                                                                 \
+    do {                                                                                                               \
+        const it::Exit x_ = (exit_expr);                                                                               \
+        if (!it::killed_by(x_, (sig)))                                                                                 \
+            FAIL((std::string("expected death by signal ") + std::to_string(sig) +                                     \
+                  " (" #sig ") from " #exit_expr ", got " + it::describe_exit(x_) + prog.transcript())                 \
+                     .c_str());                                                                                        \
+    } while (0)
 #define REQUIRE_CHECKS(min)                                                                                            \
     do {                                                                                                               \
         const std::string bad_ = it::failed_checks(prog, (min));                                                       \

@@ -2,6 +2,8 @@
 // harness.cpp - see harness.hpp.
 #include "harness.hpp"
 
+#include <corosync/sam.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdarg>
@@ -28,6 +30,8 @@ namespace {
 int g_event_fd = -1;
 int g_command_fd = -1;
 pid_t g_program_pid = -1;
+// The instance's id for the signal events (written before any handler runs).
+volatile sig_atomic_t g_instance_id = 0;
 
 // Formats an unsigned number without the C library (signal handlers).
 size_t put_u64(char *out, uint64_t v) noexcept {
@@ -79,12 +83,6 @@ bool install_seccomp_filter(const sock_filter *body, size_t count, uint32_t fore
            ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
 }
 
-uint64_t now_ns() noexcept {
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 void emit(const char *fmt, ...) {
     char line[1024];
     int n = std::snprintf(line, sizeof line, "t=%llu pid=%d ", static_cast<unsigned long long>(now_ns()),
@@ -103,11 +101,9 @@ void emit(const char *fmt, ...) {
 
 void emit_signal(int sig, unsigned iid) noexcept {
     const int saved = errno;
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
     char line[128];
     size_t n = put_str(line, "t=");
-    n += put_u64(line + n, static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec));
+    n += put_u64(line + n, now_ns());
     n += put_str(line + n, " pid=");
     n += put_u64(line + n, static_cast<uint64_t>(::getpid()));
     n += put_str(line + n, " ev=signal sig=");
@@ -118,6 +114,42 @@ void emit_signal(int sig, unsigned iid) noexcept {
     ssize_t ignored = ::write(g_event_fd, line, n);
     (void)ignored;
     errno = saved;
+}
+
+Registration register_instance(int interval_ms, int policy, std::initializer_list<int> catch_signals) {
+    Registration r;
+    if (sam_initialize(interval_ms, static_cast<sam_recovery_policy_t>(policy)) != CS_OK) {
+        r.exit_status = 90;
+        return r;
+    }
+    unsigned iid = 0;
+    if (sam_register(&iid) != CS_OK) {
+        r.exit_status = 91;
+        return r;
+    }
+    set_instance_id(iid);
+    for (int sig : catch_signals)
+        catch_signal(sig);
+    emit("ev=reg iid=%u", iid);
+    r.iid = iid;
+    return r;
+}
+
+void set_instance_id(unsigned iid) noexcept { g_instance_id = static_cast<sig_atomic_t>(iid); }
+unsigned instance_id() noexcept { return static_cast<unsigned>(g_instance_id); }
+
+void catch_signal(int sig) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int caught) { emit_signal(caught, instance_id()); };
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    (void)::sigaction(sig, &sa, nullptr);
+}
+
+void idle_ms(int n) {
+    const uint64_t until = now_ns() + ms(static_cast<uint64_t>(n));
+    while (now_ns() < until)
+        (void)command(static_cast<int>((until - now_ns()) / 1000000 + 1));
 }
 
 std::string command(int timeout_ms) {
@@ -167,22 +199,6 @@ long long Event::num(const char *key, long long fallback) const {
     char *end = nullptr;
     const long long n = std::strtoll(v.c_str(), &end, 0);
     return (end != nullptr && *end == '\0') ? n : fallback;
-}
-
-bool process_gone(pid_t pid) noexcept {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    FILE *f = std::fopen(path, "r");
-    if (f == nullptr)
-        return true;
-    char buf[512];
-    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[n] = '\0';
-    const char *paren = std::strrchr(buf, ')');
-    if (paren == nullptr || paren[1] == '\0')
-        return true;
-    return paren[2] == 'Z' || paren[2] == 'X';
 }
 
 bool wait_gone(pid_t pid, int timeout_ms) noexcept {
@@ -239,6 +255,10 @@ std::string describe_status(int status) {
     else
         std::snprintf(buf, sizeof buf, "status 0x%x", status);
     return buf;
+}
+
+std::string describe_exit(const Exit &x) {
+    return x.exited ? describe_status(x.status) : "still running at the deadline";
 }
 
 void Program::start(const std::function<int()> &body, const Env &env) {

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,9 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+
+#include "common/proc.h"
 
 namespace it {
 
@@ -63,7 +67,8 @@ inline constexpr uint32_t kAuditArch = 0;
 // gets `foreign_action`), loads the system call number and runs `body`.
 bool install_seccomp_filter(const struct sock_filter *body, size_t count, uint32_t foreign_action);
 
-uint64_t now_ns() noexcept;
+// CLOCK_MONOTONIC in ns (tests/common/proc.h, shared with the fault tests).
+inline uint64_t now_ns() noexcept { return tp_now_ns(); }
 inline uint64_t ms(uint64_t n) noexcept { return n * 1000000ULL; }
 
 // ---- program side (any process of the scenario) ----
@@ -76,6 +81,27 @@ void emit_signal(int sig, unsigned iid) noexcept;
 std::string command(int timeout_ms);
 // The program's own pid (the supervisor once sam_register ran).
 pid_t program_pid() noexcept;
+
+// The prologue of most scenarios: sam_initialize(interval_ms, policy) and
+// sam_register(); then, in the new instance, a handler for each signal of
+// `catch_signals` (see catch_signal()) and the event "ev=reg iid=<iid>",
+// in that order, so a test that reacts to the event finds them in place.
+struct Registration {
+    unsigned iid = 0;    // 0: a call failed
+    int exit_status = 0; // then: 90 sam_initialize failed, 91 sam_register failed
+    explicit operator bool() const noexcept { return iid != 0; }
+};
+Registration register_instance(int interval_ms, int policy, std::initializer_list<int> catch_signals = {});
+// This instance's id, as register_instance() (or the scenario) set it: the
+// iid that catch_signal()'s events carry.
+void set_instance_id(unsigned iid) noexcept;
+unsigned instance_id() noexcept; // async-signal-safe
+// Emits "ev=signal sig=<sig> iid=<this instance>" whenever sig arrives
+// (SA_RESTART: the instance's own calls go on).
+void catch_signal(int sig);
+// Waits in the instance for n ms without calling libsam (command() serves
+// only as a timed wait on a descriptor: the test sends nothing meanwhile).
+void idle_ms(int n);
 
 // ---- test side ----
 
@@ -93,12 +119,23 @@ struct Exit {
     int status = 0;      // waitpid() status
 };
 
-bool process_gone(pid_t pid) noexcept;
+// Gone: no such process, or a zombie (tests/common/proc.h).
+inline bool process_gone(pid_t pid) noexcept { return tp_process_gone(pid) != 0; }
+// Descriptors `pid` has open, -1 if unreadable (tests/common/proc.h).
+inline int count_fds(pid_t pid) noexcept { return tp_count_fds(pid); }
 // Waits until pid is gone (pidfd where possible); false at the deadline.
 bool wait_gone(pid_t pid, int timeout_ms) noexcept;
 // CPU time (user + system, all threads) of a process in milliseconds, -1 if unknown.
 long long cpu_ms(pid_t pid) noexcept;
 std::string describe_status(int status);
+// "exit 3", "signal 9", or "still running at the deadline".
+std::string describe_exit(const Exit &x);
+inline bool exited_with(const Exit &x, int code) noexcept {
+    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
+}
+inline bool killed_by(const Exit &x, int sig) noexcept {
+    return x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == sig;
+}
 
 class Program {
   public:

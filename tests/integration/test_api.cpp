@@ -135,7 +135,7 @@ TEST(States, BeforeInitInitializedAndFinalized) {
         return 0;
     });
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0);
+    REQUIRE_EXIT(x, 0);
     REQUIRE(prog.wait_event("end", 0));
     REQUIRE_CHECKS(77);
 }
@@ -196,7 +196,7 @@ TEST(States, RegisteredStartedStoppedFinalized) {
     REQUIRE_CHECKS(84);
     REQUIRE(prog.wait_event("end", 0));
     // Finalized, then exit 0: not a failure, so no second instance.
-    REQUIRE(WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0);
+    REQUIRE_EXIT(x, 0);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -220,7 +220,7 @@ TEST(States, IntervalZero) {
     REQUIRE_CHECKS(3);
     REQUIRE(prog.wait_event("alive", 0));
     // QUIT: a failure after start ends the supervisor with the same code.
-    REQUIRE(WIFEXITED(x.status) && WEXITSTATUS(x.status) == 5);
+    REQUIRE_EXIT(x, 5);
 }
 
 TEST_GROUP(InstanceIds) {
@@ -244,7 +244,7 @@ TEST(InstanceIds, CountUpAcrossRestarts) {
         ::_exit(1); // a failure after start: restart
     });
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0);
+    REQUIRE_EXIT(x, 0);
     const auto regs = prog.events_of("reg");
     REQUIRE(regs.size() == 3);
     for (size_t i = 0; i < regs.size(); ++i) {
@@ -265,7 +265,7 @@ TEST(InstanceIds, NullInstanceIdPointer) {
         return 4;
     });
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 4);
+    REQUIRE_EXIT(x, 4);
     const auto regs = prog.events_of("reg");
     REQUIRE(regs.size() == 1 && regs[0].num("err") == CS_OK);
 }

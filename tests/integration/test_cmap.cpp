@@ -14,10 +14,6 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
 constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
 constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
@@ -120,7 +116,7 @@ TEST_GROUP(Cmap) {
         }
         command("stop", "stopped");
         prog.send("exit 0");
-        REQUIRE(exited_with(prog.wait_exit(5000), 0));
+        REQUIRE_EXIT(prog.wait_exit(5000), 0);
         REQUIRE(prog.events_of("reg").size() == 2);
     }
 };
@@ -147,7 +143,7 @@ TEST(Cmap, KeysFollowTheStates) {
         REQUIRE_MSG(str("state") == "stopped", "right after sam_stop returned: " + str("state"));
     }
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     require_no_keys();
 }
 
@@ -162,7 +158,7 @@ TEST(Cmap, KilledBeforeStartDeletesKeys) {
     REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 2000, &last), last);
     prog.send("crash " + std::to_string(SIGUSR2));
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE_MSG(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGUSR2, it::describe_status(x.status));
+    REQUIRE_KILLED(x, SIGUSR2);
     require_no_keys();
     REQUIRE(prog.events_of("reg").size() == 1);
 }
@@ -185,7 +181,7 @@ TEST(Cmap, NextInstanceStartsStopped) {
     REQUIRE(str("state") == "running");
     command("stop", "stopped");
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // A restart served by the standby (sam_overview(3)) looks the same in cmap:
@@ -231,7 +227,7 @@ TEST(Cmap, FailureUnderQuitLeavesFailed) {
     REQUIRE(prog.wait_event("started", 5000));
     REQUIRE(str("recovery") == "quit");
     prog.send("exit 3");
-    REQUIRE(exited_with(prog.wait_exit(5000), 3));
+    REQUIRE_EXIT(prog.wait_exit(5000), 3);
     REQUIRE(str("state") == "failed");
     REQUIRE(str("recovery") == "quit");
 }
@@ -326,7 +322,7 @@ TEST(Cmap, NoCorosyncDescriptorLeaksIntoExec) {
         REQUIRE_MSG(list.find(bad) == std::string::npos, "an executed program inherits " + list);
     command("stop", "stopped");
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // While sam_start waits for quorum, last_updated keeps being refreshed: the
@@ -356,7 +352,7 @@ TEST(Cmap, WaitingForQuorumNotReportedByWd) {
     REQUIRE(prog.wait_event("started", 5000));
     command("stop", "stopped");
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // QUORUM_QUIT with T = 0 (no health deadline): a quorum loss still warns,
@@ -378,7 +374,7 @@ TEST(Cmap, QuorumLossWithoutDeadlineUnderQuit) {
     REQUIRE(warn.num("sig") == SIGUSR1);
     const it::Exit x = prog.wait_exit(5000);
     const uint64_t ended = it::now_ns();
-    REQUIRE(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL);
+    REQUIRE_KILLED(x, SIGKILL);
     REQUIRE_MSG(ended - warn.t >= it::ms(900), std::to_string((ended - warn.t) / 1000000) + " ms after the warning");
     REQUIRE(str("state") == "failed");
     REQUIRE(prog.events_of("reg").size() == 1);

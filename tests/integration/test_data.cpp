@@ -23,10 +23,6 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 // Deterministic bytes, different for every seed and position, generated
 // as a stream so the checker needs no second copy.
 struct Pattern {
@@ -135,7 +131,7 @@ TEST(Data, HandedFromInstanceToInstance) {
             return 94;
         fail_after_start();
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     const auto seen = prog.events_of("seen");
     REQUIRE(seen.size() == 3);
     REQUIRE(seen[0].get("data") == "before-register");
@@ -164,7 +160,7 @@ TEST(Data, StoreNullDeletesForTheNextInstance) {
                  static_cast<int>(r), std::memcmp(buf, "xxxxxxxx", 8) == 0 ? 1 : 0);
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     it::Event seen;
     REQUIRE(prog.wait_event("seen", 0, &seen));
     REQUIRE(seen.num("iid") == 2);
@@ -196,7 +192,7 @@ TEST(Data, RestoreTooSmallAfterRestart) {
                  static_cast<int>(exact), std::memcmp(buf, "0123456789", 10) == 0);
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     it::Event seen;
     REQUIRE(prog.wait_event("seen", 0, &seen));
     REQUIRE(seen.num("small") == CS_ERR_INVALID_PARAM && seen.num("untouched") == 1);
@@ -228,7 +224,7 @@ TEST(Data, SixtyFourMebibytesAcrossRestart) {
                  static_cast<int>(r), first_diff, tail_untouched ? 1 : 0);
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(20000), 0));
+    REQUIRE_EXIT(prog.wait_exit(20000), 0);
     it::Event stored, seen;
     REQUIRE(prog.wait_event("stored", 0, &stored));
     REQUIRE(stored.num("err") == CS_OK);
@@ -274,7 +270,7 @@ TEST(Data, KilledMidStoreLeavesWholeData) {
     // Two stores went through: the kill lands in the middle of the third.
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("stored_one") && e.num("i") >= 1; }, 5000));
     ::kill(storing.pid, SIGKILL);
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     it::Event seen;
     REQUIRE(prog.wait_event("seen", 0, &seen));
     REQUIRE(seen.num("getsize") == CS_OK && seen.num("restore") == CS_OK && seen.num("whole") == 1);
@@ -311,7 +307,7 @@ TEST(Data, BoundarySizesAcrossRestart) {
             return 93;
         fail_after_start();
     });
-    REQUIRE(exited_with(prog.wait_exit(10000), 0));
+    REQUIRE_EXIT(prog.wait_exit(10000), 0);
     const auto seen = prog.events_of("seen");
     REQUIRE(seen.size() == kCount);
     for (const it::Event &e : seen) {
@@ -351,7 +347,7 @@ TEST(Data, MediumStoreReadFromTheInstanceOrSentAsMemfd) {
             it::emit("ev=seen restore=%d first_diff=%zu", static_cast<int>(r), first_mismatch(data.data(), kSize, 6));
             return 0;
         });
-        REQUIRE_MSG(exited_with(p.wait_exit(10000), 0), p.transcript());
+        REQUIRE_MSG(it::exited_with(p.wait_exit(10000), 0), p.transcript());
         it::Event stored, seen;
         REQUIRE(p.wait_event("stored", 1000, &stored));
         REQUIRE(p.wait_event("seen", 1000, &seen));
@@ -396,7 +392,7 @@ TEST(Data, StoreFromSecretMemory) {
         it::emit("ev=seen restore=%d first_diff=%zu", static_cast<int>(r), first_mismatch(got.data(), kSize, 7));
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     it::Event stored, seen;
     REQUIRE(prog.wait_event("stored", 0, &stored));
     REQUIRE(stored.num("err") == CS_OK);
@@ -427,7 +423,7 @@ TEST(Data, StoreFromUnreadableMemoryFails) {
         it::emit("ev=seen data=%s", restored_text().c_str());
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     const auto refused = prog.events_of("refused");
     REQUIRE(refused.size() == 4);
     for (const it::Event &e : refused)

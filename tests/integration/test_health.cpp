@@ -28,29 +28,6 @@ namespace {
 
 constexpr int kT = 200; // ms
 
-volatile sig_atomic_t g_iid = 0;
-void record_signal(int sig) { it::emit_signal(sig, static_cast<unsigned>(g_iid)); }
-
-void catch_signal(int sig) {
-    struct sigaction sa {};
-    sa.sa_handler = record_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    (void)::sigaction(sig, &sa, nullptr);
-}
-
-// Waits in the instance without calling libsam (the test's commands are
-// not used here; command() only serves as a timed wait on a descriptor).
-void idle_ms(int n) {
-    const uint64_t until = it::now_ns() + it::ms(static_cast<uint64_t>(n));
-    while (it::now_ns() < until)
-        (void)it::command(static_cast<int>((until - it::now_ns()) / 1000000 + 1));
-}
-
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 } // namespace
 
 namespace {
@@ -67,21 +44,18 @@ TEST_GROUP(HealthDeadline) {
 // and a new instance replaces it (RESTART).
 TEST(HealthDeadline, WarnThenKillThenRestart) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0; // exits before start: the supervisor exits 0
-        catch_signal(SIGUSR1);
+        it::catch_signal(SIGUSR1);
         if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
             return 92;
         for (int i = 0; i < 5; ++i) {
             (void)sam_hc_send();
-            idle_ms(kT / 4);
+            it::idle_ms(kT / 4);
         }
         const uint64_t before = it::now_ns();
         const cs_error_t err = sam_hc_send();
@@ -89,7 +63,7 @@ TEST(HealthDeadline, WarnThenKillThenRestart) {
         it::emit("ev=last_hc before=%llu after=%llu err=%d", static_cast<unsigned long long>(before),
                  static_cast<unsigned long long>(after), static_cast<int>(err));
         for (;;)
-            idle_ms(1000); // silent until killed
+            it::idle_ms(1000); // silent until killed
     });
     it::Event last, warn, reg2;
     REQUIRE(prog.wait_event("last_hc", 3000, &last));
@@ -109,7 +83,7 @@ TEST(HealthDeadline, WarnThenKillThenRestart) {
                 "instance 2 appeared " + std::to_string(gap / 1000000) + " ms after the warn signal");
     REQUIRE(it::process_gone(last.pid));
     REQUIRE(prog.wait_log("sending SIGKILL", 1000));
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
     REQUIRE(prog.events_of("signal").size() == 1); // warned once
 }
 
@@ -150,14 +124,14 @@ TEST(HealthDeadline, FullStderrPipeDelaysNothing) {
             return 90;
         if (sam_register(nullptr) != CS_OK)
             return 91;
-        catch_signal(SIGTERM);
+        it::catch_signal(SIGTERM);
         if (sam_start() != CS_OK)
             return 92;
         if (!fill_stderr())
             return 93;
         it::emit("ev=started");
         for (;;)
-            idle_ms(1000); // hung: no health checks
+            it::idle_ms(1000); // hung: no health checks
     });
     it::Event started, warn;
     REQUIRE_MSG(prog.wait_event("started", 3000, &started), prog.transcript());
@@ -167,8 +141,7 @@ TEST(HealthDeadline, FullStderrPipeDelaysNothing) {
     REQUIRE_MSG(warned_ms <= kT + 300, "warned " + std::to_string(warned_ms) + " ms after start");
     const it::Exit x = prog.wait_exit(2 * kT + 2000);
     const long long ended_ms = (static_cast<long long>(it::now_ns()) - static_cast<long long>(started.t)) / 1000000;
-    REQUIRE_MSG(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL,
-                "supervisor: " + it::describe_status(x.status) + "\n" + prog.transcript());
+    REQUIRE_KILLED(x, SIGKILL);
     REQUIRE(it::process_gone(started.pid));
     // SIGKILL at 2T; the supervisor then waits a moment for its last lines.
     REQUIRE_MSG(ended_ms <= 2 * kT + 1000, "supervisor ended " + std::to_string(ended_ms) + " ms after start");
@@ -179,27 +152,24 @@ TEST(HealthDeadline, FullStderrPipeDelaysNothing) {
 // on for 5*T.
 TEST(HealthDeadline, AnyCallIsASignOfLife) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0;
-        catch_signal(SIGUSR1);
+        it::catch_signal(SIGUSR1);
         if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
             return 92;
         for (int i = 0; i < 10; ++i) {
-            idle_ms(kT / 2);
+            it::idle_ms(kT / 2);
             if (sam_data_store(&i, sizeof i) != CS_OK)
                 return 93;
         }
         it::emit("ev=alive iid=%u", iid);
         return sam_stop() == CS_OK ? 0 : 94;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("signal").empty());
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -209,7 +179,7 @@ namespace {
 volatile sig_atomic_t g_warned = 0;
 void note_warned(int sig) {
     g_warned = 1;
-    it::emit_signal(sig, static_cast<unsigned>(g_iid));
+    it::emit_signal(sig, it::instance_id());
 }
 } // namespace
 
@@ -217,13 +187,10 @@ void note_warned(int sig) {
 // after it is not killed (and is warned only once).
 TEST(HealthDeadline, WarnedInstanceThatResumesLivesOn) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0;
         struct sigaction sa {};
@@ -234,17 +201,17 @@ TEST(HealthDeadline, WarnedInstanceThatResumesLivesOn) {
             return 92;
         const uint64_t give_up = it::now_ns() + it::ms(5 * kT);
         while (!g_warned && it::now_ns() < give_up)
-            idle_ms(5); // silent until warned
+            it::idle_ms(5); // silent until warned
         if (!g_warned)
             return 93;
         for (int i = 0; i < 20; ++i) { // 5 T of health checks
             (void)sam_hc_send();
-            idle_ms(kT / 4);
+            it::idle_ms(kT / 4);
         }
         it::emit("ev=alive iid=%u", iid);
         return sam_stop() == CS_OK ? 0 : 94;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("signal").size() == 1);
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -259,20 +226,17 @@ TEST_GROUP(BeforeStart) {
 // Exiting before start ends the supervisor with the same code, no restart.
 TEST(BeforeStart, NotTimedAndExitCodeMirrored) {
     prog.start([] {
-        if (sam_initialize(kT / 2, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        catch_signal(SIGTERM); // the default warn signal
-        it::emit("ev=reg iid=%u", iid);
-        idle_ms(3 * kT / 2);
+        // the default warn signal
+        const it::Registration reg = it::register_instance(kT / 2, SAM_RECOVERY_POLICY_RESTART, {SIGTERM});
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
+        it::idle_ms(3 * kT / 2);
         it::emit("ev=alive iid=%u", iid);
         return 7;
     });
     const it::Exit x = prog.wait_exit(3000);
-    REQUIRE(exited_with(x, 7));
+    REQUIRE_EXIT(x, 7);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("reg").size() == 1);
     REQUIRE(prog.events_of("signal").empty());
@@ -281,22 +245,18 @@ TEST(BeforeStart, NotTimedAndExitCodeMirrored) {
 // After sam_stop the same: not timed, exit mirrored, no restart.
 TEST(BeforeStart, AfterStopNotTimedAndExitCodeMirrored) {
     prog.start([] {
-        if (sam_initialize(kT / 2, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        catch_signal(SIGTERM);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT / 2, SAM_RECOVERY_POLICY_RESTART, {SIGTERM});
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (sam_start() != CS_OK || sam_hc_send() != CS_OK || sam_stop() != CS_OK)
             return 92;
-        idle_ms(3 * kT / 2);
+        it::idle_ms(3 * kT / 2);
         it::emit("ev=alive iid=%u", iid);
         return 7;
     });
     const it::Exit x = prog.wait_exit(3000);
-    REQUIRE(exited_with(x, 7));
+    REQUIRE_EXIT(x, 7);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("reg").size() == 1);
     REQUIRE(prog.events_of("signal").empty());
@@ -306,20 +266,17 @@ TEST(BeforeStart, AfterStopNotTimedAndExitCodeMirrored) {
 // restart; the supervisor dies by the same signal.
 TEST(BeforeStart, KilledBeforeStartMirrored) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
         for (;;)
-            idle_ms(1000);
+            it::idle_ms(1000);
     });
     it::Event reg;
     REQUIRE(prog.wait_event("reg", 3000, &reg));
     ::kill(reg.pid, SIGKILL);
     const it::Exit x = prog.wait_exit(3000);
-    REQUIRE(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL);
+    REQUIRE_KILLED(x, SIGKILL);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -327,14 +284,10 @@ TEST(BeforeStart, KilledBeforeStartMirrored) {
 // next instances.
 TEST(HealthDeadline, WarnSignalSetByInstanceOutlivesIt) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        catch_signal(SIGUSR2);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART, {SIGUSR2});
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid == 1) {
             if (sam_warn_signal_set(SIGUSR2) != CS_OK || sam_start() != CS_OK)
                 return 92;
@@ -345,9 +298,9 @@ TEST(HealthDeadline, WarnSignalSetByInstanceOutlivesIt) {
         if (sam_start() != CS_OK)
             return 93;
         for (;;)
-            idle_ms(1000); // silent: warned with SIGUSR2, then killed
+            it::idle_ms(1000); // silent: warned with SIGUSR2, then killed
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     const auto sigs = prog.events_of("signal");
     REQUIRE(sigs.size() == 1);
     REQUIRE(sigs[0].num("sig") == SIGUSR2 && sigs[0].num("iid") == 2);
@@ -375,12 +328,10 @@ void record_siginfo(int, siginfo_t *info, void *) {
 // supervisor's pid.
 TEST(HealthDeadline, WarnSignalIsQueuedForwardedSignalIsNot) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0;
         struct sigaction sa {};
@@ -417,34 +368,29 @@ TEST(HealthDeadline, WarnSignalIsQueuedForwardedSignalIsNot) {
 TEST(BeforeStart, SigchldIgnoredByApplication) {
     prog.start([] {
         ::signal(SIGCHLD, SIG_IGN);
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
         return 7;
     });
-    REQUIRE(exited_with(prog.wait_exit(3000), 7));
+    REQUIRE_EXIT(prog.wait_exit(3000), 7);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
 // Under RESTART any end after sam_start is a failure, exit 0 included.
 TEST(HealthDeadline, ExitZeroAfterStartIsAFailure) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 4;
         if (sam_start() != CS_OK)
             return 92;
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(3000), 4));
+    REQUIRE_EXIT(prog.wait_exit(3000), 4);
     REQUIRE(prog.events_of("reg").size() == 2);
 }
 
@@ -452,24 +398,20 @@ TEST(HealthDeadline, ExitZeroAfterStartIsAFailure) {
 // T = INT_MAX is not killed at once.
 TEST(HealthDeadline, HugeIntervalDoesNotOverflow) {
     prog.start([] {
-        if (sam_initialize(0x7fffffff, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        catch_signal(SIGTERM);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(0x7fffffff, SAM_RECOVERY_POLICY_RESTART, {SIGTERM});
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0;
         if (sam_hc_callback_register(always_healthy) != CS_OK || sam_start() != CS_OK)
             return 92;
-        idle_ms(300);
+        it::idle_ms(300);
         (void)sam_hc_send();
         it::emit("ev=alive iid=%u", iid);
         return sam_stop() == CS_OK ? 0 : 93;
     });
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("signal").empty());
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -498,16 +440,13 @@ int unhealthy_cb() {
 // one, 2 replaces it with NULL.
 int callback_program(int fail_after, int replacement = 0) {
     g_cb_fail_after = fail_after;
-    if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-        return 90;
-    unsigned iid = 0;
-    if (sam_register(&iid) != CS_OK)
-        return 91;
-    g_iid = static_cast<sig_atomic_t>(iid);
-    it::emit("ev=reg iid=%u", iid);
+    const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+    if (!reg)
+        return reg.exit_status;
+    const unsigned iid = reg.iid;
     if (iid >= 2)
         return 0;
-    catch_signal(SIGUSR1);
+    it::catch_signal(SIGUSR1);
     sam_hc_callback_t first = replacement == 0 ? counting_cb : unhealthy_cb;
     if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_hc_callback_register(first) != CS_OK)
         return 92;
@@ -515,7 +454,7 @@ int callback_program(int fail_after, int replacement = 0) {
         return 94;
     if (sam_start() != CS_OK)
         return 92;
-    idle_ms(5 * kT); // no sam_hc_send() from here
+    it::idle_ms(5 * kT); // no sam_hc_send() from here
     it::emit("ev=alive iid=%u", iid);
     if (sam_stop() != CS_OK)
         return 93;
@@ -528,7 +467,7 @@ int callback_program(int fail_after, int replacement = 0) {
 TEST(HcCallback, HealthyCallbackKeepsInstanceAlive) {
     prog.start([] { return callback_program(1 << 30); });
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE(exited_with(x, 0));
+    REQUIRE_EXIT(x, 0);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("signal").empty());
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -546,7 +485,7 @@ TEST(HcCallback, UnhealthyCallbackGetsInstanceKilled) {
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2 * kT + 500, &reg2));
     REQUIRE(prog.events_of("alive").empty());
     const it::Exit x = prog.wait_exit(3000);
-    REQUIRE(exited_with(x, 0));
+    REQUIRE_EXIT(x, 0);
     // The unhealthy answer came on the 2nd call; nothing after the kill.
     const auto cbs = prog.events_of("cb");
     REQUIRE(cbs.size() >= 2 && cbs.size() <= 4);
@@ -556,7 +495,7 @@ TEST(HcCallback, UnhealthyCallbackGetsInstanceKilled) {
 // never called, the healthy replacement keeps the instance alive.
 TEST(HcCallback, LaterRegistrationReplaces) {
     prog.start([] { return callback_program(1 << 30, 1); });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("signal").empty());
     REQUIRE(prog.events_of("bad_cb").empty());
@@ -568,7 +507,7 @@ TEST(HcCallback, LaterRegistrationReplaces) {
 // sending the health checks.
 TEST(HcCallback, ReplacedByNullKeepsBeating) {
     prog.start([] { return callback_program(1 << 30, 2); });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     REQUIRE(prog.events_of("alive").size() == 1);
     REQUIRE(prog.events_of("signal").empty());
     REQUIRE(prog.events_of("bad_cb").empty());
@@ -599,20 +538,17 @@ int finalizing_cb() {
 // supervisor sends no warn signal, and the instance is finalized.
 TEST(HcCallback, FinalizeFromInsideCallback) {
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0;
-        catch_signal(SIGUSR1);
+        it::catch_signal(SIGUSR1);
         if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_hc_callback_register(finalizing_cb) != CS_OK ||
             sam_start() != CS_OK)
             return 92;
-        idle_ms(6 * kT); // the callback finalizes meanwhile
+        it::idle_ms(6 * kT); // the callback finalizes meanwhile
         it::expect_rc("hc_send_after", sam_hc_send(), CS_ERR_BAD_HANDLE);
         it::expect_rc("finalize_again", sam_finalize(), CS_ERR_BAD_HANDLE);
         it::emit("ev=alive calls_after=%d", g_calls_after_finalize.load());
@@ -621,7 +557,7 @@ TEST(HcCallback, FinalizeFromInsideCallback) {
     it::Event fin;
     REQUIRE(prog.wait_event("finalized", 4 * kT + 1000, &fin));
     REQUIRE(fin.num("rc") == CS_OK);
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
     it::Event alive;
     REQUIRE(prog.wait_event("alive", 0, &alive));
     REQUIRE(alive.num("calls_after") == 0);
@@ -643,12 +579,10 @@ TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
         // Its threads never sleep: let the tests beside it under make -j2
         // check keep their timing (nothing here is timed but the deadline).
         (void)::setpriority(PRIO_PROCESS, 0, 10);
-        if (sam_initialize(500, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(500, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid != 1)
             return 1;
         // Two lengths, one inline and one through the large-data path;
@@ -728,7 +662,7 @@ TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
     REQUIRE(done.num("bad") == 0);
     REQUIRE(done.num("cycles") >= 1000);
     REQUIRE(done.num("stores") > 0 && done.num("reads") > 0 && done.num("beats") > 0);
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -864,11 +798,11 @@ TEST(FastPath, HcSendMakesNoSystemCall) {
     REQUIRE_MSG(prog.wait_event("beats", 10000, &beats), prog.transcript());
     if (beats.num("ok") == -4) {
         UT_PRINT(("skipped: reading CLOCK_MONOTONIC makes a system call here (" + beats.text + ")").c_str());
-        REQUIRE(exited_with(prog.wait_exit(5000), 0));
+        REQUIRE_EXIT(prog.wait_exit(5000), 0);
         return;
     }
     REQUIRE_MSG(beats.num("ok") == 100000, beats.text + " (-2: the thread was killed for a system call)");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // sam_data_store() of small data makes no system call either (it writes the

@@ -5,7 +5,6 @@
 #include <csignal>
 #include <string>
 
-#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,10 +16,6 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
 constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
 constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
@@ -31,19 +26,6 @@ long long log_count(const std::string &pattern) {
     std::string out;
     (void)it::ctl("log-grep '" + pattern + "'", &out);
     return std::atoll(out.c_str());
-}
-
-int fd_count(pid_t pid) {
-    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-    DIR *d = ::opendir(dir.c_str());
-    if (d == nullptr)
-        return -1;
-    int n = 0;
-    while (dirent *e = ::readdir(d))
-        if (e->d_name[0] != '.')
-            ++n;
-    ::closedir(d);
-    return n;
 }
 
 } // namespace
@@ -88,7 +70,7 @@ TEST(Outage, CorosyncKilledAndRestarted) {
     REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 2000, &last), last);
     REQUIRE_MSG(cmap.wait_string(it::process_key(other.pid(), "state"), "running", 2000, &last), last);
     cmap.close();
-    const int fds_before = fd_count(other.pid());
+    const int fds_before = it::count_fds(other.pid());
 
     REQUIRE(it::ctl("kill 10") == 0);
     it::Event warn, reg2;
@@ -120,10 +102,10 @@ TEST(Outage, CorosyncKilledAndRestarted) {
     REQUIRE(prog.wait_log("republished", 0));
     REQUIRE(other.wait_log("lost the cmap connection", 0) && other.wait_log("republished", 0));
     // No descriptor leaks per reconnect (the CMAP-only supervisor kept its instance).
-    int fds_after = fd_count(other.pid());
+    int fds_after = it::count_fds(other.pid());
     for (int i = 0; i < 100 && fds_after != fds_before; ++i) {
         (void)other.wait_event("never", 20);
-        fds_after = fd_count(other.pid());
+        fds_after = it::count_fds(other.pid());
     }
     REQUIRE_MSG(fds_after == fds_before,
                 "descriptors " + std::to_string(fds_before) + " -> " + std::to_string(fds_after));
@@ -131,7 +113,7 @@ TEST(Outage, CorosyncKilledAndRestarted) {
         p->send("stop");
         REQUIRE(p->wait_event("stopped", 5000));
         p->send("exit 0");
-        REQUIRE(exited_with(p->wait_exit(5000), 0));
+        REQUIRE_EXIT(p->wait_exit(5000), 0);
     }
 }
 
@@ -171,7 +153,7 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
                  static_cast<int>(direct), static_cast<int>(again), static_cast<int>(reg), static_cast<int>(fin));
         return 0;
     });
-    if (!exited_with(other.wait_exit(10000), 0))
+    if (!it::exited_with(other.wait_exit(10000), 0))
         FAIL(other.transcript().c_str());
     const auto down = other.events_of("down");
     if (down.size() != 1)
@@ -198,7 +180,7 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 5000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // sam_start while corosync restarts: the call waits for the reconnect and
@@ -226,7 +208,7 @@ TEST(Outage, StartWaitsForCorosyncToComeBack) {
     REQUIRE(prog.wait_event("stopped", 5000, &stopped));
     REQUIRE(stopped.num("err") == CS_OK);
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // A graceful corosync stop (cmap calls may block meanwhile) and start while
@@ -270,7 +252,7 @@ TEST(Outage, GracefulStopDoesNotDisturbHealthChecks) {
     REQUIRE(prog.events_of("signal").empty());
     REQUIRE(prog.events_of("reg").size() == 1);
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 TEST_GROUP(Watchdog) {
@@ -327,7 +309,7 @@ TEST(Watchdog, HealthyInstanceNeverLate) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 5000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // A hung instance (QUIT): killed by the supervisor, state "failed", and
@@ -342,7 +324,7 @@ TEST(Watchdog, HungInstanceReportedByWd) {
     start_script(s);
     prog.send("hang");
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE(x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == SIGKILL);
+    REQUIRE_KILLED(x, SIGKILL);
     std::string state;
     REQUIRE(cmap.get_string(it::process_key(prog.pid(), "state"), state) == CS_OK && state == "failed");
     const std::string pid = std::to_string(prog.pid());
@@ -369,5 +351,5 @@ TEST(Watchdog, HealthChecksAreCoalesced) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 5000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }

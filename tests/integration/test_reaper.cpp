@@ -33,10 +33,6 @@ namespace {
 constexpr int kT = 200;                // ms
 constexpr int kExitStatusUnknown = 70; // documented in sam_register(3)
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 // CPU time of one thread (the supervisor's loop runs in the program's main
 // thread, whose tid is the pid), in milliseconds; -1 if unknown.
 long long thread_cpu_ms(pid_t pid) {
@@ -103,12 +99,10 @@ void start_thread(void *(*fn)(void *)) {
 // supervisor exits too). Some are killed by the test instead.
 int cycling_program(sam_recovery_policy_t policy, void *(*app_thread)(void *)) {
     start_thread(app_thread); // before sam_register: it stays in the supervisor
-    if (sam_initialize(kT, policy) != CS_OK)
-        return 90;
-    unsigned iid = 0;
-    if (sam_register(&iid) != CS_OK)
-        return 91;
-    it::emit("ev=reg iid=%u", iid);
+    const it::Registration reg = it::register_instance(kT, policy);
+    if (!reg)
+        return reg.exit_status;
+    const unsigned iid = reg.iid;
     for (;;) {
         (void)sam_hc_send(); // CS_ERR_BAD_HANDLE until started
         const std::string cmd = it::command(kT / 4);
@@ -245,7 +239,7 @@ TEST(Reaper, WaitpidThreadInSupervisorRestartsIdly) {
     CHECK_TEXT(unknown_lines >= 1 && unknown_lines <= reaped.size(), prog.transcript().c_str());
     // The last instance, never started, ends the supervisor: status 0 if the
     // supervisor reaped it, 70 (unknown) if the application's thread did.
-    CHECK_TEXT(exited_with(x, kExitStatusUnknown) || exited_with(x, 0),
+    CHECK_TEXT(it::exited_with(x, kExitStatusUnknown) || it::exited_with(x, 0),
                (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
 }
 
@@ -286,7 +280,8 @@ TEST(Reaper, SigchldIgnoredByAnotherThreadRestartsIdly) {
                                                    " ms of CPU in " + std::to_string(window_ms) + " ms")
                                                       .c_str());
     CHECK_TEXT(reached_last, ("no restart after the kernel reaped the instance\n" + prog.transcript()).c_str());
-    CHECK_TEXT(exited_with(x, kExitStatusUnknown), (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
+    CHECK_TEXT(it::exited_with(x, kExitStatusUnknown),
+               (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
 }
 
 // QUIT: a failure whose status is unknown ends the supervisor with status
@@ -298,7 +293,8 @@ TEST(Reaper, QuitWithUnknownStatusExits70) {
     REQUIRE(saw(prog, "reg", 1, &reg));
     REQUIRE(end_instance(prog, 1, reg));
     const it::Exit x = prog.wait_exit(3000);
-    CHECK_TEXT(exited_with(x, kExitStatusUnknown), (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
+    CHECK_TEXT(it::exited_with(x, kExitStatusUnknown),
+               (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
     const std::string &log = prog.log();
     const size_t first = log.find("reaped elsewhere");
     CHECK_TEXT(first != std::string::npos && log.find("reaped elsewhere", first + 1) == std::string::npos,

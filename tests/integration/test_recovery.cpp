@@ -27,17 +27,6 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-bool killed_by(const it::Exit &x, int sig) { return x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == sig; }
-
-void idle_ms(int n) {
-    const uint64_t until = it::now_ns() + it::ms(static_cast<uint64_t>(n));
-    while (it::now_ns() < until)
-        (void)it::command(static_cast<int>((until - it::now_ns()) / 1000000 + 1));
-}
-
 long long gap_ms(const it::Event &a, const it::Event &b) {
     return (static_cast<long long>(b.t) - static_cast<long long>(a.t)) / 1000000;
 }
@@ -66,7 +55,7 @@ TEST_GROUP(QuitStatus) {
 TEST(QuitStatus, ExitCodeAfterStartIsMirrored) {
     start_and_wait_started(quit_script());
     prog.send("exit 3");
-    REQUIRE(exited_with(prog.wait_exit(3000), 3));
+    REQUIRE_EXIT(prog.wait_exit(3000), 3);
     REQUIRE(prog.events_of("reg").size() == 1);
     REQUIRE(prog.wait_log("policy quit", 0));
 }
@@ -74,14 +63,14 @@ TEST(QuitStatus, ExitCodeAfterStartIsMirrored) {
 TEST(QuitStatus, SegfaultIsMirrored) {
     start_and_wait_started(quit_script());
     prog.send("crash " + std::to_string(SIGSEGV));
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGSEGV));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGSEGV);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
 TEST(QuitStatus, SigkillIsMirrored) {
     start_and_wait_started(quit_script());
     prog.send("crash " + std::to_string(SIGKILL));
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -93,7 +82,7 @@ TEST(QuitStatus, KilledForSilenceIsMirrored) {
     s.record = {SIGUSR1};
     start_and_wait_started(s);
     prog.send("hang");
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     REQUIRE(prog.events_of("signal").size() == 1);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
@@ -107,12 +96,10 @@ TEST_GROUP(DeathSeenAtOnce) {
 // and lives on; the instance's death must still be seen at once.
 TEST(DeathSeenAtOnce, GrandchildHoldingDescriptors) {
     prog.start([] {
-        if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0;
         if (sam_start() != CS_OK)
@@ -133,7 +120,7 @@ TEST(DeathSeenAtOnce, GrandchildHoldingDescriptors) {
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 5000, &reg2));
     REQUIRE_MSG(gap_ms(exiting, reg2) < 100, std::to_string(gap_ms(exiting, reg2)) + " ms to see the death");
     REQUIRE(!it::process_gone(static_cast<pid_t>(gc.num("pid2"))));
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
 TEST_GROUP(Signals) {
@@ -164,7 +151,7 @@ TEST(Signals, Usr1Usr2HupQuitForwarded) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 2000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -179,7 +166,7 @@ TEST(Signals, TermHandledByInstanceNoRestart) {
     it::Event got;
     REQUIRE(prog.wait_event("signal", 2000, &got));
     REQUIRE(got.num("sig") == SIGTERM && got.pid == started.pid);
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -189,7 +176,7 @@ TEST(Signals, TermKillsInstanceSupervisorDiesLikeIt) {
     s.auto_start = true;
     start_and_wait_started(s);
     ::kill(prog.pid(), SIGTERM);
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGTERM));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGTERM);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -199,7 +186,7 @@ TEST(Signals, IntNoRestart) {
     s.auto_start = true;
     start_and_wait_started(s);
     ::kill(prog.pid(), SIGINT);
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGINT));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGINT);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -230,7 +217,7 @@ TEST(Signals, ForwardedWhenTheApplicationHasOtherThreads) {
     REQUIRE_MSG(prog.wait_event("signal", 2000, &got), prog.transcript());
     REQUIRE(got.num("sig") == SIGTERM && got.pid == started.pid);
     const it::Exit x = prog.wait_exit(3000);
-    REQUIRE_MSG(exited_with(x, 0), "supervisor ended with " + it::describe_status(x.status));
+    REQUIRE_EXIT(x, 0);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -249,7 +236,7 @@ TEST(ParentDeath, InstanceGetsWarnSignal) {
     it::Event started, got;
     REQUIRE(prog.wait_event("started", 3000, &started));
     ::kill(prog.pid(), SIGKILL);
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     const uint64_t killed_at = it::now_ns();
     REQUIRE(prog.wait_event("signal", 1000, &got));
     REQUIRE(got.num("sig") == SIGUSR1 && got.pid == started.pid);
@@ -264,9 +251,9 @@ TEST(ParentDeath, InstanceGoneWithin1s) {
     it::Event started;
     REQUIRE(prog.wait_event("started", 3000, &started));
     ::kill(prog.pid(), SIGKILL);
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     const it::Exit orphan = prog.wait_orphan(started.pid, 1000);
-    REQUIRE(killed_by(orphan, SIGTERM));
+    REQUIRE_KILLED(orphan, SIGTERM);
 }
 
 // No library call kills the process with SIGPIPE once the supervisor is
@@ -284,7 +271,7 @@ TEST(ParentDeath, NoSigpipeAfterSupervisorDied) {
         const pid_t parent = ::getppid();
         it::emit("ev=ready ppid=%d", static_cast<int>(parent));
         for (int i = 0; i < 1000 && ::getppid() == parent; ++i)
-            idle_ms(5);
+            it::idle_ms(5);
         if (::getppid() == parent)
             return 93;
         std::vector<char> big(256 * 1024, 'b');
@@ -300,9 +287,9 @@ TEST(ParentDeath, NoSigpipeAfterSupervisorDied) {
     it::Event ready, results;
     REQUIRE(prog.wait_event("ready", 3000, &ready));
     ::kill(prog.pid(), SIGKILL);
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     const it::Exit orphan = prog.wait_orphan(ready.pid, 5000);
-    REQUIRE_MSG(exited_with(orphan, 0), "instance ended with " + it::describe_status(orphan.status));
+    REQUIRE_EXIT(orphan, 0);
     REQUIRE(prog.wait_event("results", 0, &results));
     for (const char *k : {"small", "large", "del", "warn", "stop"})
         REQUIRE_MSG(results.num(k) == CS_ERR_LIBRARY, k);
@@ -323,7 +310,7 @@ TEST(ParentDeath, HcSendReportsDeadSupervisor) {
         const pid_t parent = ::getppid();
         it::emit("ev=ready hc=%d", static_cast<int>(sam_hc_send()));
         for (int i = 0; i < 1000 && ::getppid() == parent; ++i)
-            idle_ms(5);
+            it::idle_ms(5);
         if (::getppid() == parent)
             return 93;
         it::emit("ev=after hc=%d", static_cast<int>(sam_hc_send()));
@@ -333,9 +320,9 @@ TEST(ParentDeath, HcSendReportsDeadSupervisor) {
     REQUIRE_MSG(prog.wait_event("ready", 3000, &ready), prog.transcript());
     REQUIRE(ready.num("hc") == CS_OK);
     ::kill(prog.pid(), SIGKILL);
-    REQUIRE(killed_by(prog.wait_exit(3000), SIGKILL));
+    REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     const it::Exit orphan = prog.wait_orphan(ready.pid, 5000);
-    REQUIRE_MSG(exited_with(orphan, 0), "instance ended with " + it::describe_status(orphan.status));
+    REQUIRE_EXIT(orphan, 0);
     REQUIRE(prog.wait_event("after", 0, &after));
     REQUIRE_MSG(after.num("hc") == CS_ERR_LIBRARY, after.text);
 }
@@ -346,12 +333,10 @@ TEST_GROUP(Backoff) {
     void crash_loop(int last_iid, const it::Program::Env &env) {
         prog.start(
             [last_iid] {
-                if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-                    return 90;
-                unsigned iid = 0;
-                if (sam_register(&iid) != CS_OK)
-                    return 91;
-                it::emit("ev=reg iid=%u", iid);
+                const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
+                if (!reg)
+                    return reg.exit_status;
+                const unsigned iid = reg.iid;
                 if (iid >= static_cast<unsigned>(last_iid))
                     return 0;
                 if (sam_start() != CS_OK)
@@ -359,7 +344,7 @@ TEST_GROUP(Backoff) {
                 ::_exit(1);
             },
             env);
-        REQUIRE(exited_with(prog.wait_exit(5000), 0));
+        REQUIRE_EXIT(prog.wait_exit(5000), 0);
         REQUIRE(prog.events_of("reg").size() == static_cast<size_t>(last_iid));
     }
 };
@@ -395,12 +380,10 @@ TEST(Backoff, InvalidDelayIgnoredWithLogLine) {
 TEST(Backoff, ResetAfterLongEnoughRun) {
     prog.start(
         [] {
-            if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-                return 90;
-            unsigned iid = 0;
-            if (sam_register(&iid) != CS_OK)
-                return 91;
-            it::emit("ev=reg iid=%u", iid);
+            const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
+            if (!reg)
+                return reg.exit_status;
+            const unsigned iid = reg.iid;
             if (iid >= 4)
                 return 0;
             if (sam_start() != CS_OK)
@@ -408,14 +391,14 @@ TEST(Backoff, ResetAfterLongEnoughRun) {
             if (iid == 3) {
                 for (int i = 0; i < 8; ++i) {
                     (void)sam_hc_send();
-                    idle_ms(50);
+                    it::idle_ms(50);
                 }
                 it::emit("ev=crashing iid=%u", iid);
             }
             ::_exit(1);
         },
         {{"SAM_RESTART_BURST", "1"}, {"SAM_RESTART_DELAY_MS", "200"}, {"SAM_RESTART_RESET_MS", "300"}});
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     const auto regs = prog.events_of("reg");
     REQUIRE(regs.size() == 4);
     it::Event crash;
@@ -449,12 +432,9 @@ TEST(Backoff, ZeroDelayTurnsItOff) {
 TEST(Backoff, TermDuringDelayEndsSupervisor) {
     prog.start(
         [] {
-            if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-                return 90;
-            unsigned iid = 0;
-            if (sam_register(&iid) != CS_OK)
-                return 91;
-            it::emit("ev=reg iid=%u", iid);
+            const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
+            if (!reg)
+                return reg.exit_status;
             if (sam_start() != CS_OK)
                 return 92;
             ::_exit(5);
@@ -464,7 +444,7 @@ TEST(Backoff, TermDuringDelayEndsSupervisor) {
     REQUIRE(prog.wait_log("restarting in 5000 ms", 3000));
     ::kill(prog.pid(), SIGTERM);
     const it::Exit x = prog.wait_exit(2000);
-    REQUIRE(exited_with(x, 5));
+    REQUIRE_EXIT(x, 5);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
@@ -474,12 +454,10 @@ TEST_GROUP(Hostile) {
     // The instance sends `len` bytes of garbage on every socket it has.
     void scribble(size_t len) {
         prog.start([len] {
-            if (sam_initialize(1000, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-                return 90;
-            unsigned iid = 0;
-            if (sam_register(&iid) != CS_OK)
-                return 91;
-            it::emit("ev=reg iid=%u", iid);
+            const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
+            if (!reg)
+                return reg.exit_status;
+            const unsigned iid = reg.iid;
             if (iid >= 2)
                 return 0;
             if (sam_start() != CS_OK)
@@ -511,7 +489,7 @@ TEST_GROUP(Hostile) {
             it::emit("ev=scribbled sent=%d", sent);
             for (;;) {
                 (void)sam_hc_send();
-                idle_ms(100);
+                it::idle_ms(100);
             }
         });
         it::Event sc;
@@ -519,7 +497,7 @@ TEST_GROUP(Hostile) {
         REQUIRE(sc.num("sockets") >= 1);
         REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2000));
         REQUIRE(it::wait_gone(sc.pid, 1000));
-        REQUIRE(exited_with(prog.wait_exit(3000), 0));
+        REQUIRE_EXIT(prog.wait_exit(3000), 0);
     }
 };
 
@@ -546,12 +524,10 @@ TEST(Hostile, OversizedMessage) {
 // the supervisor treats it as a failure at the deadline.
 TEST(Hostile, FutureHeartbeatStamp) {
     prog.start([] {
-        if (sam_initialize(200, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(200, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2)
             return 0;
         if (sam_start() != CS_OK)
@@ -578,7 +554,7 @@ TEST(Hostile, FutureHeartbeatStamp) {
         }
         it::emit("ev=scribbled pages=%d", pages);
         for (;;)
-            idle_ms(1000); // no sam_hc_send: it would overwrite the stamp
+            it::idle_ms(1000); // no sam_hc_send: it would overwrite the stamp
     });
     it::Event sc, reg2;
     REQUIRE(prog.wait_event("scribbled", 3000, &sc));
@@ -586,7 +562,7 @@ TEST(Hostile, FutureHeartbeatStamp) {
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2000, &reg2));
     REQUIRE_MSG(gap_ms(sc, reg2) < 300, std::to_string(gap_ms(sc, reg2)) + " ms until the instance was replaced");
     REQUIRE(prog.wait_log("future", 0));
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
 TEST_GROUP(Descriptors) {
@@ -615,21 +591,10 @@ TEST(Descriptors, NothingInternalLeaksIntoExec) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
 namespace {
-int count_entries(const std::string &dir) {
-    DIR *d = ::opendir(dir.c_str());
-    if (d == nullptr)
-        return -1;
-    int n = 0;
-    while (dirent *e = ::readdir(d))
-        if (e->d_name[0] != '.')
-            ++n;
-    ::closedir(d);
-    return n;
-}
 int count_lines(const std::string &path) {
     FILE *f = std::fopen(path.c_str(), "r");
     if (f == nullptr)
@@ -649,7 +614,6 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
     s.interval_ms = 1000;
     s.auto_start = true;
     prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_DELAY_MS", "0"}});
-    const std::string fd_dir = "/proc/" + std::to_string(prog.pid()) + "/fd";
     const std::string maps = "/proc/" + std::to_string(prog.pid()) + "/maps";
     int fds2 = -1, maps2 = -1;
     // Counted at the same point each time: the instance has started, and the
@@ -658,11 +622,11 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
     for (unsigned iid = 1; iid <= 30; ++iid) {
         REQUIRE(prog.wait_event([iid](const it::Event &e) { return e.is("started") && e.num("iid") == iid; }, 3000));
         if (iid == 2) {
-            fds2 = count_entries(fd_dir);
+            fds2 = it::count_fds(prog.pid());
             maps2 = count_lines(maps);
         }
         if (iid == 30) {
-            const int fds30 = count_entries(fd_dir), maps30 = count_lines(maps);
+            const int fds30 = it::count_fds(prog.pid()), maps30 = count_lines(maps);
             REQUIRE_MSG(fds30 == fds2, "descriptors " + std::to_string(fds2) + " -> " + std::to_string(fds30));
             // One mapping left behind per restart would show as +28. Under
             // ThreadSanitizer that check is left to the other builds: each
@@ -680,7 +644,7 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(3000), 0));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
 TEST_GROUP(Logging) {
@@ -719,7 +683,7 @@ TEST(Logging, SyslogByDefault) {
         ::_exit(3); // the instance, before sam_start: the supervisor exits 3 and says so
     });
     const it::Exit x = prog.wait_exit(5000);
-    REQUIRE_MSG(exited_with(x, 3), it::describe_status(x.status) + "\n" + prog.transcript());
+    REQUIRE_EXIT(x, 3);
     std::string lines;
     for (;;) {
         pollfd p{sock, POLLIN, 0};
@@ -806,7 +770,7 @@ TEST(Logging, FullSyslogSocketDelaysNothing) {
             return 94;
         it::emit("ev=started");
         for (;;)
-            idle_ms(1000); // hung: no health checks
+            it::idle_ms(1000); // hung: no health checks
     });
     it::Event started, warn;
     const bool got_started = prog.wait_event("started", 3000, &started);
@@ -833,7 +797,7 @@ TEST(Logging, FullSyslogSocketDelaysNothing) {
     REQUIRE(warn.num("sig") == SIGTERM);
     const long long warned_ms = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
     REQUIRE_MSG(warned_ms <= kT + 300, "warned " + std::to_string(warned_ms) + " ms after start");
-    REQUIRE_MSG(killed_by(x, SIGKILL), "supervisor: " + it::describe_status(x.status) + "\n" + prog.transcript());
+    REQUIRE_MSG(it::killed_by(x, SIGKILL), "supervisor: " + it::describe_status(x.status) + "\n" + prog.transcript());
     REQUIRE(it::process_gone(started.pid));
     REQUIRE_MSG(ended_ms <= 2 * kT + 1000, "supervisor ended " + std::to_string(ended_ms) + " ms after start");
     // <28>: facility daemon (3 << 3), priority warning (4).

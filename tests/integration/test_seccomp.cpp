@@ -23,10 +23,6 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 // Bytes that depend on the size and the position: a restore that returns
 // another store's data, or a torn one, does not match.
 unsigned char pattern_byte(size_t size, size_t i) { return static_cast<unsigned char>((i * 131 + size * 7) >> 3); }
@@ -146,7 +142,7 @@ TEST(Seccomp, LibraryPathsStayInsideSystemService) {
         }
     });
     const it::Exit x = prog.wait_exit(20000);
-    REQUIRE_MSG(exited_with(x, 0), it::outcome(x));
+    REQUIRE_MSG(it::exited_with(x, 0), it::outcome(x));
     const auto callback = prog.events_of("callback");
     REQUIRE_MSG(callback.size() == 1 && callback[0].num("beats") >= 3, prog.transcript());
     const auto restored = prog.events_of("restored");
@@ -172,7 +168,7 @@ TEST(Seccomp, SamRunNotifyStaysInsideSystemService) {
     args.push_back("exit:7");
     prog.start([&args] { return it::exec_sam_run_filtered(args); });
     const it::Exit x = prog.wait_exit(15000);
-    REQUIRE_MSG(exited_with(x, 7), it::outcome(x));
+    REQUIRE_MSG(it::exited_with(x, 7), it::outcome(x));
 }
 
 // sam-run --check: the health command runs from the library's callback
@@ -196,6 +192,6 @@ TEST(Seccomp, SamRunCheckStaysInsideSystemService) {
         ++lines;
     (void)::unlink(runs.c_str());
     (void)::rmdir(dir);
-    REQUIRE_MSG(exited_with(x, 0), it::outcome(x));
+    REQUIRE_MSG(it::exited_with(x, 0), it::outcome(x));
     REQUIRE_MSG(lines >= 3, prog.transcript());
 }

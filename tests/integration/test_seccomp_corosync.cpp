@@ -17,10 +17,6 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 bool can_filter() {
     if (it::kAuditArch != 0)
         return true;
@@ -91,7 +87,7 @@ TEST(SeccompCorosync, QuorumCmapPathsStayInsideSystemService) {
     REQUIRE_MSG(prog.wait_log("quorum lost", 10000), prog.transcript());
     REQUIRE(it::ctl("expected-votes 1") == 0);
     const it::Exit x = prog.wait_exit(15000);
-    REQUIRE_MSG(exited_with(x, 0), it::outcome(x));
+    REQUIRE_MSG(it::exited_with(x, 0), it::outcome(x));
     REQUIRE_MSG(prog.events_of("again").size() == 1, prog.transcript());
 }
 
@@ -119,7 +115,7 @@ TEST(SeccompCorosync, SamRunCmapQuorumStatusStayInsideSystemService) {
     const it::Exit x = prog.wait_exit(10000);
     (void)::unlink(done.c_str());
     (void)::rmdir(dir);
-    REQUIRE_MSG(exited_with(sx, 0), it::outcome(sx) + status.transcript());
+    REQUIRE_MSG(it::exited_with(sx, 0), it::outcome(sx) + status.transcript());
     REQUIRE_MSG(listing.find(std::to_string(prog.pid())) != std::string::npos, listing);
-    REQUIRE_MSG(exited_with(x, 0), it::outcome(x));
+    REQUIRE_MSG(it::exited_with(x, 0), it::outcome(x));
 }

@@ -46,23 +46,10 @@ struct WireHeader {
 constexpr uint32_t kMagic = 0x53414d31;
 constexpr uint16_t kStart = 1, kStoreMemfd = 4, kStoreRemote = 8;
 
-volatile sig_atomic_t g_iid = 0;
-void record_signal(int sig) { it::emit_signal(sig, static_cast<unsigned>(g_iid)); }
-
-void catch_signal(int sig) {
-    struct sigaction sa {};
-    sa.sa_handler = record_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    (void)::sigaction(sig, &sa, nullptr);
-}
-
 [[noreturn]] void silent_forever() {
     for (;;)
         ::pause();
 }
-
-bool killed_by(const it::Exit &x, int sig) { return x.exited && WIFSIGNALED(x.status) && WTERMSIG(x.status) == sig; }
 
 // The instance's end of its channel: its only SOCK_SEQPACKET descriptor.
 int channel_fd() {
@@ -321,20 +308,17 @@ TEST(Stall, StalledRemoteReadKeepsTheHealthDeadline) {
         return;
     }
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2) {
             static char data[64 * 1024];
             std::memset(data, 'x', sizeof data);
             it::emit("ev=stored err=%d", static_cast<int>(sam_data_store(data, sizeof data)));
             return 0;
         }
-        catch_signal(SIGUSR1);
+        it::catch_signal(SIGUSR1);
         if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
             return 92;
         const uint64_t before = it::now_ns();
@@ -371,12 +355,10 @@ TEST(Stall, StalledReadOutlivingItsInstanceDoesNotStopRestarts) {
         return;
     }
     prog.start([] {
-        if (sam_initialize(kT, SAM_RECOVERY_POLICY_RESTART) != CS_OK)
-            return 90;
-        unsigned iid = 0;
-        if (sam_register(&iid) != CS_OK)
-            return 91;
-        it::emit("ev=reg iid=%u", iid);
+        const it::Registration reg = it::register_instance(kT, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
         if (iid >= 2) {
             static char data[64 * 1024], back[64 * 1024];
             std::memset(data, 'x', sizeof data);
@@ -430,7 +412,7 @@ TEST(Stall, StalledRemoteReadStillAnswersSigterm) {
     ::kill(prog.pid(), SIGTERM);
     const it::Exit x = prog.wait_exit(1000);
     REQUIRE_MSG(x.exited, "the supervisor did not end within 1 s of SIGTERM");
-    REQUIRE_MSG(killed_by(x, SIGTERM), it::describe_status(x.status));
+    REQUIRE_KILLED(x, SIGTERM);
     REQUIRE(prog.log().find("forwarding SIGTERM") != std::string::npos);
     UT_PRINT(("supervisor ended " + std::to_string((it::now_ns() - t0) / 1000000) + " ms after SIGTERM").c_str());
 }
@@ -449,12 +431,12 @@ TEST(Stall, LingeringSocketKeepsTheHealthDeadline) {
             unsigned iid = 0;
             if (sam_register(&iid) != CS_OK)
                 return 91;
-            g_iid = static_cast<sig_atomic_t>(iid);
+            it::set_instance_id(iid);
             if (iid == 1) {
                 send_lingering_socket(how);
                 silent_forever();
             }
-            catch_signal(SIGUSR1);
+            it::catch_signal(SIGUSR1);
             if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
                 return 92;
             it::emit("ev=started iid=%u", iid);

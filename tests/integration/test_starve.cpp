@@ -16,27 +16,7 @@
 
 #include "checks.hpp"
 
-namespace {
-
-volatile sig_atomic_t g_iid = 0;
-void record_signal(int sig) { it::emit_signal(sig, static_cast<unsigned>(g_iid)); }
-
-void catch_signal(int sig) {
-    struct sigaction sa {};
-    sa.sa_handler = record_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    (void)::sigaction(sig, &sa, nullptr);
-}
-
-// Waits without calling libsam (command() serves as a timed wait).
-void idle_ms(int n) {
-    const uint64_t until = it::now_ns() + it::ms(static_cast<uint64_t>(n));
-    while (it::now_ns() < until)
-        (void)it::command(static_cast<int>((until - it::now_ns()) / 1000000 + 1));
-}
-
-} // namespace
+namespace {} // namespace
 
 namespace {
 
@@ -109,18 +89,18 @@ TEST(Stall, StarvedInstanceIsNotWarned) {
         unsigned iid = 0;
         if (sam_register(&iid) != CS_OK)
             return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        catch_signal(SIGUSR1);
+        it::set_instance_id(iid);
+        it::catch_signal(SIGUSR1);
         if (!pin_to(kStallCpu) || sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
             return 92;
         it::emit("ev=running iid=%u", iid);
         for (;;) {
             (void)sam_hc_send();
-            idle_ms(kStallT / 4);
+            it::idle_ms(kStallT / 4);
         }
     });
     REQUIRE(prog.wait_event("running", 3000));
-    idle_ms(kStallT); // a few ordinary beats first
+    it::idle_ms(kStallT); // a few ordinary beats first
     const pid_t hog = start_cpu_hog(kStallHogMs);
     if (hog < 0) {
         UT_PRINT("skipped: realtime scheduling is not allowed here");
@@ -148,21 +128,21 @@ TEST(Stall, LateTimerIsNotAHang) {
         unsigned iid = 0;
         if (sam_register(&iid) != CS_OK)
             return 91;
-        g_iid = static_cast<sig_atomic_t>(iid);
-        catch_signal(SIGUSR1);
+        it::set_instance_id(iid);
+        it::catch_signal(SIGUSR1);
         if (sam_warn_signal_set(SIGUSR1) != CS_OK || sam_start() != CS_OK)
             return 92;
         it::emit("ev=running iid=%u", iid);
         for (;;) {
             (void)sam_hc_send();
-            idle_ms(kStallT / 4);
+            it::idle_ms(kStallT / 4);
         }
     });
     it::Event running;
     REQUIRE(prog.wait_event("running", 3000, &running));
-    idle_ms(kStallT);
+    it::idle_ms(kStallT);
     REQUIRE(::kill(-prog.pid(), SIGSTOP) == 0);
-    idle_ms(2 * kStallT); // the length of the stall, not a wait for anything
+    it::idle_ms(2 * kStallT); // the length of the stall, not a wait for anything
     REQUIRE(::kill(prog.pid(), SIGCONT) == 0);
     REQUIRE(prog.wait_log("the machine stalled", 2000));
     REQUIRE(::kill(running.pid, SIGCONT) == 0);

@@ -39,7 +39,8 @@ fail() {
 
 pass() { echo "ok - $*"; }
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# now_ms, gone
+. "${srcdir:-.}/../common/proc.sh"
 
 # wait_until SECONDS COMMAND...: poll COMMAND until it succeeds.
 wait_until() {
@@ -59,16 +60,6 @@ count_lines() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
 # wait_line FILE REGEX [SECONDS]
 wait_line() {
     wait_until "${3:-$DEADLINE_S}" has_line "$1" "$2" || fail "no line /$2/ in $(basename "$1") within ${3:-$DEADLINE_S}s"
-}
-
-# A process is gone when it no longer exists or is a zombie (PID 1 of the
-# sandbox may reap orphans late).
-gone() {
-    local stat state
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    state=${stat##*) }
-    state=${state%% *}
-    [ "$state" = Z ] || [ "$state" = X ]
 }
 
 # start_bg NAME ARGS...: run sam-run ARGS in the background, output in
