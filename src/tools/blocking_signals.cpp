@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * blocking_signals.cpp - see blocking_signals.hpp.
- */
+// blocking_signals.cpp - see blocking_signals.hpp.
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,18 +23,18 @@ SignalsDuringBlockingCall::SignalsDuringBlockingCall(int signal_fd, int program_
 
 SignalsDuringBlockingCall::~SignalsDuringBlockingCall() {
     uint64_t one = 1;
-    /* If the eventfd could not be made, poll() below returns at once. */
+    // If the eventfd could not be made, poll() below returns at once.
     (void)!write(wake_.get(), &one, sizeof one);
     thread_.join();
 }
 
 void SignalsDuringBlockingCall::leave_by(int sig) {
-    /* Only this thread unblocks it, so it is delivered here, now, with its
-     * default action: the whole relay ends by it. */
+    // Only this thread unblocks it, so it is delivered here, now, with its
+    // default action: the whole relay ends by it.
     die_by_signal(sig);
 }
 
-/* The main thread is blocked in libsam meanwhile: `group` is ours alone. */
+// The main thread is blocked in libsam meanwhile: `group` is ours alone.
 void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd, ProgramGroup &group) {
     for (;;) {
         pollfd fds[3] = {{signal_fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}, {program_pidfd, POLLIN, 0}};
@@ -48,15 +46,15 @@ void SignalsDuringBlockingCall::watch(int signal_fd, int program_pidfd, ProgramG
         }
         if (fds[2].revents != 0) {
             if (int stop = stop_forwarded_.load(); stop != 0) {
-                /* It ended on the stop we passed on: so do we, now. */
-                group.end(); /* before the reap: the group id stays ours */
+                // It ended on the stop we passed on: so do we, now.
+                group.end(); // before the reap: the group id stays ours
                 siginfo_t info = reap(program_pidfd);
                 log_line("program ended (%s) after SIG%s while waiting for quorum", describe_exit(info).c_str(),
                          signal_name(stop).c_str());
                 exit_like(info);
             }
-            /* Ended by itself: the main thread reports that once the call
-             * returns. A signal that comes meanwhile reaches nobody. */
+            // Ended by itself: the main thread reports that once the call
+            // returns. A signal that comes meanwhile reaches nobody.
             program_pidfd = -1;
         }
         signalfd_siginfo si;

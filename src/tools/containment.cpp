@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * containment.cpp - see containment.hpp.
- */
+// containment.cpp - see containment.hpp.
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,15 +19,15 @@ namespace samrun {
 
 namespace {
 
-/* How long end() waits for a killed cgroup to empty before giving up on
- * removing it (the kernel kills at once; dying takes a few milliseconds). */
+// How long end() waits for a killed cgroup to empty before giving up on
+// removing it (the kernel kills at once; dying takes a few milliseconds).
 constexpr int kEmptyWaitMs = 2000;
 
 std::optional<std::string> cgroup2_mount_point() {
     std::ifstream in("/proc/self/mountinfo");
     std::string line;
     while (std::getline(in, line)) {
-        /* id parent dev root mountpoint options [optional...] - fstype ... */
+        // id parent dev root mountpoint options [optional...] - fstype ...
         size_t dash = line.find(" - ");
         if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) {
             continue;
@@ -49,7 +47,7 @@ bool ends_with(const std::string &text, const char *suffix) {
     return text.size() >= n && text.compare(text.size() - n, n, suffix) == 0;
 }
 
-/* systemd marks a cgroup it hands over (Delegate=yes) with this attribute. */
+// systemd marks a cgroup it hands over (Delegate=yes) with this attribute.
 bool delegated(const std::string &dir) {
     for (const char *name : {"trusted.delegate", "user.delegate"}) {
         char value[8] = {};
@@ -89,7 +87,7 @@ std::optional<std::string> manageable_cgroup() {
     if (!mount_point || !membership) {
         return std::nullopt;
     }
-    /* The unified hierarchy's line is "0::<path>". */
+    // The unified hierarchy's line is "0::<path>".
     size_t at = membership->rfind("0::");
     if (at == std::string::npos || (at != 0 && (*membership)[at - 1] != '\n')) {
         return std::nullopt;
@@ -100,9 +98,9 @@ std::optional<std::string> manageable_cgroup() {
         return std::nullopt;
     }
     std::string dir = *mount_point + (path == "/" ? "" : path);
-    /* A cgroup systemd manages is not ours to change unless it was handed
-     * over to us (cgroup.kill, Linux 5.14, is checked per child cgroup: the
-     * root has none). */
+    // A cgroup systemd manages is not ours to change unless it was handed
+    // over to us (cgroup.kill, Linux 5.14, is checked per child cgroup: the
+    // root has none).
     bool systemd_unit = ends_with(path, ".service") || ends_with(path, ".scope");
     if ((systemd_unit && !delegated(dir)) || access(dir.c_str(), W_OK) != 0) {
         return std::nullopt;

@@ -1,16 +1,14 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * descriptor_sink.cpp - see descriptor_sink.hpp.
- *
- * The protocol between relay and sink, over a SOCK_SEQPACKET pair:
- *   'B' + SCM_RIGHTS  a batch: the sink holds these descriptors
- *   'R'               release: the relay has dropped its own copies, so the
- *                     sink's close() is the last one; it closes the batch
- *   end of file       the relay is gone or gave up on this sink: close what
- *                     is held and exit
- * Without 'R' the sink could close a batch before the relay dropped its
- * copies, and the relay's close() would be the last after all.
- */
+// descriptor_sink.cpp - see descriptor_sink.hpp.
+//
+// The protocol between relay and sink, over a SOCK_SEQPACKET pair:
+//   'B' + SCM_RIGHTS  a batch: the sink holds these descriptors
+//   'R'               release: the relay has dropped its own copies, so the
+//                     sink's close() is the last one; it closes the batch
+//   end of file       the relay is gone or gave up on this sink: close what
+//                     is held and exit
+// Without 'R' the sink could close a batch before the relay dropped its
+// copies, and the relay's close() would be the last after all.
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -28,18 +26,18 @@ namespace samrun {
 
 namespace {
 
-/* Sinks alive at once: each busy one is held by a file that will not close.
- * Beyond this, descriptors wait in the relay (parked) for one to finish. */
+// Sinks alive at once: each busy one is held by a file that will not close.
+// Beyond this, descriptors wait in the relay (parked) for one to finish.
 constexpr size_t kMaxSinks = 8;
 
 constexpr char kBatch = 'B';
 constexpr char kRelease = 'R';
 
-/* Child side, right after fork() in a process that has threads: only
- * async-signal-safe calls, nothing allocated. */
+// Child side, right after fork() in a process that has threads: only
+// async-signal-safe calls, nothing allocated.
 [[noreturn]] void run_sink(int channel, int max_fd) {
-    /* Hold nothing of the relay's: the notify socket, libsam's channel and
-     * the output pipes must end when the relay does, not when we do. */
+    // Hold nothing of the relay's: the notify socket, libsam's channel and
+    // the output pipes must end when the relay does, not when we do.
     if (syscall(SYS_close_range, 0u, static_cast<unsigned>(channel) - 1u, 0u) != 0 ||
         syscall(SYS_close_range, static_cast<unsigned>(channel) + 1u, ~0u, 0u) != 0) {
         for (int fd = 0; fd < max_fd; ++fd) {
@@ -75,7 +73,7 @@ constexpr char kRelease = 'R';
                 int fd;
                 memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
                 if (count == kMaxPassedFds) {
-                    close(fd); /* not our protocol: the relay sends one batch at a time */
+                    close(fd); // not our protocol: the relay sends one batch at a time
                 } else {
                     held[count++] = fd;
                 }
@@ -87,7 +85,7 @@ constexpr char kRelease = 'R';
             }
         }
     }
-    _exit(0); /* the kernel closes whatever is still held */
+    _exit(0); // the kernel closes whatever is still held
 }
 
 } // namespace
@@ -112,7 +110,7 @@ bool DescriptorSink::start() {
     return true;
 }
 
-/* The sink keeps what it got and exits once it is done with it. */
+// The sink keeps what it got and exits once it is done with it.
 void DescriptorSink::retire() {
     channel_.reset();
     if (pid_ > 0) {
@@ -144,27 +142,27 @@ bool DescriptorSink::hand_over(const std::vector<int> &fds) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    /* MSG_DONTWAIT: a sink whose queue is full is stuck on some file; it
-     * is replaced rather than waited for. */
+    // MSG_DONTWAIT: a sink whose queue is full is stuck on some file; it
+    // is replaced rather than waited for.
     if (sendmsg(channel_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
         retire();
         return false;
     }
-    /* The batch in flight holds its own references: none of these closes
-     * is the last. */
+    // The batch in flight holds its own references: none of these closes
+    // is the last.
     for (int fd : fds) {
         close(fd);
     }
     tag = kRelease;
     if (send(channel_.get(), &tag, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
-        retire(); /* it closes the batch when it sees the end of file */
+        retire(); // it closes the batch when it sees the end of file
     }
     return true;
 }
 
 void DescriptorSink::dispose(const std::vector<int> &fds, bool stranger) {
     if (stranger) {
-        /* Fails with ENOTSOCK on anything else, without touching it. */
+        // Fails with ENOTSOCK on anything else, without touching it.
         linger abort_on_close{1, 0};
         for (int fd : fds) {
             (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
@@ -175,8 +173,8 @@ void DescriptorSink::dispose(const std::vector<int> &fds, bool stranger) {
     while (!parked_.empty()) {
         size_t n = std::min(parked_.size(), static_cast<size_t>(kMaxPassedFds));
         std::vector<int> batch(parked_.begin(), parked_.begin() + static_cast<long>(n));
-        /* A busy sink gets one successor per call, so a flood cannot fork
-         * more than one process per datagram, and never more than the cap. */
+        // A busy sink gets one successor per call, so a flood cannot fork
+        // more than one process per datagram, and never more than the cap.
         if (!hand_over(batch) && !hand_over(batch)) {
             if (!parked_logged_) {
                 log_line("%zu passed descriptors wait for a sink: every sink is busy closing", parked_.size());

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * event_hooks.cpp - see event_hooks.hpp. Runs in the keeper, which has a
- * single thread: fork() here is plain.
- */
+// event_hooks.cpp - see event_hooks.hpp. Runs in the keeper, which has a
+// single thread: fork() here is plain.
 #include "pidfd.hpp"
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +51,7 @@ void EventHooks::run(const std::vector<std::string> &facts) {
     request.argv = &argv;
     request.envp = &envp;
     request.stdin_fd = dev_null.get();
-    request.own_process_group = true; /* the timeout kills all it started */
+    request.own_process_group = true; // the timeout kills all it started
     Running hook;
     hook.event = event_of(facts);
     try {
@@ -95,8 +93,8 @@ void EventHooks::handle(const std::vector<pollfd> &fds, size_t first) {
             still.push_back(std::move(hook));
             continue;
         }
-        /* What the hook left in its group goes too; now, while its
-         * unreaped leader keeps the group id from being reused. */
+        // What the hook left in its group goes too; now, while its
+        // unreaped leader keeps the group id from being reused.
         kill(-hook.pid, SIGKILL);
         siginfo_t info = reap(hook.pidfd.get());
         if (!(info.si_code == CLD_EXITED && info.si_status == 0)) {

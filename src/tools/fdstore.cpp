@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * fdstore.cpp - see fdstore.hpp.
- *
- * Messages, each one SOCK_SEQPACKET packet:
- *   channel  'L' + SCM_RIGHTS   a relay's new link
- *   link     'G'                 get: the store answers with 'F' packets
- *                                (names separated by '\n', the descriptors
- *                                in SCM_RIGHTS, in the same order), then 'E'
- *            'A' NAME + SCM_RIGHTS  add these under NAME
- *            'R' NAME             remove everything stored under NAME
- */
+// fdstore.cpp - see fdstore.hpp.
+//
+// Messages, each one SOCK_SEQPACKET packet:
+//   channel  'L' + SCM_RIGHTS   a relay's new link
+//   link     'G'                 get: the store answers with 'F' packets
+//                                (names separated by '\n', the descriptors
+//                                in SCM_RIGHTS, in the same order), then 'E'
+//            'A' NAME + SCM_RIGHTS  add these under NAME
+//            'R' NAME             remove everything stored under NAME
 #include "pidfd.hpp"
 #include <errno.h>
 #include <linux/kcmp.h>
@@ -36,9 +34,9 @@ namespace samrun {
 namespace {
 
 constexpr size_t kMaxPacket = 1 + static_cast<size_t>(kMaxPassedFds) * 256;
-/* How long a relay waits for the store's answer, and the store for a
- * relay to take it: both are sam-run's own processes, so only a machine
- * under heavy load comes near. */
+// How long a relay waits for the store's answer, and the store for a
+// relay to take it: both are sam-run's own processes, so only a machine
+// under heavy load comes near.
 constexpr int kAnswerTimeoutMs = 3000;
 
 struct Entry {
@@ -46,8 +44,8 @@ struct Entry {
     std::string name;
 };
 
-/* Packet with optional descriptors; false if it could not be sent within
- * the timeout. */
+// Packet with optional descriptors; false if it could not be sent within
+// the timeout.
 bool send_packet(int sock, const std::string &data, const int *fds, size_t count) {
     iovec iov{const_cast<char *>(data.data()), data.size()};
     std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(count, 1)), 0);
@@ -77,8 +75,8 @@ bool send_packet(int sock, const std::string &data, const int *fds, size_t count
     }
 }
 
-/* One packet and its descriptors (close-on-exec); -1 on end of file or
- * error, 0 if nothing is waiting (`wait_ms` 0). */
+// One packet and its descriptors (close-on-exec); -1 on end of file or
+// error, 0 if nothing is waiting (`wait_ms` 0).
 ssize_t receive_packet(int sock, std::vector<char> &data, std::vector<int> &fds, int wait_ms) {
     fds.clear();
     data.resize(kMaxPacket);
@@ -120,8 +118,8 @@ ssize_t receive_packet(int sock, std::vector<char> &data, std::vector<int> &fds,
     return n;
 }
 
-/* The same open file (not merely the same inode): a program that stores
- * its descriptor again at every start keeps one entry, not one per start. */
+// The same open file (not merely the same inode): a program that stores
+// its descriptor again at every start keeps one entry, not one per start.
 bool same_file(int a, int b) {
     pid_t self = getpid();
     long r = syscall(SYS_kcmp, self, self, KCMP_FILE, a, b);
@@ -178,7 +176,7 @@ class Store {
         sink_.dispose(dropped, /* stranger= */ false);
     }
 
-    /* Answers 'G' on `link`; false if the relay is gone. */
+    // Answers 'G' on `link`; false if the relay is gone.
     bool send_all(int link) const {
         for (size_t first = 0; first < entries_.size(); first += kMaxPassedFds) {
             size_t end = std::min(entries_.size(), first + static_cast<size_t>(kMaxPassedFds));
@@ -197,11 +195,11 @@ class Store {
 
   private:
     unsigned long max_;
-    std::vector<Entry> entries_; /* oldest first */
+    std::vector<Entry> entries_; // oldest first
     DescriptorSink sink_;
 };
 
-/* false: the link is closed (its relay is gone). */
+// false: the link is closed (its relay is gone).
 bool serve_link(int link, Store &store) {
     std::vector<char> data;
     std::vector<int> fds;
@@ -225,7 +223,7 @@ bool serve_link(int link, Store &store) {
             store.remove(name);
         }
         for (int fd : fds) {
-            (void)close(fd); /* not our protocol: nothing sam-run sends */
+            (void)close(fd); // not our protocol: nothing sam-run sends
         }
     }
 }
@@ -240,8 +238,8 @@ void take_links(int channel, std::vector<UniqueFd> &links) {
     }
 }
 
-/* Only stdio, the channel and the supervisor's pidfd stay open: the store
- * must not hold the listening sockets or anything else of sam-run's. */
+// Only stdio, the channel and the supervisor's pidfd stay open: the store
+// must not hold the listening sockets or anything else of sam-run's.
 void close_other_descriptors(int a, int b) {
     rlimit limit{};
     int max = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
@@ -261,7 +259,7 @@ void close_other_descriptors(int a, int b) {
 
 [[noreturn]] void store_main(int channel, int supervisor, unsigned long max_fds) {
     close_other_descriptors(channel, supervisor);
-    /* Stop signals are the supervisor's to pass on; the store ends with it. */
+    // Stop signals are the supervisor's to pass on; the store ends with it.
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU}) {
         signal(sig, SIG_IGN);
     }
@@ -280,11 +278,11 @@ void close_other_descriptors(int a, int b) {
             _exit(1);
         }
         if (fds[0].revents != 0) {
-            /* The kernel closes what is stored as we exit. */
+            // The kernel closes what is stored as we exit.
             _exit(0);
         }
-        /* Links in the order relays made them: an earlier relay's last
-         * additions are in before a newer one fetches. */
+        // Links in the order relays made them: an earlier relay's last
+        // additions are in before a newer one fetches.
         size_t polled = links.size();
         std::vector<bool> closed(polled, false);
         for (size_t i = 0; i < polled; ++i) {
@@ -348,7 +346,7 @@ bool FdStoreLink::fetch(std::vector<StoredFd> &out) {
         ssize_t n = receive_packet(link_.get(), data, fds, kAnswerTimeoutMs);
         std::vector<UniqueFd> received;
         for (int fd : fds) {
-            received.emplace_back(fd); /* the store keeps its own copies */
+            received.emplace_back(fd); // the store keeps its own copies
         }
         if (n <= 0) {
             return false;

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * health_check.cpp - see health_check.hpp.
- */
+// health_check.cpp - see health_check.hpp.
 #include "pidfd.hpp"
 #include <corosync/sam.h>
 #include <fcntl.h>
@@ -24,7 +22,7 @@ extern char **environ;
 namespace samrun {
 
 namespace {
-/* The library's callback takes no argument: the one check of this process. */
+// The library's callback takes no argument: the one check of this process.
 std::atomic<HealthCheck *> g_check{nullptr};
 
 std::vector<std::string> environment_with(const std::string &extra) {
@@ -59,8 +57,8 @@ int HealthCheck::run() {
         passed_once_ = true;
         return 0;
     }
-    /* A program still starting is not hung: libsam hears "healthy" until
-     * it is ready or its start timeout has passed. */
+    // A program still starting is not hung: libsam hears "healthy" until
+    // it is ready or its start timeout has passed.
     if (!passed_once_ && monotonic_ms() < grace_until_ms_.load()) {
         log_line("not ready yet: within the start timeout, the failed check is not counted");
         return 0;
@@ -75,7 +73,7 @@ int HealthCheck::run_once() {
         envp = envp_;
     }
     if (!envp) {
-        /* Called before the program was started: nothing to check yet. */
+        // Called before the program was started: nothing to check yet.
         return 0;
     }
     SpawnRequest request;
@@ -101,7 +99,7 @@ int HealthCheck::run_once() {
         ready = poll(&pfd, 1, timeout_ms_);
     } while (ready < 0 && errno == EINTR);
     if (ready == 0) {
-        /* Hung: the whole group, so `sh -c "a | b"` leaves nothing behind. */
+        // Hung: the whole group, so `sh -c "a | b"` leaves nothing behind.
         kill(-child.pid, SIGKILL);
         pidfd_send_signal(child.pidfd.get(), SIGKILL, nullptr, 0);
         (void)reap(child.pidfd.get());

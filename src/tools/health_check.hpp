@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * health_check.hpp - `--check CMD`: the command run through libsam's
- * event-driven health-check callback. The library calls the callback from its
- * own thread about once per interval; we run `sh -c CMD`, give it a bounded
- * time, and answer healthy (0) only for exit status 0.
- */
+// health_check.hpp - `--check CMD`: the command run through libsam's
+// event-driven health-check callback. The library calls the callback from its
+// own thread about once per interval; we run `sh -c CMD`, give it a bounded
+// time, and answer healthy (0) only for exit status 0.
 #pragma once
 
 #include <stdint.h>
@@ -26,20 +24,20 @@ class HealthCheck {
   public:
     HealthCheck(std::string command, int timeout_ms, const UpstreamNotifier &upstream);
 
-    /* Called once the program runs: the check sees SAM_RUN_PID=<its pid>. */
+    // Called once the program runs: the check sees SAM_RUN_PID=<its pid>.
     void set_program(pid_t pid);
 
-    /* --start-timeout: until the first check passes, failures within
-     * `grace_ms` from now are not reported to libsam. */
+    // --start-timeout: until the first check passes, failures within
+    // `grace_ms` from now are not reported to libsam.
     void start_grace(int grace_ms);
 
-    /* 0 = healthy. Runs in libsam's callback thread. */
+    // 0 = healthy. Runs in libsam's callback thread.
     [[nodiscard]] int run();
 
-    /* Did the last check fail? (read from the relay's thread) */
+    // Did the last check fail? (read from the relay's thread)
     [[nodiscard]] bool unhealthy() const { return failures_in_a_row_.load() != 0; }
 
-    /* Registers with sam_hc_callback_register; one check per process. */
+    // Registers with sam_hc_callback_register; one check per process.
     [[nodiscard]] static int register_callback(HealthCheck *check);
 
   private:
@@ -51,11 +49,11 @@ class HealthCheck {
     const UpstreamNotifier &upstream_;
     UniqueFd dev_null_;
     std::unique_ptr<ExecVector> argv_;
-    std::mutex mutex_;                 /* guards envp_ */
-    std::shared_ptr<ExecVector> envp_; /* null until the program runs */
+    std::mutex mutex_;                 // guards envp_
+    std::shared_ptr<ExecVector> envp_; // null until the program runs
     std::atomic<unsigned> failures_in_a_row_{0};
-    std::atomic<uint64_t> grace_until_ms_{0}; /* CLOCK_MONOTONIC; 0: none */
-    bool passed_once_ = false;                /* callback thread only */
+    std::atomic<uint64_t> grace_until_ms_{0}; // CLOCK_MONOTONIC; 0: none
+    bool passed_once_ = false;                // callback thread only
 };
 
 } // namespace samrun

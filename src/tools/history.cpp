@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * history.cpp - see history.hpp.
- */
+// history.cpp - see history.hpp.
 #include <corosync/cmap.h>
 #include <stdlib.h>
 #include <string.h>

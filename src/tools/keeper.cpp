@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * keeper.cpp - see keeper.hpp.
- */
+// keeper.cpp - see keeper.hpp.
 #include "pidfd.hpp"
 #include <errno.h>
 #include <poll.h>
@@ -30,11 +28,11 @@ namespace samrun {
 
 namespace {
 
-/* Lifelines one read of the channel may carry; relays send one each. */
+// Lifelines one read of the channel may carry; relays send one each.
 constexpr int kMaxLifelinesPerMessage = 8;
 constexpr size_t kMaxMessage = 8192;
-/* How long a new relay waits for the keeper to end what an earlier instance
- * left (a cgroup empties within milliseconds of cgroup.kill). */
+// How long a new relay waits for the keeper to end what an earlier instance
+// left (a cgroup empties within milliseconds of cgroup.kill).
 constexpr int kSyncTimeoutMs = 3000;
 
 struct Lifeline {
@@ -88,7 +86,7 @@ void take_lifelines(int channel, std::vector<Lifeline> &lines) {
     }
 }
 
-/* "event\nNAME=value\n...": the facts for the hook. */
+// "event\nNAME=value\n...": the facts for the hook.
 void run_hook(EventHooks *hooks, const char *message) {
     if (hooks == nullptr) {
         return;
@@ -109,7 +107,7 @@ void run_hook(EventHooks *hooks, const char *message) {
     hooks->run(facts);
 }
 
-/* false: the lifeline closed (its relay is gone). */
+// false: the lifeline closed (its relay is gone).
 bool read_lifeline(Lifeline &line, EventHooks *hooks) {
     for (;;) {
         char buf[kMaxMessage + 1];
@@ -127,8 +125,8 @@ bool read_lifeline(Lifeline &line, EventHooks *hooks) {
         if (strncmp(buf, "event\n", 6) == 0) {
             run_hook(hooks, buf);
         } else if (strcmp(buf, "sync") == 0) {
-            /* Lifelines are read in order of polling, so every relay that
-             * ended before this one asked has been dealt with. */
+            // Lifelines are read in order of polling, so every relay that
+            // ended before this one asked has been dealt with.
             (void)send(line.fd.get(), "done", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
         } else if (strcmp(buf, "clear") == 0) {
             line.pgid = 0;
@@ -141,7 +139,7 @@ bool read_lifeline(Lifeline &line, EventHooks *hooks) {
     }
 }
 
-/* Closes every descriptor above stderr except `a` and `b`. */
+// Closes every descriptor above stderr except `a` and `b`.
 void close_all_but(int a, int b) {
     int low = std::min(a, b), high = std::max(a, b);
     bool ok = (low <= 3 || syscall(SYS_close_range, 3u, static_cast<unsigned>(low) - 1u, 0u) == 0) &&
@@ -151,7 +149,7 @@ void close_all_but(int a, int b) {
     if (ok) {
         return;
     }
-    /* No close_range(2) (before Linux 5.9, valgrind): one by one. */
+    // No close_range(2) (before Linux 5.9, valgrind): one by one.
     rlimit limit{};
     int max = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
                   ? static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 65536))
@@ -164,11 +162,11 @@ void close_all_but(int a, int b) {
 }
 
 [[noreturn]] void keeper_main(int channel, int supervisor, pid_t supervisor_pid, const KeeperSetup &setup) {
-    /* Only what we need stays open: stdio for the log, the channel and
-     * the supervisor's pidfd (both numbered above stderr). */
+    // Only what we need stays open: stdio for the log, the channel and
+    // the supervisor's pidfd (both numbered above stderr).
     close_all_but(channel, supervisor);
-    /* Stop signals are for the supervisor, which passes them on: the
-     * keeper ends when the supervisor has, after cleaning up. */
+    // Stop signals are for the supervisor, which passes them on: the
+    // keeper ends when the supervisor has, after cleaning up.
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU}) {
         signal(sig, SIG_IGN);
     }
@@ -195,8 +193,8 @@ void close_all_but(int a, int b) {
             }
             _exit(1);
         }
-        /* Oldest first, and only those polled: an ended relay's group is
-         * ended before a newer relay's "sync" is answered. */
+        // Oldest first, and only those polled: an ended relay's group is
+        // ended before a newer relay's "sync" is answered.
         const size_t polled = first_hook - 2;
         std::vector<bool> closed(polled, false);
         for (size_t i = 0; i < polled; ++i) {
@@ -231,8 +229,8 @@ void close_all_but(int a, int b) {
             }
             supervisor_gone = true;
         }
-        /* The last hooks (stopped, gave-up) may still run, each bounded
-         * by its timeout. */
+        // The last hooks (stopped, gave-up) may still run, each bounded
+        // by its timeout.
         if (supervisor_gone && (!hooks || hooks->idle())) {
             _exit(0);
         }
@@ -274,9 +272,9 @@ bool KeeperLink::connect(int channel) {
         return false;
     }
     lifeline_ = std::move(kept);
-    /* The previous instance's relay is gone before libsam starts ours, so
-     * its lifeline is closed already: once the keeper answers, whatever its
-     * program left has been ended, and the new program starts alone. */
+    // The previous instance's relay is gone before libsam starts ours, so
+    // its lifeline is closed already: once the keeper answers, whatever its
+    // program left has been ended, and the new program starts alone.
     send_text("sync");
     pollfd answer{lifeline_.get(), POLLIN, 0};
     int ready;

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * listen.cpp - see listen.hpp.
- */
+// listen.cpp - see listen.hpp.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,7 +26,7 @@ bool parse_port(const std::string &text, in_port_t &port) {
     }
     unsigned long value = strtoul(text.c_str(), nullptr, 10);
     if (value == 0 || value > 65535) {
-        return false; /* 0 would be a port nobody can know */
+        return false; // 0 would be a port nobody can know
     }
     port = htons(static_cast<in_port_t>(value));
     return true;
@@ -66,7 +64,7 @@ bool parse_tcp(const std::string &rest, ListenAddress &out) {
     return true;
 }
 
-/* "PATH" or "@NAME" into a sockaddr_un; false if empty or too long. */
+// "PATH" or "@NAME" into a sockaddr_un; false if empty or too long.
 bool parse_unix(const std::string &name, ListenAddress &out) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
@@ -75,7 +73,7 @@ bool parse_unix(const std::string &name, ListenAddress &out) {
     }
     memcpy(a.sun_path, name.data(), name.size());
     if (name[0] == '@') {
-        a.sun_path[0] = '\0'; /* abstract: the length says where it ends */
+        a.sun_path[0] = '\0'; // abstract: the length says where it ends
         out.kind = ListenAddress::Kind::Abstract;
         out.addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
     } else {
@@ -91,8 +89,8 @@ std::string describe_errno(const std::string &spec, const char *what, int err) {
     return "--listen " + spec + ": " + what + ": " + strerror(err);
 }
 
-/* A unix path may hold a socket left by an earlier run. It is stale when
- * nobody accepts on it: only then is it removed. */
+// A unix path may hold a socket left by an earlier run. It is stale when
+// nobody accepts on it: only then is it removed.
 bool clear_unix_path(const std::string &spec, const std::string &path, std::string &error) {
     struct stat st;
     if (lstat(path.c_str(), &st) != 0) {
@@ -148,7 +146,7 @@ bool parse_listen_address(const std::string &value, ListenAddress &out, std::str
     out = ListenAddress{};
     std::string spec = value;
     out.name = kDefaultListenName;
-    /* The last ",name=" wins: a unix path may hold commas of its own. */
+    // The last ",name=" wins: a unix path may hold commas of its own.
     if (size_t at = value.rfind(",name="); at != std::string::npos) {
         spec = value.substr(0, at);
         out.name = value.substr(at + 6);
@@ -198,8 +196,8 @@ bool ListenSockets::open(const std::vector<ListenAddress> &addresses, std::strin
             return false;
         }
         if (address.kind == ListenAddress::Kind::Tcp) {
-            /* sam-run itself restarted: connections of the last run in
-             * TIME_WAIT must not keep the port. */
+            // sam-run itself restarted: connections of the last run in
+            // TIME_WAIT must not keep the port.
             int one = 1;
             if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
                 error = describe_errno(spec, "setsockopt SO_REUSEADDR", errno);
@@ -219,8 +217,8 @@ bool ListenSockets::open(const std::vector<ListenAddress> &addresses, std::strin
                 files_.push_back({address.path, st.st_dev, st.st_ino});
             }
         }
-        /* The kernel's largest backlog: it holds the connections that come
-         * while no program runs, between a crash and the next start. */
+        // The kernel's largest backlog: it holds the connections that come
+        // while no program runs, between a crash and the next start.
         if (listen(fd.get(), SOMAXCONN) != 0) {
             error = describe_errno(spec, "listen", errno);
             return false;

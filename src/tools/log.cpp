@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * log.cpp - see log.hpp. One write(2) per line, so lines from the relay, the
- * health-check thread and the library never interleave mid-line.
- */
+// log.cpp - see log.hpp. One write(2) per line, so lines from the relay, the
+// health-check thread and the library never interleave mid-line.
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -45,7 +43,7 @@ void log_line(const char *format, ...) {
         len = sizeof line - 2;
     }
     line[len++] = '\n';
-    /* Nothing sensible to do if stderr is gone. */
+    // Nothing sensible to do if stderr is gone.
     (void)!write(STDERR_FILENO, line, len);
 }
 

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * notify.cpp - notify socket server and client (see notify.hpp).
- */
+// notify.cpp - notify socket server and client (see notify.hpp).
 #include <fcntl.h>
 #include <stddef.h>
 #include <string.h>
@@ -19,11 +17,11 @@ namespace samrun {
 
 namespace {
 
-/* systemd reads datagrams into a buffer of this order; larger is misuse. */
+// systemd reads datagrams into a buffer of this order; larger is misuse.
 constexpr size_t kMaxDatagram = 4096;
 
-/* Fills `addr` from a path or "@abstract" name; returns the address length,
- * or 0 if the name does not fit. */
+// Fills `addr` from a path or "@abstract" name; returns the address length,
+// or 0 if the name does not fit.
 socklen_t make_address(const std::string &name, sockaddr_un &addr) {
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
@@ -32,7 +30,7 @@ socklen_t make_address(const std::string &name, sockaddr_un &addr) {
     }
     memcpy(addr.sun_path, name.data(), name.size());
     if (name[0] == '@') {
-        addr.sun_path[0] = '\0'; /* abstract: no terminating NUL counted */
+        addr.sun_path[0] = '\0'; // abstract: no terminating NUL counted
         return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
     }
     return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + 1);
@@ -56,7 +54,7 @@ NotifyServer::NotifyServer(const std::string &address) : address_(address) {
         throw_errno("socket");
     }
     if (address[0] != '@') {
-        /* Replace a stale socket left by an earlier run, never another file. */
+        // Replace a stale socket left by an earlier run, never another file.
         struct stat st;
         if (lstat(address.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
             unlink(address.c_str());
@@ -65,8 +63,8 @@ NotifyServer::NotifyServer(const std::string &address) : address_(address) {
     if (bind(fd_.get(), reinterpret_cast<sockaddr *>(&addr), len) != 0) {
         throw_errno("bind notify socket '" + address + "'");
     }
-    /* The kernel attaches the sender's real pid: we only believe messages
-     * from the program we run and its descendants. */
+    // The kernel attaches the sender's real pid: we only believe messages
+    // from the program we run and its descendants.
     int one = 1;
     if (setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
         throw_errno("setsockopt SO_PASSCRED");
@@ -75,9 +73,9 @@ NotifyServer::NotifyServer(const std::string &address) : address_(address) {
 
 NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string &why, const SenderCheck &allowed) {
     char buffer[kMaxDatagram];
-    /* Room for every descriptor a datagram can carry: those that do not fit
-     * would be dropped by the kernel in this process, a close() like any
-     * other, that can block. */
+    // Room for every descriptor a datagram can carry: those that do not fit
+    // would be dropped by the kernel in this process, a close() like any
+    // other, that can block.
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
     iovec iov{buffer, sizeof buffer};
     msghdr msg{};
@@ -115,8 +113,8 @@ NotifyServer::Receive NotifyServer::receive(NotifyMessage &message, std::string 
             }
         }
     }
-    /* The sender's pid is 0 when it is already gone or lives in another
-     * pid namespace: nobody we can vouch for. */
+    // The sender's pid is 0 when it is already gone or lives in another
+    // pid namespace: nobody we can vouch for.
     bool trusted = have_creds && message.sender > 0 && allowed(message.sender, message.sender_uid);
     bool accepted = trusted && (msg.msg_flags & MSG_TRUNC) == 0;
     if (!passed.empty() && !accepted) {
@@ -168,8 +166,8 @@ void UpstreamNotifier::send(const std::string &text) const {
     }
     sockaddr_un addr;
     socklen_t len = make_address(address_, addr);
-    /* MSG_NOSIGNAL/MSG_DONTWAIT: a gone or stuck manager must neither kill
-     * nor block the relay. */
+    // MSG_NOSIGNAL/MSG_DONTWAIT: a gone or stuck manager must neither kill
+    // nor block the relay.
     (void)sendto(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&addr),
                  len);
 }

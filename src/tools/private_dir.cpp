@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * private_dir.cpp - see private_dir.hpp.
- */
+// private_dir.cpp - see private_dir.hpp.
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,18 +17,18 @@ namespace samrun {
 
 namespace {
 
-/* The janitor: async-signal-safe calls only, nothing allocated (the paths
- * were made before fork()). */
+// The janitor: async-signal-safe calls only, nothing allocated (the paths
+// were made before fork()).
 [[noreturn]] void run_janitor(int alive, const char *socket, const char *dir) {
-    /* A stop signal sent to the whole process group must leave us to clean
-     * up after the others. */
+    // A stop signal sent to the whole process group must leave us to clean
+    // up after the others.
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE}) {
         signal(sig, SIG_IGN);
     }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    /* Nothing of sam-run's: its output pipes and sockets must end with it. */
+    // Nothing of sam-run's: its output pipes and sockets must end with it.
     if (syscall(SYS_close_range, 0u, static_cast<unsigned>(alive) - 1u, 0u) != 0 ||
         syscall(SYS_close_range, static_cast<unsigned>(alive) + 1u, ~0u, 0u) != 0) {
         for (int fd = 0; fd < 1024; ++fd) {
@@ -43,7 +41,7 @@ namespace {
         char byte;
         ssize_t n = read(alive, &byte, 1);
         if (n == 0 || (n < 0 && errno != EINTR)) {
-            break; /* every holder of the write end is gone */
+            break; // every holder of the write end is gone
         }
     }
     unlink(socket);
@@ -55,7 +53,7 @@ std::string first_usable_base() {
     std::vector<std::string> candidates;
     if (const char *runtime = getenv("RUNTIME_DIRECTORY"); runtime != nullptr && *runtime != '\0') {
         std::string first(runtime);
-        candidates.push_back(first.substr(0, first.find(':'))); /* systemd lists several with ':' */
+        candidates.push_back(first.substr(0, first.find(':'))); // systemd lists several with ':'
     }
     if (const char *xdg = getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
         candidates.emplace_back(xdg);
@@ -67,7 +65,7 @@ std::string first_usable_base() {
         candidates.emplace_back(tmp);
     }
     candidates.emplace_back("/tmp");
-    /* Room for "/sam-run.XXXXXX/notify" and the NUL in sun_path. */
+    // Room for "/sam-run.XXXXXX/notify" and the NUL in sun_path.
     const size_t room = sizeof(sockaddr_un::sun_path) - sizeof("/sam-run.XXXXXX/notify");
     for (const std::string &base : candidates) {
         if (!base.empty() && base[0] == '/' && base.size() <= room && access(base.c_str(), W_OK | X_OK) == 0) {

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * process.cpp - see process.hpp.
- */
+// process.cpp - see process.hpp.
 #include "pidfd.hpp"
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +48,7 @@ void reset_signals_in_child() {
 
 namespace {
 
-/* Digits of our pid into the spaces that follow '=' (child side). */
+// Digits of our pid into the spaces that follow '=' (child side).
 void write_pid_digits(char *slot) {
     char digits[16];
     int n = 0;
@@ -64,8 +62,8 @@ void write_pid_digits(char *slot) {
     *out = '\0';
 }
 
-/* Child side: the passed descriptors to 3, 4, ..., everything else above
- * them close-on-exec. `report_fd` moves out of the way first. */
+// Child side: the passed descriptors to 3, 4, ..., everything else above
+// them close-on-exec. `report_fd` moves out of the way first.
 bool pass_descriptors(const SpawnRequest &request, int &report_fd) {
     const int first_free = 3 + static_cast<int>(request.passed_fd_count);
     if (report_fd < first_free) {
@@ -76,7 +74,7 @@ bool pass_descriptors(const SpawnRequest &request, int &report_fd) {
         report_fd = moved;
     }
     for (size_t i = 0; i < request.passed_fd_count; ++i) {
-        /* dup2() leaves the copy without close-on-exec: it crosses. */
+        // dup2() leaves the copy without close-on-exec: it crosses.
         if (dup2(request.passed_fds[i], 3 + static_cast<int>(i)) < 0) {
             return false;
         }
@@ -84,7 +82,7 @@ bool pass_descriptors(const SpawnRequest &request, int &report_fd) {
     if (syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0u, CLOSE_RANGE_CLOEXEC) == 0) {
         return true;
     }
-    /* Before Linux 5.11: one by one. */
+    // Before Linux 5.11: one by one.
     rlimit limit{};
     int max = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
                   ? static_cast<int>(limit.rlim_cur < 65536 ? limit.rlim_cur : 65536)
@@ -98,20 +96,20 @@ bool pass_descriptors(const SpawnRequest &request, int &report_fd) {
     return true;
 }
 
-/* Child side of spawn_process: async-signal-safe calls only. */
+// Child side of spawn_process: async-signal-safe calls only.
 [[noreturn]] void exec_child(const SpawnRequest &request, pid_t parent, int report_fd) {
     reset_signals_in_child();
-    /* If the relay is killed (missed deadline), the program must not
-     * outlive it: libsam's supervisor would start a second copy. */
+    // If the relay is killed (missed deadline), the program must not
+    // outlive it: libsam's supervisor would start a second copy.
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
         _exit(kExitCannotExecute);
     }
     if (request.own_process_group) {
         setpgid(0, 0);
     }
-    /* Before exec: nothing the program starts can be outside the cgroup.
-     * A failure is reported (negated) and the program runs anyway, held by
-     * its process group only. */
+    // Before exec: nothing the program starts can be outside the cgroup.
+    // A failure is reported (negated) and the program runs anyway, held by
+    // its process group only.
     if (request.cgroup_procs_fd >= 0 && write(request.cgroup_procs_fd, "0", 1) != 1) {
         int err = -errno;
         (void)!write(report_fd, &err, sizeof err);
@@ -156,13 +154,13 @@ Spawned spawn_process(const SpawnRequest &request) {
     }
     report_write.reset();
     if (request.own_process_group) {
-        /* Also here, so that no signal to the group can come before the
-         * child made it (EACCES once it has exec'd: then it did). */
+        // Also here, so that no signal to the group can come before the
+        // child made it (EACCES once it has exec'd: then it did).
         (void)setpgid(pid, pid);
     }
     Spawned spawned;
     spawned.pid = pid;
-    /* The child is ours and not reaped yet, so the pid cannot be reused. */
+    // The child is ours and not reaped yet, so the pid cannot be reused.
     spawned.pidfd.reset(pidfd_open(pid, 0));
     if (!spawned.pidfd.valid()) {
         int err = errno;
@@ -170,8 +168,8 @@ Spawned spawn_process(const SpawnRequest &request) {
         waitpid(pid, nullptr, 0);
         throw std::system_error(err, std::generic_category(), "pidfd_open");
     }
-    /* EOF: execve succeeded (close-on-exec); data: a negated errno of the
-     * cgroup move, then or else the errno of execve. */
+    // EOF: execve succeeded (close-on-exec); data: a negated errno of the
+    // cgroup move, then or else the errno of execve.
     for (;;) {
         int err = 0;
         ssize_t n = read(report_read.get(), &err, sizeof err);
@@ -233,7 +231,7 @@ bool is_same_or_descendant(pid_t pid, pid_t ancestor) {
         std::optional<std::string> stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
         std::optional<pid_t> parent = stat ? parent_from_stat(*stat) : std::nullopt;
         if (!parent) {
-            return false; /* gone, or unreadable: not one of ours */
+            return false; // gone, or unreadable: not one of ours
         }
         pid = *parent;
     }
@@ -283,7 +281,7 @@ int resolve_command(const std::string &name, std::string &path, std::string &err
             return 0;
         }
         if (err == EACCES) {
-            seen_error = err; /* found, but not executable: 126 like a shell */
+            seen_error = err; // found, but not executable: 126 like a shell
         }
     }
     if (seen_error != 0) {

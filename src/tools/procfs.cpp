@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * procfs.cpp - see procfs.hpp.
- */
+// procfs.cpp - see procfs.hpp.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -27,7 +25,7 @@ std::optional<std::string> read_small_file(const std::string &path, size_t limit
             continue;
         }
         if (n < 0) {
-            return std::nullopt; /* ESRCH: the process ended under us */
+            return std::nullopt; // ESRCH: the process ended under us
         }
         if (n == 0) {
             break;
@@ -55,7 +53,7 @@ std::optional<unsigned long long> start_ticks_from_stat(const std::string &stat)
     if (close_paren == std::string::npos) {
         return std::nullopt;
     }
-    /* After "comm)": state is field 3, so starttime is the 20th word. */
+    // After "comm)": state is field 3, so starttime is the 20th word.
     const char *p = stat.c_str() + close_paren + 1;
     for (int word = 1; word < 20; ++word) {
         while (*p == ' ') {

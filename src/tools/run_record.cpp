@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * run_record.cpp - see run_record.hpp.
- */
+// run_record.cpp - see run_record.hpp.
 #include <string.h>
 #include <time.h>
 
@@ -73,15 +71,15 @@ bool RunRecord::over_restart_limit(unsigned long max_restarts, uint64_t window_m
     if (!restarted_) {
         return false;
     }
-    /* A fixed window from its first restart, like systemd's start limit:
-     * when it has passed, counting starts again with this restart. */
+    // A fixed window from its first restart, like systemd's start limit:
+    // when it has passed, counting starts again with this restart.
     uint64_t now = clock_ms(CLOCK_MONOTONIC);
     if (data_.window_restarts == 0 || (window_ms != 0 && now - data_.window_start_ms >= window_ms)) {
         data_.window_start_ms = now;
         data_.window_restarts = 0;
     }
     if (data_.window_restarts >= max_restarts) {
-        /* Refused: this instance is not a restart that happened. */
+        // Refused: this instance is not a restart that happened.
         --data_.restarts;
         save();
         return true;

@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * sam-run.cpp - entry point: parse the command line, then either print the
- * cluster's view (--status) or put COMMAND under libsam supervision. After
- * sam_register() this process is libsam's supervisor and never returns here;
- * the child continues in the relay (relay.cpp).
- */
+// sam-run.cpp - entry point: parse the command line, then either print the
+// cluster's view (--status) or put COMMAND under libsam supervision. After
+// sam_register() this process is libsam's supervisor and never returns here;
+// the child continues in the relay (relay.cpp).
 #include <corosync/sam.h>
 #include <signal.h>
 #include <stdio.h>
@@ -61,35 +59,35 @@ int supervise(const Options &opts) {
     }
     log_set_pid(getpid());
 
-    /* Before anything runs: an address that cannot be had is the user's
-     * to fix (exit 2), and no program should start without its sockets. */
+    // Before anything runs: an address that cannot be had is the user's
+    // to fix (exit 2), and no program should start without its sockets.
     ListenSockets listening;
     if (std::string why; !listening.open(opts.listen, why)) {
         fprintf(stderr, "sam-run: %s\n", why.c_str());
         return kExitUsage;
     }
 
-    /* Our own service manager's socket is for us (the relay reports to it);
-     * the program gets ours with --notify, or none. */
+    // Our own service manager's socket is for us (the relay reports to it);
+    // the program gets ours with --notify, or none.
     auto upstream = std::make_unique<UpstreamNotifier>(UpstreamNotifier::from_environment());
     unsetenv("NOTIFY_SOCKET");
     unsetenv("WATCHDOG_USEC");
     unsetenv("WATCHDOG_PID");
 
-    /* The library reads its back-off tunables at sam_initialize. */
+    // The library reads its back-off tunables at sam_initialize.
     export_number("SAM_RESTART_BURST", opts.restart_burst);
     export_number("SAM_RESTART_DELAY_MS", opts.restart_delay_ms);
     export_number("SAM_RESTART_DELAY_MAX_MS", opts.restart_delay_max_ms);
     export_number("SAM_RESTART_RESET_MS", opts.restart_reset_ms);
-    /* A command-line tool reports on stderr (the journal under systemd),
-     * unless the user chose otherwise. */
+    // A command-line tool reports on stderr (the journal under systemd),
+    // unless the user chose otherwise.
     setenv("SAM_LOG_STDERR", "1", 0);
 
-    /* A reader that went away must not kill us in the middle of a log line. */
+    // A reader that went away must not kill us in the middle of a log line.
     signal(SIGPIPE, SIG_IGN);
 
-    /* Forked now, while this is the only thread, and before anything it
-     * should not hold is opened. */
+    // Forked now, while this is the only thread, and before anything it
+    // should not hold is opened.
     UniqueFd keeper;
     try {
         KeeperSetup keeper_setup;
@@ -127,7 +125,7 @@ int supervise(const Options &opts) {
             return kExitInternal;
         }
         if (private_dir) {
-            /* Now, while this is the only thread of the process. */
+            // Now, while this is the only thread of the process.
             private_dir->start_janitor();
         }
     }
@@ -152,7 +150,7 @@ int supervise(const Options &opts) {
         fprintf(stderr, "sam-run: sam_register failed (error %d)\n", static_cast<int>(err));
         return kExitInternal;
     }
-    /* From here on we are the instance. */
+    // From here on we are the instance.
     RelaySetup setup;
     setup.options = &opts;
     setup.program_path = path;

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * status.cpp - reads resources.process.<name>.* (libsam's keys) and
- * samrun.<name>.* (sam-run's history, history.hpp) from cmap and prints them.
- */
+// status.cpp - reads resources.process.<name>.* (libsam's keys) and
+// samrun.<name>.* (sam-run's history, history.hpp) from cmap and prints them.
 #include <corosync/cmap.h>
 #include <corosync/corotypes.h>
 #include <inttypes.h>
@@ -37,13 +35,13 @@ struct ProcessEntry {
     std::optional<std::string> recovery;
     std::optional<uint64_t> poll_period_ms;
     std::optional<uint64_t> last_updated_ns;
-    /* sam-run's own keys; absent for a program supervised by another
-     * libsam user, or a sam-run without them. */
+    // sam-run's own keys; absent for a program supervised by another
+    // libsam user, or a sam-run without them.
     std::optional<uint64_t> restarts;
     std::optional<std::string> containment;
-    std::optional<uint64_t> instance_started_ns; /* CLOCK_MONOTONIC */
+    std::optional<uint64_t> instance_started_ns; // CLOCK_MONOTONIC
     std::optional<std::string> last_failure;
-    std::optional<uint64_t> last_failure_ns; /* CLOCK_REALTIME */
+    std::optional<uint64_t> last_failure_ns; // CLOCK_REALTIME
 };
 
 struct CmapCloser {
@@ -80,7 +78,7 @@ std::optional<uint64_t> get_u32(cmap_handle_t handle, const std::string &key) {
     return value;
 }
 
-/* sam-run's history of the program supervised by `name`, if published. */
+// sam-run's history of the program supervised by `name`, if published.
 void read_history(cmap_handle_t handle, const std::string &name, ProcessEntry &e) {
     std::string prefix = std::string(kHistoryPrefix) + name + ".";
     e.restarts = get_u32(handle, prefix + "restarts");
@@ -90,23 +88,23 @@ void read_history(cmap_handle_t handle, const std::string &name, ProcessEntry &e
     e.last_failure_ns = get_u64(handle, prefix + "last_failure_time");
 }
 
-/* Who holds the pid named by a key, as far as we can tell. */
+// Who holds the pid named by a key, as far as we can tell.
 enum class Holder {
-    Supervisor, /* a process that can be the one that wrote the keys */
-    Gone,       /* no such process, or the name is not a pid */
-    Other,      /* the pid is used by a process that did not write them */
+    Supervisor, // a process that can be the one that wrote the keys
+    Gone,       // no such process, or the name is not a pid
+    Other,      // the pid is used by a process that did not write them
 };
 
 struct Clocks {
     uint64_t monotonic_ns = 0;
-    uint64_t suspended_ns = 0; /* CLOCK_BOOTTIME - CLOCK_MONOTONIC */
+    uint64_t suspended_ns = 0; // CLOCK_BOOTTIME - CLOCK_MONOTONIC
 };
 
-/* The pids with an IPC connection to corosync right now, from its stats map
- * (stats.ipcs.service<N>.<pid>.*); nullopt if that map cannot be read. A
- * supervisor that publishes keys has a cmap connection as long as it runs,
- * held by its link process (a child of the supervisor, see
- * src/lib/link_process.hpp): the parents of those pids count too. */
+// The pids with an IPC connection to corosync right now, from its stats map
+// (stats.ipcs.service<N>.<pid>.*); nullopt if that map cannot be read. A
+// supervisor that publishes keys has a cmap connection as long as it runs,
+// held by its link process (a child of the supervisor, see
+// src/lib/link_process.hpp): the parents of those pids count too.
 std::optional<std::set<pid_t>> corosync_clients() {
     cmap_handle_t raw;
     if (cmap_initialize_map(&raw, CMAP_MAP_STATS) != CS_OK) {
@@ -140,9 +138,9 @@ std::optional<std::set<pid_t>> corosync_clients() {
     return pids;
 }
 
-/* A pid is reused once its process is gone, so a live pid proves nothing by
- * itself: the process must also have started before the keys' last update,
- * and be connected to corosync. */
+// A pid is reused once its process is gone, so a live pid proves nothing by
+// itself: the process must also have started before the keys' last update,
+// and be connected to corosync.
 Holder holder_of(std::optional<pid_t> pid, const ProcessEntry &e, const Clocks &clocks,
                  const std::optional<std::set<pid_t>> &clients) {
     if (!pid) {
@@ -155,7 +153,7 @@ Holder holder_of(std::optional<pid_t> pid, const ProcessEntry &e, const Clocks &
     }
     long hz = sysconf(_SC_CLK_TCK);
     if (hz > 0 && e.last_updated_ns && *e.last_updated_ns != 0) {
-        /* ticks * (10^9 / hz) cannot overflow for any uptime below 500 years. */
+        // ticks * (10^9 / hz) cannot overflow for any uptime below 500 years.
         uint64_t start_ns = static_cast<uint64_t>(*ticks) * (1000000000u / static_cast<uint64_t>(hz));
         if (started_after(start_ns, clocks.suspended_ns, *e.last_updated_ns)) {
             return Holder::Other;
@@ -167,7 +165,7 @@ Holder holder_of(std::optional<pid_t> pid, const ProcessEntry &e, const Clocks &
     return Holder::Supervisor;
 }
 
-/* The command line of the supervisor, for people; NULs become spaces. */
+// The command line of the supervisor, for people; NULs become spaces.
 std::optional<std::string> command_of(pid_t pid) {
     std::optional<std::string> read = read_small_file("/proc/" + std::to_string(pid) + "/cmdline");
     if (!read || read->empty()) {
@@ -185,19 +183,19 @@ std::optional<std::string> command_of(pid_t pid) {
     return raw;
 }
 
-/* One row, whatever the output format. */
+// One row, whatever the output format.
 struct Row {
     std::string name;
     std::optional<pid_t> pid;
     const ProcessEntry *entry = nullptr;
     Holder holder = Holder::Gone;
-    std::optional<std::string> command; /* only for Holder::Supervisor */
+    std::optional<std::string> command; // only for Holder::Supervisor
     std::optional<int64_t> age_ms;
-    std::optional<int64_t> up_ms;          /* since the current instance started */
-    std::optional<int64_t> failure_age_ms; /* since the last failure */
+    std::optional<int64_t> up_ms;          // since the current instance started
+    std::optional<int64_t> failure_age_ms; // since the last failure
 };
 
-/* For the table: the program name without its directory, to keep rows short. */
+// For the table: the program name without its directory, to keep rows short.
 std::string short_command(const Row &row) {
     switch (row.holder) {
     case Holder::Gone:
@@ -256,7 +254,7 @@ std::string human_age(const std::optional<int64_t> &ms) {
     return buf;
 }
 
-/* "42.0s", "12m05s", "3h07m", "2d04h": how long, for people. */
+// "42.0s", "12m05s", "3h07m", "2d04h": how long, for people.
 std::string human_duration(const std::optional<int64_t> &ms) {
     if (!ms || *ms < 0) {
         return "-";
@@ -275,7 +273,7 @@ std::string human_duration(const std::optional<int64_t> &ms) {
     return buf;
 }
 
-/* "exit 3, 5.2s ago", or "-" before the first failure. */
+// "exit 3, 5.2s ago", or "-" before the first failure.
 std::string failure_text(const Row &row) {
     const ProcessEntry &e = *row.entry;
     if (!e.last_failure) {
@@ -313,7 +311,7 @@ int print_status(bool json) {
     auto handle = CmapHandle(new cmap_handle_t{});
     cs_error_t err = cmap_initialize(handle.get());
     if (err != CS_OK) {
-        delete handle.release(); /* never initialized: nothing to finalize */
+        delete handle.release(); // never initialized: nothing to finalize
         fprintf(stderr, "sam-run: cannot connect to corosync (cmap error %d): is corosync running?\n",
                 static_cast<int>(err));
         return 1;
@@ -350,8 +348,8 @@ int print_status(bool json) {
         }
     }
     cmap_iter_finalize(*handle, iter);
-    /* A sam-run that gave up (--max-restarts) left only its own keys, with
-     * state "failed": list it too. */
+    // A sam-run that gave up (--max-restarts) left only its own keys, with
+    // state "failed": list it too.
     if (cmap_iter_init(*handle, kHistoryPrefix, &iter) == CS_OK) {
         const size_t history_len = strlen(kHistoryPrefix);
         while (cmap_iter_next(*handle, iter, key, &value_len, &type) == CS_OK) {
@@ -368,9 +366,9 @@ int print_status(bool json) {
     for (auto &[name, entry] : entries) {
         read_history(*handle, name, entry);
     }
-    /* last_updated is cs_timestamp_get(): CLOCK_MONOTONIC in nanoseconds when
-     * corosync was built (its inline version silently falls back to the wall
-     * clock unless <unistd.h> came first, so we read the clock ourselves). */
+    // last_updated is cs_timestamp_get(): CLOCK_MONOTONIC in nanoseconds when
+    // corosync was built (its inline version silently falls back to the wall
+    // clock unless <unistd.h> came first, so we read the clock ourselves).
     Clocks clocks;
     clocks.monotonic_ns = clock_ns(CLOCK_MONOTONIC);
     uint64_t boottime = clock_ns(CLOCK_BOOTTIME);
@@ -387,7 +385,7 @@ int print_status(bool json) {
             row.command = command_of(*row.pid);
         }
         row.age_ms = age_ms(e.last_updated_ns, clocks.monotonic_ns);
-        /* The history of a stale entry describes a run that is over. */
+        // The history of a stale entry describes a run that is over.
         if (row.holder == Holder::Supervisor) {
             row.up_ms = age_ms(e.instance_started_ns, clocks.monotonic_ns);
         }

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * status_format.cpp - see status_format.hpp.
- */
+// status_format.cpp - see status_format.hpp.
 #include <limits>
 #include <type_traits>
 
@@ -11,9 +9,9 @@ namespace samrun {
 
 namespace {
 
-/* Length of the well-formed UTF-8 sequence at the start of `s` and its code
- * point, or 0 if it is not one (overlong forms, surrogates and values above
- * U+10FFFF are not). */
+// Length of the well-formed UTF-8 sequence at the start of `s` and its code
+// point, or 0 if it is not one (overlong forms, surrogates and values above
+// U+10FFFF are not).
 size_t decode_utf8(std::string_view s, char32_t &cp) {
     auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
     unsigned char b0 = byte(0);
@@ -47,13 +45,13 @@ size_t decode_utf8(std::string_view s, char32_t &cp) {
     return len;
 }
 
-/* Code points a terminal acts on or that reorder what is shown around them. */
+// Code points a terminal acts on or that reorder what is shown around them.
 bool is_control(char32_t cp) {
     return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
 }
 
-/* `value` as `width` lower-case hex digits (the escapes need at most 4). */
+// `value` as `width` lower-case hex digits (the escapes need at most 4).
 std::string hex(unsigned value, int width) {
     static const char digits[] = "0123456789abcdef";
     std::string out(static_cast<size_t>(width), '0');
@@ -63,7 +61,7 @@ std::string hex(unsigned value, int width) {
     return out;
 }
 
-/* Digits only, as the whole of `s`, into `out` without overflow. */
+// Digits only, as the whole of `s`, into `out` without overflow.
 template <typename T> bool parse_decimal(std::string_view s, T &out) {
     static_assert(std::is_unsigned_v<T>);
     if (s.empty()) {
@@ -145,7 +143,7 @@ std::optional<int64_t> age_ms(std::optional<uint64_t> stamp_ns, uint64_t now_ns)
     if (!stamp_ns || *stamp_ns == 0) {
         return std::nullopt;
     }
-    /* Either difference fits in uint64_t, and divided by 10^6 in int64_t. */
+    // Either difference fits in uint64_t, and divided by 10^6 in int64_t.
     if (*stamp_ns <= now_ns) {
         return static_cast<int64_t>((now_ns - *stamp_ns) / 1000000u);
     }
@@ -153,7 +151,7 @@ std::optional<int64_t> age_ms(std::optional<uint64_t> stamp_ns, uint64_t now_ns)
 }
 
 bool started_after(uint64_t start_boottime_ns, uint64_t suspended_ns, uint64_t stamp_ns) {
-    /* The earliest monotonic time the start can have been. */
+    // The earliest monotonic time the start can have been.
     uint64_t earliest = start_boottime_ns > suspended_ns ? start_boottime_ns - suspended_ns : 0;
     return earliest > stamp_ns;
 }
