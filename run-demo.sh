@@ -130,6 +130,7 @@ stop_everything() {
 }
 
 # now_ms, gone (a zombie waiting to be reaped counts as gone)
+# shellcheck source=tests/common/proc.sh
 . "$top/tests/common/proc.sh"
 
 scene() {

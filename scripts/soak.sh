@@ -164,6 +164,7 @@ if ! gcc -std=gnu11 -O2 -Wall -I"$top/include" "$work/worker.c" -o "$work/worker
 fi
 
 # now_ms
+# shellcheck source=../tests/common/proc.sh
 . "$top/tests/common/proc.sh"
 
 # utime+stime in clock ticks and VmRSS in KiB, summed over the given pids.

@@ -55,6 +55,7 @@ default_timeout=${COROSYNC_TIMEOUT_S:-20}
 poll_s=0.05
 
 # now_ms, gone
+# shellcheck source=../common/proc.sh
 . "$(dirname "$(readlink -f "$0")")/../common/proc.sh"
 
 deadline_ms() { # SECONDS (may be fractional)

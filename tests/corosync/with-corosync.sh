@@ -48,6 +48,7 @@ guard_pid=""
 workdir=${COROSYNC_WORKDIR:-}
 
 # now_ms, gone (a zombie counts as gone)
+# shellcheck source=../common/proc.sh
 . "$here/../common/proc.sh"
 
 # Kill whatever is still running in our network namespace: a test's

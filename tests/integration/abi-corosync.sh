@@ -14,6 +14,7 @@ trap '"$ctl" expected-votes 1 2>/dev/null; rm -f "$out"' EXIT
 check_linked_against_system
 
 # now_ms
+# shellcheck source=../common/proc.sh
 . "$(dirname "$0")/../common/proc.sh"
 
 # cmap_get KEY: the value of a cmap key, empty if missing.

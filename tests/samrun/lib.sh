@@ -40,6 +40,7 @@ fail() {
 pass() { echo "ok - $*"; }
 
 # now_ms, gone
+# shellcheck source=../common/proc.sh
 . "${srcdir:-.}/../common/proc.sh"
 
 # wait_until SECONDS COMMAND...: poll COMMAND until it succeeds.
