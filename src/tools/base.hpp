@@ -21,6 +21,7 @@ using sam::monotonic_ms;
 using sam::parse_decimal;
 using sam::parse_signal;
 using sam::send_with_fd;
+using sam::send_with_fds;
 using sam::signal_name;
 using sam::UniqueFd;
 

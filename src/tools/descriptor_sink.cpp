@@ -130,21 +130,10 @@ bool DescriptorSink::hand_over(const std::vector<int> &fds) {
         return false;
     }
     char tag = kBatch;
-    iovec iov{&tag, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    const iovec iov{&tag, 1};
     // MSG_DONTWAIT: a sink whose queue is full is stuck on some file; it
     // is replaced rather than waited for.
-    if (sendmsg(channel_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+    if (send_with_fds(channel_.get(), &iov, 1, fds.data(), fds.size(), MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
         retire();
         return false;
     }

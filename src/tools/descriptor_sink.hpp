@@ -21,7 +21,7 @@
 namespace samrun {
 
 // Most descriptors one datagram can carry (the kernel's SCM_MAX_FD).
-constexpr int kMaxPassedFds = 253;
+constexpr int kMaxPassedFds = static_cast<int>(sam::kMaxFdsPerMessage);
 
 class DescriptorSink {
   public:

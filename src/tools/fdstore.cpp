@@ -47,22 +47,10 @@ struct Entry {
 // Packet with optional descriptors; false if it could not be sent within
 // the timeout.
 bool send_packet(int sock, const std::string &data, const int *fds, size_t count) {
-    iovec iov{const_cast<char *>(data.data()), data.size()};
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(count, 1)), 0);
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (count > 0) {
-        msg.msg_control = control.data();
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
-        cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * count);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
-    }
+    const iovec iov{const_cast<char *>(data.data()), data.size()};
     for (;;) {
-        if (sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(data.size())) {
+        if (send_with_fds(sock, &iov, 1, fds, count, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+            static_cast<ssize_t>(data.size())) {
             return true;
         }
         if (errno != EAGAIN && errno != EINTR) {

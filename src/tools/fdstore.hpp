@@ -12,8 +12,7 @@
 // store keeps at most --fdstore-max descriptors (one copy of each open file)
 // and never closes one itself: a close() may block on the file's release
 // (descriptor_sink.hpp). It ends with sam-run's supervisor.
-#ifndef SAMRUN_FDSTORE_HPP
-#define SAMRUN_FDSTORE_HPP
+#pragma once
 
 #include <string>
 #include <vector>
@@ -54,5 +53,3 @@ class FdStoreLink {
 };
 
 } // namespace samrun
-
-#endif

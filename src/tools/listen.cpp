@@ -21,14 +21,11 @@ constexpr const char *kExpected = "tcp:HOST:PORT (numeric IPv4 or [IPv6] host, p
                                   "@NAME, optionally followed by ,name=NAME";
 
 bool parse_port(const std::string &text, in_port_t &port) {
-    if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos) {
-        return false;
-    }
-    unsigned long value = strtoul(text.c_str(), nullptr, 10);
-    if (value == 0 || value > 65535) {
+    const std::optional<uint64_t> value = parse_decimal(text.c_str(), 65535);
+    if (!value || *value == 0) {
         return false; // 0 would be a port nobody can know
     }
-    port = htons(static_cast<in_port_t>(value));
+    port = htons(static_cast<in_port_t>(*value));
     return true;
 }
 

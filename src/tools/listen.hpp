@@ -9,8 +9,7 @@
 // Addresses: tcp:HOST:PORT (a numeric IPv4 address, or [IPv6]), unix:PATH,
 // @NAME (an abstract socket), each optionally followed by ",name=NAME", the
 // name the program finds in LISTEN_FDNAMES.
-#ifndef SAMRUN_LISTEN_HPP
-#define SAMRUN_LISTEN_HPP
+#pragma once
 
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -86,5 +85,3 @@ class ListenSockets {
 };
 
 } // namespace samrun
-
-#endif

@@ -219,6 +219,45 @@ TEST(Options, EveryOtherRejection) {
     });
 }
 
+TEST(Options, ListenAndFdstore) {
+    ParseResult r = parse({"sam-run", "-n", "--listen", "tcp:127.0.0.1:8080", "--listen", "unix:/run/x.sock,name=web",
+                           "--listen", "@abstract", "--fdstore-max", "10", "--", "x"});
+    CHECK_TRUE(r.outcome == ParseOutcome::Run);
+    LONGS_EQUAL(3, r.options.listen.size());
+    STRCMP_EQUAL("web", r.options.listen[1].name.c_str());
+    LONGS_EQUAL(10, r.options.fdstore_max);
+
+    const std::string address = "tcp:HOST:PORT (numeric IPv4 or [IPv6] host, port 1 to 65535), unix:PATH or "
+                                "@NAME, optionally followed by ,name=NAME";
+    for (const char *bad : {"tcp:127.0.0.1:0", "tcp:127.0.0.1:65536", "tcp:127.0.0.1:+80",
+                            "tcp:127.0.0.1:", "tcp:localhost:80", "udp:1.2.3.4:5", "@", ""}) {
+        const ParseResult rejected = parse({"sam-run", "--listen", bad, "--", "x"});
+        CHECK_TRUE(rejected.outcome == ParseOutcome::Error);
+        STRCMP_EQUAL_TEXT(("invalid value '" + std::string(bad) + "' for --listen: expected " + address).c_str(),
+                          rejected.error.c_str(), bad);
+    }
+    check_all_rejected({
+        {{"sam-run", "--listen", "@x,name=a:b", "--", "x"},
+         "invalid value '@x,name=a:b' for --listen: expected a name of 1 to 255 printable characters without ':'"},
+        {{"sam-run", "-n", "--fdstore-max", "1025", "--", "x"},
+         "invalid value '1025' for --fdstore-max: expected a number from 0 to 1024"},
+        {{"sam-run", "--fdstore-max", "1", "--", "x"},
+         "--fdstore-max is only valid with --notify: descriptors are stored with FDSTORE=1"},
+    });
+    std::vector<std::string> many;
+    for (size_t i = 0; i <= kMaxListen; ++i) {
+        many.push_back("@s" + std::to_string(i));
+    }
+    std::vector<const char *> words{"sam-run"};
+    for (const std::string &m : many) {
+        words.push_back("--listen");
+        words.push_back(m.c_str());
+    }
+    words.push_back("--");
+    words.push_back("x");
+    check_all_rejected({{words, ("at most " + std::to_string(kMaxListen) + " --listen sockets").c_str()}});
+}
+
 TEST(Options, OneParseDoesNotLeakIntoTheNext) {
     check_rejected(parse({"sam-run", "-qZ", "--", "x"}), "unknown option '-Z'");
     ParseResult r = parse({"sam-run", "-c", "--", "x"});
