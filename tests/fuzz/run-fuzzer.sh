@@ -40,7 +40,7 @@ if ! "$cxx" -std=c++17 -g -O1 -fno-omit-frame-pointer \
     "$src/fuzz_supervisor_input.cpp" \
     "$lib/wire.cpp" "$lib/health.cpp" "$lib/backoff.cpp" "$lib/datastore.cpp" "$lib/channel.cpp" \
     "$lib/supervisor_core.cpp" "$lib/supervisor_core_types.cpp" \
-    "$top/src/common/parse.cpp" "$top/src/common/signals.cpp" \
+    "$top/src/common/parse.cpp" "$top/src/common/signals.cpp" "$top/src/common/fd_passing.cpp" \
     -o "$bin"; then
     echo "run-fuzzer: FAIL: the fuzz target does not build"
     exit 99
