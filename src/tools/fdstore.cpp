@@ -28,6 +28,7 @@
 #include "fdstore.hpp"
 #include "listen.hpp"
 #include "log.hpp"
+#include "process.hpp"
 
 namespace samrun {
 
@@ -290,23 +291,7 @@ void close_other_descriptors(int a, int b) {
 } // namespace
 
 UniqueFd start_fd_store(unsigned long max_fds) {
-    int pair[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-        throw std::system_error(errno, std::generic_category(), "socketpair");
-    }
-    UniqueFd ours(pair[0]), theirs(pair[1]);
-    UniqueFd supervisor(pidfd_open(getpid(), 0));
-    if (!supervisor.valid()) {
-        throw std::system_error(errno, std::generic_category(), "pidfd_open");
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        throw std::system_error(errno, std::generic_category(), "fork");
-    }
-    if (pid == 0) {
-        store_main(theirs.get(), supervisor.get(), max_fds);
-    }
-    return ours;
+    return fork_helper([max_fds](int channel, int supervisor) { store_main(channel, supervisor, max_fds); });
 }
 
 bool FdStoreLink::connect(int channel) {

@@ -23,6 +23,7 @@
 #include "history.hpp"
 #include "keeper.hpp"
 #include "log.hpp"
+#include "process.hpp"
 
 namespace samrun {
 
@@ -240,24 +241,9 @@ void close_all_but(int a, int b) {
 } // namespace
 
 UniqueFd start_keeper(const KeeperSetup &setup) {
-    int pair[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-        throw std::system_error(errno, std::generic_category(), "socketpair");
-    }
-    UniqueFd ours(pair[0]), theirs(pair[1]);
-    UniqueFd supervisor(pidfd_open(getpid(), 0));
-    if (!supervisor.valid()) {
-        throw std::system_error(errno, std::generic_category(), "pidfd_open");
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        throw std::system_error(errno, std::generic_category(), "fork");
-    }
-    if (pid == 0) {
-        keeper_main(theirs.get(), supervisor.get(), parent, setup);
-    }
-    return ours;
+    const pid_t parent = getpid();
+    return fork_helper(
+        [parent, &setup](int channel, int supervisor) { keeper_main(channel, supervisor, parent, setup); });
 }
 
 bool KeeperLink::connect(int channel) {

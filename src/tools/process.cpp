@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -189,6 +190,27 @@ Spawned spawn_process(const SpawnRequest &request) {
         (void)reap(spawned.pidfd.get());
     }
     return spawned;
+}
+
+UniqueFd fork_helper(const std::function<void(int channel, int supervisor_pidfd)> &body) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        throw std::system_error(errno, std::generic_category(), "socketpair");
+    }
+    UniqueFd ours(pair[0]), theirs(pair[1]);
+    UniqueFd supervisor(pidfd_open(getpid(), 0));
+    if (!supervisor.valid()) {
+        throw std::system_error(errno, std::generic_category(), "pidfd_open");
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        throw std::system_error(errno, std::generic_category(), "fork");
+    }
+    if (pid == 0) {
+        body(theirs.get(), supervisor.get());
+        _exit(1); // not reached: a helper's body ends the process itself
+    }
+    return ours;
 }
 
 siginfo_t reap(int pidfd) {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,13 @@ struct Spawned {
 
 // Throws std::system_error when fork/pidfd_open fail.
 [[nodiscard]] Spawned spawn_process(const SpawnRequest &request);
+
+// Forks one of sam-run's helper processes (the keeper, the descriptor
+// store): `body(channel, supervisor_pidfd)` runs in the child and must not
+// return; `channel` is its end of a SOCK_SEQPACKET pair, and
+// `supervisor_pidfd` names this process, so the helper can tell when it is
+// gone. Returns our end of the pair; throws std::system_error.
+[[nodiscard]] UniqueFd fork_helper(const std::function<void(int channel, int supervisor_pidfd)> &body);
 
 // Reaps the child behind `pidfd` (it must have exited).
 [[nodiscard]] siginfo_t reap(int pidfd);
