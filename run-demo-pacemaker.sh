@@ -89,7 +89,7 @@ located() { # [N]: where node N's crm_mon says web runs (asks again while it is 
     xmllint --xpath "string(//resource[@id='web'][@role='Started']/node/@name)" - <<<"$xml" 2>/dev/null
 }
 last_start() { grep '^start ' "$events" | tail -n 1; }
-field() { local v=" ${1#* } "; v=${v#* $2=}; echo "${v%% *}"; }
+field() { local v=" ${1#* } "; v=${v#* "$2"=}; echo "${v%% *}"; }
 
 # The service: says where it runs; dies on SIGTERM saying so.
 cat >"$work/web.sh" <<'EOF'

@@ -24,9 +24,11 @@ echo "ok   meta-data is valid against $dtd (--dtdvalid and its DOCTYPE)"
 
 advertised=$(xmllint --xpath '//parameter/@name' "$tmp" | sed 's/ *name="\([^"]*\)"/\1\n/g' | sed '/^$/d' | sort -u)
 read_by_agent=$(grep -o 'OCF_RESKEY_[a-z_]*' "$src" | sed 's/^OCF_RESKEY_//' | sort -u)
-[ "$(echo $advertised)" = "$(echo $read_by_agent)" ] ||
-    fail "parameters in meta-data ($(echo $advertised)) differ from those the agent reads ($(echo $read_by_agent))"
-echo "ok   meta-data lists every parameter the agent reads: $(echo $advertised)"
+# words TEXT: its words on one line, one space apart
+words() { printf '%s\n' "$1" | tr -s '[:space:]' ' ' | sed 's/^ //; s/ $//'; }
+[ "$(words "$advertised")" = "$(words "$read_by_agent")" ] ||
+    fail "parameters in meta-data ($(words "$advertised")) differ from those the agent reads ($(words "$read_by_agent"))"
+echo "ok   meta-data lists every parameter the agent reads: $(words "$advertised")"
 
 for a in start stop monitor meta-data validate-all; do
     xmllint --xpath "//action[@name='$a']" "$tmp" >/dev/null 2>&1 || fail "meta-data lacks the $a action"

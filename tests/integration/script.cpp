@@ -17,12 +17,10 @@ namespace it {
 
 namespace {
 
-volatile sig_atomic_t g_iid = 0;
-
-void on_recorded(int sig) { emit_signal(sig, static_cast<unsigned>(g_iid)); }
+void on_recorded(int sig) { emit_signal(sig, instance_id()); }
 
 void on_term_exit(int sig) {
-    emit_signal(sig, static_cast<unsigned>(g_iid));
+    emit_signal(sig, instance_id());
     ::_exit(0);
 }
 
@@ -108,7 +106,7 @@ int run_script(const Script &s) {
     unsigned iid = 0;
     err = sam_register(&iid);
     // Only an instance gets here (or a supervisor on internal error).
-    g_iid = static_cast<sig_atomic_t>(iid);
+    set_instance_id(iid);
     for (int sig : s.record)
         catch_signal(sig, on_recorded);
     if (s.exit_on_term)

@@ -16,10 +16,6 @@
 
 namespace {
 
-bool exited_with(const it::Exit &x, int code) {
-    return x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == code;
-}
-
 // No such process, not even a zombie: reaped by its parent.
 bool reaped(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
@@ -33,9 +29,6 @@ bool reaped_within(pid_t pid, int timeout_ms) {
     return true;
 }
 
-volatile sig_atomic_t g_iid = 0;
-void on_usr1(int sig) { it::emit_signal(sig, static_cast<unsigned>(g_iid)); }
-
 // An instance that reports the data it restored and its name when it
 // registers, starts at once and obeys: "store TEXT", "bigstore N",
 // "delete", "warn SIG", "stop", "exit N". SIGUSR1 is caught and reported.
@@ -45,11 +38,8 @@ int data_program() {
     unsigned iid = 0;
     if (sam_register(&iid) != CS_OK)
         return 91;
-    g_iid = static_cast<sig_atomic_t>(iid);
-    struct sigaction sa {};
-    sa.sa_handler = on_usr1;
-    sigemptyset(&sa.sa_mask);
-    (void)::sigaction(SIGUSR1, &sa, nullptr);
+    it::set_instance_id(iid);
+    it::catch_signal(SIGUSR1);
     size_t n = 0;
     std::string data;
     if (sam_data_getsize(&n) != CS_OK)
@@ -151,7 +141,7 @@ TEST(Standby, RestartIsServedByTheStandby) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     // Killed and reaped by the supervisor before it exited (had it died of
     // its parent death signal later, it would be our zombie now).
     REQUIRE_MSG(reaped(standby), "the standby outlived its supervisor");
@@ -210,7 +200,7 @@ TEST(Standby, RestoresTheDataOfTheDeath) {
     standby_now(); // and the next one is there again
     command("stop");
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // A thread of the application started before sam_register() stays in the
@@ -245,7 +235,7 @@ TEST(Standby, NoStandbyWhileAnApplicationThreadRuns) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     REQUIRE(prog.log().find("started as pid") != std::string::npos);
     REQUIRE(prog.log().find("becomes instance") == std::string::npos);
 }
@@ -269,7 +259,7 @@ TEST(Standby, OffWithSamStandby0) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // A standby killed before use is reaped and logged; the next restart forks,
@@ -298,7 +288,7 @@ TEST(Standby, KilledStandbyIsReplacedByAFork) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // The standby dies with its supervisor, whatever killed it; so does the
@@ -348,7 +338,7 @@ TEST(Standby, SignalToTheGroupSparesTheStandby) {
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
 // A warn signal set after the standby's fork is the one the woken instance
@@ -388,5 +378,5 @@ TEST(Standby, WokenAfterTheRestartDelay) {
     wait_started(2);
     command("stop");
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
