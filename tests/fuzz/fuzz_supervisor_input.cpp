@@ -117,7 +117,7 @@ bool reference_accepts(const unsigned char *buf, size_t len, size_t fds) {
     case 4: // memfd data
         return fds == 1 && arg == 0 && size > 32768 && payload == 0;
     case 8: // data read from the instance's memory
-        return fds == 0 && payload == 0 && size > 32768 && size <= 4194304 && arg != 0 && arg + size > arg;
+        return fds == 0 && payload == 0 && size > 32768 && size <= 67108864 && arg != 0 && arg + size > arg;
     case 6: // warn signal
         return fds == 0 && payload == 0 && size == 0 && arg >= 1 && arg < static_cast<uint64_t>(NSIG);
     default:

@@ -38,7 +38,7 @@ if ! "$cxx" -std=c++17 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$top/include" -I"$top/src" -I"$lib" \
     "$src/fuzz_supervisor_input.cpp" \
-    "$lib/wire.cpp" "$lib/health.cpp" "$lib/backoff.cpp" "$lib/datastore.cpp" "$lib/channel.cpp" \
+    "$lib/wire.cpp" "$lib/health.cpp" "$lib/backoff.cpp" "$lib/datastore.cpp" "$lib/data_slot.cpp" "$lib/channel.cpp" \
     "$lib/supervisor_core.cpp" "$lib/supervisor_core_types.cpp" \
     "$top/src/common/parse.cpp" "$top/src/common/signals.cpp" "$top/src/common/fd_passing.cpp" \
     -o "$bin"; then
