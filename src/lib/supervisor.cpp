@@ -668,7 +668,10 @@ Supervisor::Outcome Supervisor::on_instance_exit() {
 }
 
 Supervisor::Outcome Supervisor::on_channel() {
-    for (int handled = 0; channel_ && handled < kRequestsPerWakeup; ++handled) {
+    // Once a start is answered, its standby is forked before any further
+    // request is read: the instance may already have sent one, and a read of
+    // its memory would start a thread, which must not exist at that fork.
+    for (int handled = 0; channel_ && handled < kRequestsPerWakeup && !standby_due_; ++handled) {
         Received msg = channel_receive(channel_.get(), rx_buf_.get(), kRxBufSize);
         switch (msg.kind) {
         case Received::Kind::Nothing:

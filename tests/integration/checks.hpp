@@ -75,14 +75,39 @@ inline pid_t standby_of(pid_t sup) {
     return -1;
 }
 
-// The same, waiting up to timeout_ms: the standby exists once sam_start()
-// has returned, but names itself only when it first runs.
+// The same, waiting up to timeout_ms: the supervisor forks the standby right
+// after it has answered sam_start(), and the standby names itself only when
+// it first runs.
 inline pid_t wait_standby(pid_t sup, int timeout_ms) {
     const uint64_t until = now_ns() + ms(static_cast<uint64_t>(timeout_ms));
     for (;;) {
         const pid_t sb = standby_of(sup);
         if (sb > 0 || now_ns() >= until)
             return sb;
+        ::usleep(1000);
+    }
+}
+
+// Where the main thread of `pid` sleeps in the kernel ("" when running).
+inline std::string wchan_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/wchan");
+    std::string w;
+    std::getline(f, w);
+    return w;
+}
+
+// Waits up to timeout_ms until the standby exists and the supervisor `sup`
+// sleeps in its loop again, i.e. it has also finished what follows the
+// standby's fork (watching it, opening its /proc files): a fixed point at
+// which to count the supervisor's descriptors. The standby, or -1.
+inline pid_t wait_standby_settled(pid_t sup, int timeout_ms) {
+    const uint64_t until = now_ns() + ms(static_cast<uint64_t>(timeout_ms));
+    for (;;) {
+        const pid_t sb = standby_of(sup);
+        if (sb > 0 && wchan_of(sup) == "do_epoll_wait")
+            return sb;
+        if (now_ns() >= until)
+            return -1;
         ::usleep(1000);
     }
 }

@@ -616,11 +616,14 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
     prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_DELAY_MS", "0"}});
     const std::string maps = "/proc/" + std::to_string(prog.pid()) + "/maps";
     int fds2 = -1, maps2 = -1;
-    // Counted at the same point each time: the instance has started, and the
-    // previous instance's store (whose memfd the supervisor closes just
-    // after replying) is long done.
+    // Counted at the same point each time: the instance has started, its
+    // standby has been forked and watched (both follow the start's answer),
+    // and the previous instance's store (whose memfd the supervisor closes
+    // just after replying) is long done.
     for (unsigned iid = 1; iid <= 30; ++iid) {
         REQUIRE(prog.wait_event([iid](const it::Event &e) { return e.is("started") && e.num("iid") == iid; }, 3000));
+        if (iid == 2 || iid == 30)
+            REQUIRE_MSG(it::wait_standby_settled(prog.pid(), 2000) > 0, "no standby, or the supervisor never idle");
         if (iid == 2) {
             fds2 = it::count_fds(prog.pid());
             maps2 = count_lines(maps);
