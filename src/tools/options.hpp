@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <signal.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +58,10 @@ struct Options {
     bool status = false;
     bool json = false;
     std::vector<std::string> command;
+
+    // The signal that warns an unhealthy program: the one asked for, or the
+    // library's default.
+    [[nodiscard]] int warn_signal_or_default() const { return warn_signal != 0 ? warn_signal : SIGTERM; }
 };
 
 enum class ParseOutcome { Run, Status, Help, Version, Error };

@@ -7,8 +7,10 @@
  *   signalfd       -> on_signal         (forward to the program)
  *   timerfd        -> on_tick           (liveness health checks, upstream pings)
  *   notify socket  -> on_notify         (READY/WATCHDOG/STOPPING/STATUS)
- * State: started_ says whether libsam is timing us (between sam_start and
- * sam_stop). --check runs in libsam's callback thread (health_check.cpp).
+ * State: phase_ says where the instance is in its life, and whether libsam
+ * is timing us (Running: between sam_start and sam_stop); a few facts kept
+ * beside it say why the program's end is or is not a failure. --check runs
+ * in libsam's callback thread (health_check.cpp).
  * The program runs in a process group (and cgroup) of its own, group_: every
  * signal goes to all of it, and it is ended whenever the program's first
  * process is gone; the keeper (keeper.hpp) does that if we are killed.
@@ -60,14 +62,27 @@ std::string printable(const std::string &text) {
     return out;
 }
 
+// Where the instance is in its life. libsam times us (between sam_start and
+// sam_stop) in Running only; every change goes through enter().
+enum class Phase {
+    Starting,     // setting up, no program yet; the quorum gate
+    WaitingReady, // --notify: health checking waits for READY=1
+    Running,      // libsam times us: missed health checks and the program's end count
+    Stopping,     // STOPPING=1 came, health checking (if it ran) stopped: an end is expected
+    Leaving,      // the program finished or could not be executed: we exit like it
+    GaveUp,       // --max-restarts exceeded: no program, the instance exits
+};
+
 class Relay {
   public:
     explicit Relay(const RelaySetup &setup) : setup_(setup), opts_(*setup.options) {}
     [[noreturn]] void run();
 
   private:
+    void enter(Phase next) { phase_ = next; }
+    [[nodiscard]] bool checking() const { return phase_ == Phase::Running; }
     [[nodiscard]] bool start_health_checking(const char *why);
-    void stop_health_checking(const char *why);
+    void stop_health_checking(const char *why, Phase next);
     void block_signals();
     void spawn_program();
     void end_program_group();
@@ -96,8 +111,7 @@ class Relay {
      * A warning sent with sigqueue() says so itself; otherwise we look at
      * what we know of the program's health. */
     [[nodiscard]] bool is_warning(const signalfd_siginfo &si) const {
-        int warn = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
-        if (static_cast<int>(si.ssi_signo) != warn || !started_) {
+        if (static_cast<int>(si.ssi_signo) != opts_.warn_signal_or_default() || !checking()) {
             return false;
         }
         if (si.ssi_code == SI_QUEUE) {
@@ -121,15 +135,16 @@ class Relay {
     const RelaySetup &setup_;
     const Options &opts_;
     RunRecord record_;
-    bool started_ = false;
-    bool stopping_seen_ = false;
-    bool triggered_ = false;
-    int stop_signal_forwarded_ = 0; /* TERM or INT passed on: an end is expected */
-    bool warned_ = false;           /* the warn signal came while we were unhealthy */
+    Phase phase_ = Phase::Starting;
+    // Facts, not phases: each records something that happened, stays true
+    // whatever the phase does next, and the program's end is judged on them
+    // together with the phase.
+    bool triggered_ = false;        // WATCHDOG=trigger: we killed the program
+    bool not_ready_ = false;        // --start-timeout passed before READY=1: we killed it
+    int stop_signal_forwarded_ = 0; // TERM or INT passed on: an end is expected
+    bool warned_ = false;           // the warn signal came while we were unhealthy
     FailureCause warn_cause_ = FailureCause::None;
-    bool ready_seen_ = false; /* --notify: READY=1 came */
-    bool not_ready_ = false;  /* --start-timeout passed before READY=1 */
-    bool gave_up_ = false;    /* --max-restarts exceeded */
+    bool ready_seen_ = false; // --notify: READY=1 came once; the start timeout is over
     uint64_t instance_started_ns_ = 0;
     uint64_t last_watchdog_ms_ = 0; /* --notify: last WATCHDOG=1 or READY=1 */
     unsigned rejected_ = 0;
@@ -163,7 +178,7 @@ bool Relay::start_health_checking(const char *why) {
         log_line("sam_start failed (error %d)", static_cast<int>(err));
         return false;
     }
-    started_ = true;
+    enter(Phase::Running);
     uint64_t waited = monotonic_ms() - before;
     if (opts_.quorum && waited >= 100) {
         log_line("cluster is quorate after %.1fs of waiting", static_cast<double>(waited) / 1000.0);
@@ -175,12 +190,12 @@ bool Relay::start_health_checking(const char *why) {
     return true;
 }
 
-void Relay::stop_health_checking(const char *why) {
+void Relay::stop_health_checking(const char *why, Phase next) {
     cs_error_t err = sam_stop();
     if (err != CS_OK) {
         log_line("sam_stop failed (error %d)", static_cast<int>(err));
     }
-    started_ = false;
+    enter(next);
     log_line("health checking stopped (%s)", why);
 }
 
@@ -193,8 +208,8 @@ void Relay::fatal(const char *what, int err) {
         pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
         (void)reap(program_.pidfd.get());
     }
-    if (started_) {
-        (void)sam_stop(); /* an internal error is not the program's failure */
+    if (checking()) {
+        (void)sam_stop(); // an internal error is not the program's failure
     }
     _exit(kExitInternal);
 }
@@ -204,8 +219,7 @@ void Relay::block_signals() {
     for (int sig : kForwardedSignals) {
         sigaddset(&forwarded_, sig);
     }
-    int warn = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
-    if (warn != SIGKILL) {
+    if (int warn = opts_.warn_signal_or_default(); warn != SIGKILL) {
         sigaddset(&forwarded_, warn);
     }
     /* Signals enter the loop through a descriptor; nothing runs in a handler. */
@@ -308,8 +322,8 @@ void Relay::spawn_program() {
         log_line("cannot execute %s: %s", setup_.program_path.c_str(), strerror(program_.exec_errno));
         program_.pidfd.reset();
         record_.record_exit_status(status);
-        if (started_) {
-            stop_health_checking("the program could not be executed");
+        if (checking()) {
+            stop_health_checking("the program could not be executed", Phase::Leaving);
         }
         _exit(status);
     }
@@ -444,7 +458,9 @@ void Relay::run() {
         if (!start_health_checking(nullptr)) {
             _exit(kExitInternal);
         }
-        stop_health_checking("waiting for READY=1");
+        stop_health_checking("waiting for READY=1", Phase::WaitingReady);
+    } else {
+        enter(Phase::WaitingReady);
     }
     spawn_program();
     publish_history();
@@ -513,7 +529,7 @@ void Relay::give_up() {
      * the same signal: sam-run would exit 137, like a killed program. The
      * next layer needs a status of its own more, so "failed" is kept under
      * sam-run's prefix instead, for --status and the cluster to read. */
-    gave_up_ = true;
+    enter(Phase::GaveUp);
     publish_history();
     emit("gave-up",
          {{"SAM_REASON", "more than --max-restarts " + std::to_string(max) + " restarts" +
@@ -557,7 +573,7 @@ void Relay::publish_history() {
     h.instance_started_ns = instance_started_ns_;
     h.last_failure = record_.last_failure();
     h.last_failure_ns = record_.last_failure_ms() * 1000000u;
-    if (gave_up_) {
+    if (phase_ == Phase::GaveUp) {
         h.state = "failed";
     }
     history_->publish(h);
@@ -588,7 +604,7 @@ void Relay::on_start_timeout() {
     }
     log_line("no READY=1 within the start timeout (%d ms): failing the program", *opts_.start_timeout_ms);
     not_ready_ = true;
-    if (!started_ && !start_health_checking(nullptr)) {
+    if (!checking() && !start_health_checking(nullptr)) {
         fatal("cannot start health checking", EIO);
     }
     (void)group_.signal(SIGKILL);
@@ -600,47 +616,49 @@ void Relay::on_program_exit() {
     end_program_group();
     siginfo_t info = reap(program_.pidfd.get());
     program_.pidfd.reset(); /* nothing left to signal */
+    const bool checking_now = checking();
+    const bool stopping = phase_ == Phase::Stopping;
     bool finished =
-        info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !not_ready_ && !(warned_ && started_);
-    FailureCause cause = triggered_              ? FailureCause::Triggered
-                         : not_ready_            ? FailureCause::NotReady
-                         : (warned_ && started_) ? warn_cause_
-                                                 : FailureCause::None;
+        info.si_code == CLD_EXITED && info.si_status == 0 && !triggered_ && !not_ready_ && !(warned_ && checking_now);
+    FailureCause cause = triggered_                  ? FailureCause::Triggered
+                         : not_ready_                ? FailureCause::NotReady
+                         : (warned_ && checking_now) ? warn_cause_
+                                                     : FailureCause::None;
     record_.record_end(info, !finished, cause);
     publish_history(); /* the last word, if no instance follows */
     bool stopped =
-        finished || (!started_ && (stopping_seen_ || !opts_.notify)) || (stop_signal_forwarded_ != 0 && !warned_);
+        finished || (!checking_now && (stopping || !opts_.notify)) || (stop_signal_forwarded_ != 0 && !warned_);
     if (stopped) {
         emit_end(info, "stopped",
                  finished                 ? "finished"
                  : stop_signal_forwarded_ ? "SIG" + signal_name(stop_signal_forwarded_)
-                 : stopping_seen_         ? "STOPPING=1"
+                 : stopping               ? "STOPPING=1"
                                           : "not started");
     } else {
         emit_end(info, "failed", cause != FailureCause::None ? describe_cause(cause, 0) : describe_exit(info));
     }
     if (finished) {
         log_line("program finished (exit 0)");
-        if (started_) {
-            stop_health_checking("the program finished");
+        if (checking_now) {
+            stop_health_checking("the program finished", Phase::Leaving);
         }
         exit_like(info);
     }
-    if (!started_ && (stopping_seen_ || !opts_.notify)) {
+    if (!checking_now && (stopping || !opts_.notify)) {
         /* Without --notify this is an end before health checking began
          * (say, while the cluster was not quorate), not a STOPPING=1. */
         log_line("program ended (%s) %s", describe_exit(info).c_str(),
-                 stopping_seen_ ? "after STOPPING=1" : "before health checking started");
+                 stopping ? "after STOPPING=1" : "before health checking started");
         exit_like(info);
     }
-    if (!started_ && stop_signal_forwarded_ != 0) {
+    if (!checking_now && stop_signal_forwarded_ != 0) {
         /* Asked to stop: not a failure to report (which could mean waiting
          * for quorum), and the supervisor leaves the way we do. */
         log_line("program ended (%s) after SIG%s, before READY=1", describe_exit(info).c_str(),
                  signal_name(stop_signal_forwarded_).c_str());
         exit_like(info);
     }
-    if (!started_) {
+    if (!checking_now) {
         /* Died before READY=1: a start-up failure, for the policy to handle. */
         log_line("program failed (%s) before READY=1", describe_exit(info).c_str());
         if (!start_health_checking(nullptr)) {
@@ -651,7 +669,7 @@ void Relay::on_program_exit() {
          * it as a death by the warn signal, which is what it amounts to. */
         log_line("program ended (exit 0) after the warn signal: a failure");
         info.si_code = CLD_KILLED;
-        info.si_status = opts_.warn_signal != 0 ? opts_.warn_signal : SIGTERM;
+        info.si_status = opts_.warn_signal_or_default();
     } else if (stop_signal_forwarded_ != 0) {
         log_line("program ended (%s) after SIG%s", describe_exit(info).c_str(),
                  signal_name(stop_signal_forwarded_).c_str());
@@ -688,7 +706,7 @@ void Relay::on_signal() {
 void Relay::on_tick() {
     uint64_t expirations;
     if (read(tick_fd_.get(), &expirations, sizeof expirations) != static_cast<ssize_t>(sizeof expirations) ||
-        !started_) {
+        !checking()) {
         return;
     }
     if (sam_liveness_ticks()) {
@@ -778,20 +796,20 @@ void Relay::on_notify_field(const std::string &key, const std::string &value) {
         last_watchdog_ms_ = monotonic_ms();
         ready_seen_ = true;
         start_fd_.reset();
-        if (!started_) {
-            stopping_seen_ = false;
+        if (!checking()) {
             if (!start_health_checking("READY=1")) {
                 fatal("cannot start health checking", EIO);
             }
         }
     } else if (key == "STOPPING" && value == "1") {
-        stopping_seen_ = true;
-        if (started_) {
-            stop_health_checking("STOPPING=1");
+        if (checking()) {
+            stop_health_checking("STOPPING=1", Phase::Stopping);
+        } else {
+            enter(Phase::Stopping);
         }
     } else if (key == "WATCHDOG" && value == "1") {
         last_watchdog_ms_ = monotonic_ms();
-        if (!started_ || opts_.check_command) {
+        if (!checking() || opts_.check_command) {
             return;
         }
         if (opts_.interval_ms > 0) {
@@ -806,7 +824,7 @@ void Relay::on_notify_field(const std::string &key, const std::string &value) {
     } else if (key == "WATCHDOG" && value == "trigger") {
         log_line("WATCHDOG=trigger: failing the program now");
         triggered_ = true;
-        if (!started_ && !start_health_checking(nullptr)) {
+        if (!checking() && !start_health_checking(nullptr)) {
             fatal("cannot start health checking", EIO);
         }
         (void)group_.signal(SIGKILL);

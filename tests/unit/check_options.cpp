@@ -45,6 +45,7 @@ TEST(Options, DefaultsWithOnlyACommand) {
     CHECK_FALSE(o.quorum);
     CHECK_FALSE(o.cmap);
     LONGS_EQUAL(0, o.warn_signal);
+    LONGS_EQUAL(SIGTERM, o.warn_signal_or_default());
     CHECK_FALSE(o.max_restarts.has_value());
     LONGS_EQUAL(0, o.restart_window_s);
     CHECK_FALSE(o.start_timeout_ms.has_value());
@@ -82,6 +83,7 @@ TEST(Options, EveryOptionSetsItsField) {
     CHECK_TRUE(o.quorum);
     CHECK_TRUE(o.cmap);
     LONGS_EQUAL(SIGUSR1, o.warn_signal);
+    LONGS_EQUAL(SIGUSR1, o.warn_signal_or_default());
     LONGS_EQUAL(3, *o.restart_burst);
     LONGS_EQUAL(100, *o.restart_delay_ms);
     LONGS_EQUAL(800, *o.restart_delay_max_ms);
