@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * options.cpp - parsing and validation of sam-run's command line.
- */
+// options.cpp - parsing and validation of sam-run's command line.
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,7 +62,7 @@ const struct option kLongOptions[] = {
     {nullptr, 0, nullptr, 0},
 };
 
-/* The one strict parser (src/common), at the width the options use. */
+// The one strict parser (src/common), at the width the options use.
 bool parse_number(const char *text, unsigned long max, unsigned long &out) {
     std::optional<uint64_t> value = parse_decimal(text, max);
     if (!value) {
@@ -168,10 +166,10 @@ ParseResult parse_options(int argc, char **argv) {
         return result;
     };
 
-    opterr = 0; /* our own messages, one per error */
-    optind = 0; /* 0, not 1: glibc then also forgets where it was inside a previous "-abc" */
+    opterr = 0; // our own messages, one per error
+    optind = 0; // 0, not 1: glibc then also forgets where it was inside a previous "-abc"
     int opt;
-    /* '+': stop at the first non-option, COMMAND's own options are not ours. */
+    // '+': stop at the first non-option, COMMAND's own options are not ours.
     while ((opt = getopt_long(argc, argv, "+:i:p:qcw:C:nsh", kLongOptions, nullptr)) != -1) {
         unsigned long number = 0;
         switch (opt) {
@@ -228,7 +226,7 @@ ParseResult parse_options(int argc, char **argv) {
             opts.max_restarts = number;
             break;
         case OPT_RESTART_WINDOW:
-            /* Seconds, kept below what milliseconds in 64 bits could hold. */
+            // Seconds, kept below what milliseconds in 64 bits could hold.
             if (!parse_number(optarg, 1000000000UL, number) || number == 0) {
                 return fail(bad_value("restart-window", optarg, "seconds, 1 to 1000000000"));
             }

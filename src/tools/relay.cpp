@@ -1,20 +1,19 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/*
- * relay.cpp - the instance side of sam-run (see relay.hpp).
- *
- * One poll loop over four descriptors, one handler per event:
- *   program pidfd  -> on_program_exit   (the program is gone: leave like it)
- *   signalfd       -> on_signal         (forward to the program)
- *   timerfd        -> on_tick           (liveness health checks, upstream pings)
- *   notify socket  -> on_notify         (READY/WATCHDOG/STOPPING/STATUS)
- * State: phase_ says where the instance is in its life, and whether libsam
- * is timing us (Running: between sam_start and sam_stop); a few facts kept
- * beside it say why the program's end is or is not a failure. --check runs
- * in libsam's callback thread (health_check.cpp).
- * The program runs in a process group (and cgroup) of its own, group_: every
- * signal goes to all of it, and it is ended whenever the program's first
- * process is gone; the keeper (keeper.hpp) does that if we are killed.
- */
+// relay.cpp - the instance side of sam-run (see relay.hpp).
+//
+// One poll loop over five descriptors, one handler per event:
+//   program pidfd  -> on_program_exit   (the program is gone: leave like it)
+//   signalfd       -> on_signal         (forward to the program)
+//   timerfd        -> on_tick           (liveness health checks, upstream pings)
+//   notify socket  -> on_notify         (READY/WATCHDOG/STOPPING/STATUS/FDSTORE)
+//   timerfd        -> on_start_timeout  (--notify --start-timeout: no READY=1 in time)
+// State: phase_ says where the instance is in its life, and whether libsam
+// is timing us (Running: between sam_start and sam_stop); a few facts kept
+// beside it say why the program's end is or is not a failure. --check runs
+// in libsam's callback thread (health_check.cpp).
+// The program runs in a process group (and cgroup) of its own, group_: every
+// signal goes to all of it, and it is ended whenever the program's first
+// process is gone; the keeper (keeper.hpp) does that if we are killed.
 #include "pidfd.hpp"
 #include <corosync/sam.h>
 #include <fcntl.h>
@@ -51,7 +50,7 @@ namespace samrun {
 namespace {
 
 constexpr int kExitInternal = 125;
-/* How many rejected notify datagrams are logged before we go quiet. */
+// How many rejected notify datagrams are logged before we go quiet.
 constexpr unsigned kRejectLogLimit = 10;
 
 std::string printable(const std::string &text) {
@@ -90,7 +89,7 @@ class Relay {
     [[noreturn]] void give_up();
     void publish_history();
     using Facts = std::vector<std::pair<std::string, std::string>>;
-    /* `instance`: 0 for this one. */
+    // `instance`: 0 for this one.
     void emit(const char *event, Facts facts = {}, unsigned instance = 0);
     void emit_end(const siginfo_t &info, const char *event, const std::string &reason);
     [[nodiscard]] FailureCause warning_cause() const;
@@ -106,10 +105,10 @@ class Relay {
     void on_notify_fdstore(const NotifyMessage &message);
     [[nodiscard]] std::vector<UniqueFd> descriptors_to_pass(std::vector<std::string> &names);
 
-    /* Did the warn signal come because the program is unhealthy, rather
-     * than a stop request passed on by the supervisor (both may be SIGTERM)?
-     * A warning sent with sigqueue() says so itself; otherwise we look at
-     * what we know of the program's health. */
+    // Did the warn signal come because the program is unhealthy, rather
+    // than a stop request passed on by the supervisor (both may be SIGTERM)?
+    // A warning sent with sigqueue() says so itself; otherwise we look at
+    // what we know of the program's health.
     [[nodiscard]] bool is_warning(const signalfd_siginfo &si) const {
         if (static_cast<int>(si.ssi_signo) != opts_.warn_signal_or_default() || !checking()) {
             return false;
@@ -146,16 +145,16 @@ class Relay {
     FailureCause warn_cause_ = FailureCause::None;
     bool ready_seen_ = false; // --notify: READY=1 came once; the start timeout is over
     uint64_t instance_started_ns_ = 0;
-    uint64_t last_watchdog_ms_ = 0; /* --notify: last WATCHDOG=1 or READY=1 */
+    uint64_t last_watchdog_ms_ = 0; // --notify: last WATCHDOG=1 or READY=1
     unsigned rejected_ = 0;
     sigset_t forwarded_{};
     UniqueFd signal_fd_;
     UniqueFd tick_fd_;
-    UniqueFd start_fd_; /* --notify --start-timeout: one-shot */
+    UniqueFd start_fd_; // --notify --start-timeout: one-shot
     std::unique_ptr<HistoryPublisher> history_;
     Spawned program_;
-    ProgramGroup group_; /* the program and everything it started */
-    KeeperLink keeper_;  /* ends group_ if we are killed first */
+    ProgramGroup group_; // the program and everything it started
+    KeeperLink keeper_;  // ends group_ if we are killed first
     FdStoreLink fdstore_;
     std::unique_ptr<HealthCheck> check_;
 };
@@ -164,8 +163,8 @@ bool Relay::start_health_checking(const char *why) {
     uint64_t before = monotonic_ms();
     cs_error_t err;
     if (opts_.quorum) {
-        /* The program's pidfd is closed once it is reaped: then a stop
-         * signal has nobody to go to and ends the relay. */
+        // The program's pidfd is closed once it is reaped: then a stop
+        // signal has nobody to go to and ends the relay.
         SignalsDuringBlockingCall guard(signal_fd_.get(), program_.pidfd.get(), group_);
         err = sam_start();
         if (int stop = guard.stop_forwarded(); stop != 0) {
@@ -201,8 +200,8 @@ void Relay::stop_health_checking(const char *why, Phase next) {
 
 void Relay::fatal(const char *what, int err) {
     log_line("%s: %s", what, strerror(err));
-    /* The group first, while its unreaped leader keeps the id from being
-     * reused. */
+    // The group first, while its unreaped leader keeps the id from being
+    // reused.
     end_program_group();
     if (program_.pidfd.valid()) {
         pidfd_send_signal(program_.pidfd.get(), SIGKILL, nullptr, 0);
@@ -222,7 +221,7 @@ void Relay::block_signals() {
     if (int warn = opts_.warn_signal_or_default(); warn != SIGKILL) {
         sigaddset(&forwarded_, warn);
     }
-    /* Signals enter the loop through a descriptor; nothing runs in a handler. */
+    // Signals enter the loop through a descriptor; nothing runs in a handler.
     int err = pthread_sigmask(SIG_BLOCK, &forwarded_, nullptr);
     if (err != 0) {
         fatal("pthread_sigmask", err);
@@ -236,8 +235,8 @@ void Relay::block_signals() {
 void Relay::spawn_program() {
     std::vector<std::string> env;
     for (char **e = environ; e != nullptr && *e != nullptr; ++e) {
-        /* LISTEN_* given to sam-run describe sam-run's descriptors, never
-         * the program's. */
+        // LISTEN_* given to sam-run describe sam-run's descriptors, never
+        // the program's.
         if (strncmp(*e, "SAM_RUN_", 8) != 0 && strncmp(*e, "LISTEN_FDS=", 11) != 0 &&
             strncmp(*e, "LISTEN_PID=", 11) != 0 && strncmp(*e, "LISTEN_FDNAMES=", 15) != 0) {
             env.emplace_back(*e);
@@ -303,11 +302,11 @@ void Relay::spawn_program() {
         fatal("cannot start the program", e.code().value());
     }
     cgroup_procs.reset();
-    /* The supervisor holds the listening sockets, the store what it keeps:
-     * none of these closes is the last. */
+    // The supervisor holds the listening sockets, the store what it keeps:
+    // none of these closes is the last.
     passed.clear();
     if (program_.exec_errno == 0) {
-        /* Not for a child already reaped: its id may be reused. */
+        // Not for a child already reaped: its id may be reused.
         group_.set_pgid(program_.pid);
     }
     if (program_.cgroup_errno != 0) {
@@ -346,8 +345,8 @@ std::vector<UniqueFd> Relay::descriptors_to_pass(std::vector<std::string> &names
         stored.clear();
     }
     size_t listening = setup_.listen != nullptr ? setup_.listen->fds().size() : 0;
-    /* Copies numbered above every target (3 .. 3+count-1), so that the
-     * child's dup2() calls never overwrite one still to be placed. */
+    // Copies numbered above every target (3 .. 3+count-1), so that the
+    // child's dup2() calls never overwrite one still to be placed.
     const int floor = 3 + static_cast<int>(listening + stored.size());
     std::vector<UniqueFd> out;
     auto take = [&](int fd, const std::string &name) {
@@ -363,7 +362,7 @@ std::vector<UniqueFd> Relay::descriptors_to_pass(std::vector<std::string> &names
     }
     for (StoredFd &entry : stored) {
         take(entry.fd.get(), entry.name);
-        entry.fd.reset(); /* the store keeps its own copy: not the last close */
+        entry.fd.reset(); // the store keeps its own copy: not the last close
     }
     if (!stored.empty()) {
         log_line("passing %zu stored descriptor(s) to the program", stored.size());
@@ -372,8 +371,8 @@ std::vector<UniqueFd> Relay::descriptors_to_pass(std::vector<std::string> &names
 }
 
 void Relay::end_program_group() {
-    /* Whatever the program left behind goes with it, before the next
-     * instance starts or sam-run exits. */
+    // Whatever the program left behind goes with it, before the next
+    // instance starts or sam-run exits.
     group_.end();
     keeper_.clear();
 }
@@ -406,9 +405,9 @@ void Relay::arm_ticks() {
 void Relay::run() {
     log_set_pid(setup_.supervisor_pid);
     log_set_instance(setup_.instance_id);
-    /* First, while this is the only thread: libsam's threads started later
-     * inherit the mask, so no stop signal can hit a thread that would die
-     * of it instead of letting us forward it. */
+    // First, while this is the only thread: libsam's threads started later
+    // inherit the mask, so no stop signal can hit a thread that would die
+    // of it instead of letting us forward it.
     block_signals();
     if (!keeper_.connect(setup_.keeper_channel)) {
         log_line("cannot reach the keeper: if this instance is killed, what its program started may live on");
@@ -426,7 +425,7 @@ void Relay::run() {
         history_ = std::make_unique<HistoryPublisher>(setup_.supervisor_pid);
     }
     if (record_.previous_end() == "killed by the supervisor") {
-        /* That relay could not say so itself. */
+        // That relay could not say so itself.
         emit("failed", {{"SAM_REASON", record_.last_failure().value_or("killed")}, {"SAM_SIGNAL", "KILL"}},
              /* instance= */ setup_.instance_id - 1);
     }
@@ -438,9 +437,9 @@ void Relay::run() {
         emit("restarting", {{"SAM_REASON", record_.last_failure().value_or("")}});
     }
     if (opts_.check_command) {
-        /* libsam pauses its health checks while the callback runs, so by
-         * default a check gets half the interval, leaving the other half
-         * for the heartbeat that follows it. */
+        // libsam pauses its health checks while the callback runs, so by
+        // default a check gets half the interval, leaving the other half
+        // for the heartbeat that follows it.
         int timeout = opts_.check_timeout_ms.value_or(std::max(1, opts_.interval_ms / 2));
         check_ = std::make_unique<HealthCheck>(*opts_.check_command, timeout, *setup_.upstream);
         int err = HealthCheck::register_callback(check_.get());
@@ -454,7 +453,7 @@ void Relay::run() {
             _exit(kExitInternal);
         }
     } else if (opts_.quorum) {
-        /* Gate on quorum only; READY=1 starts health checking. */
+        // Gate on quorum only; READY=1 starts health checking.
         if (!start_health_checking(nullptr)) {
             _exit(kExitInternal);
         }
@@ -479,8 +478,8 @@ void Relay::run() {
             }
             fatal("poll", errno);
         }
-        /* Signals first: a stop signal and the program's death in the same
-         * round must still reach the program before we leave. */
+        // Signals first: a stop signal and the program's death in the same
+        // round must still reach the program before we leave.
         if (fds[1].revents != 0) {
             on_signal();
         }
@@ -505,7 +504,7 @@ FailureCause Relay::warning_cause() const {
     }
     bool watchdog_late = opts_.notify && opts_.interval_ms > 0 &&
                          monotonic_ms() - last_watchdog_ms_ >= static_cast<uint64_t>(opts_.interval_ms);
-    /* Healthy as far as we know, and the cluster decides whether we run. */
+    // Healthy as far as we know, and the cluster decides whether we run.
     if (opts_.quorum && !watchdog_late) {
         return FailureCause::QuorumLoss;
     }
@@ -524,11 +523,11 @@ void Relay::give_up() {
         log_line("giving up after %u restart%s (--max-restarts %lu); last failure: %s", record_.window_restarts(),
                  plural, max, last.c_str());
     }
-    /* sam_mark_failed() would leave libsam's own state "failed", but its
-     * supervisor answers it with SIGKILL to this instance and then dies of
-     * the same signal: sam-run would exit 137, like a killed program. The
-     * next layer needs a status of its own more, so "failed" is kept under
-     * sam-run's prefix instead, for --status and the cluster to read. */
+    // sam_mark_failed() would leave libsam's own state "failed", but its
+    // supervisor answers it with SIGKILL to this instance and then dies of
+    // the same signal: sam-run would exit 137, like a killed program. The
+    // next layer needs a status of its own more, so "failed" is kept under
+    // sam-run's prefix instead, for --status and the cluster to read.
     enter(Phase::GaveUp);
     publish_history();
     emit("gave-up",
@@ -580,8 +579,8 @@ void Relay::publish_history() {
 }
 
 void Relay::arm_start_timeout() {
-    /* With --check the grace lives in the check (health_check.cpp); with
-     * --notify nothing is timed before READY=1 unless asked for. */
+    // With --check the grace lives in the check (health_check.cpp); with
+    // --notify nothing is timed before READY=1 unless asked for.
     if (!opts_.notify || !opts_.start_timeout_ms || ready_seen_) {
         return;
     }
@@ -611,11 +610,11 @@ void Relay::on_start_timeout() {
 }
 
 void Relay::on_program_exit() {
-    /* What the program left behind goes first, while its unreaped leader
-     * keeps the group id from being reused. */
+    // What the program left behind goes first, while its unreaped leader
+    // keeps the group id from being reused.
     end_program_group();
     siginfo_t info = reap(program_.pidfd.get());
-    program_.pidfd.reset(); /* nothing left to signal */
+    program_.pidfd.reset(); // nothing left to signal
     const bool checking_now = checking();
     const bool stopping = phase_ == Phase::Stopping;
     bool finished =
@@ -625,7 +624,7 @@ void Relay::on_program_exit() {
                          : (warned_ && checking_now) ? warn_cause_
                                                      : FailureCause::None;
     record_.record_end(info, !finished, cause);
-    publish_history(); /* the last word, if no instance follows */
+    publish_history(); // the last word, if no instance follows
     bool stopped =
         finished || (!checking_now && (stopping || !opts_.notify)) || (stop_signal_forwarded_ != 0 && !warned_);
     if (stopped) {
@@ -645,28 +644,29 @@ void Relay::on_program_exit() {
         exit_like(info);
     }
     if (!checking_now && (stopping || !opts_.notify)) {
-        /* Without --notify this is an end before health checking began
-         * (say, while the cluster was not quorate), not a STOPPING=1. */
+        // After STOPPING=1 an end is expected. Without --notify health
+        // checking begins before the program is started, so an end here
+        // would be one before it began: not a STOPPING=1 either.
         log_line("program ended (%s) %s", describe_exit(info).c_str(),
                  stopping ? "after STOPPING=1" : "before health checking started");
         exit_like(info);
     }
     if (!checking_now && stop_signal_forwarded_ != 0) {
-        /* Asked to stop: not a failure to report (which could mean waiting
-         * for quorum), and the supervisor leaves the way we do. */
+        // Asked to stop: not a failure to report (which could mean waiting
+        // for quorum), and the supervisor leaves the way we do.
         log_line("program ended (%s) after SIG%s, before READY=1", describe_exit(info).c_str(),
                  signal_name(stop_signal_forwarded_).c_str());
         exit_like(info);
     }
     if (!checking_now) {
-        /* Died before READY=1: a start-up failure, for the policy to handle. */
+        // Died before READY=1: a start-up failure, for the policy to handle.
         log_line("program failed (%s) before READY=1", describe_exit(info).c_str());
         if (!start_health_checking(nullptr)) {
             exit_like(info);
         }
     } else if (warned_ && info.si_code == CLD_EXITED && info.si_status == 0) {
-        /* A clean exit in answer to the warning is still a failure: report
-         * it as a death by the warn signal, which is what it amounts to. */
+        // A clean exit in answer to the warning is still a failure: report
+        // it as a death by the warn signal, which is what it amounts to.
         log_line("program ended (exit 0) after the warn signal: a failure");
         info.si_code = CLD_KILLED;
         info.si_status = opts_.warn_signal_or_default();
@@ -688,7 +688,7 @@ void Relay::on_signal() {
             if (!warned_) {
                 warned_ = true;
                 warn_cause_ = warning_cause();
-                /* If we are killed next, the next instance tells why. */
+                // If we are killed next, the next instance tells why.
                 record_.record_warning(warn_cause_);
                 if (warn_cause_ == FailureCause::QuorumLoss) {
                     emit("quorum-lost");
@@ -724,8 +724,8 @@ void Relay::on_notify() {
     for (;;) {
         NotifyMessage message;
         std::string why;
-        /* Only the program and its descendants may send, whatever their
-         * user: a daemon may switch to an unprivileged one. */
+        // Only the program and its descendants may send, whatever their
+        // user: a daemon may switch to an unprivileged one.
         NotifyServer::Receive got = setup_.notify->receive(
             message, why, [this](pid_t pid, uid_t) { return is_same_or_descendant(pid, program_.pid); });
         if (got == NotifyServer::Receive::Empty) {
@@ -742,7 +742,7 @@ void Relay::on_notify() {
             on_notify_field(key, value);
         }
         on_notify_fdstore(message);
-        /* Stored or not, our copies go: the store holds its own. */
+        // Stored or not, our copies go: the store holds its own.
         setup_.notify->dispose(message.fds);
     }
 }
@@ -832,8 +832,8 @@ void Relay::on_notify_field(const std::string &key, const std::string &value) {
         log_line("status: %s", printable(value).c_str());
         setup_.upstream->send("STATUS=" + printable(value));
     }
-    /* FDSTORE, FDSTOREREMOVE and FDNAME: on_notify_fdstore(), once per
-     * message. Anything else (MAINPID, RELOADING, ...) is not ours to act on. */
+    // FDSTORE, FDSTOREREMOVE and FDNAME: on_notify_fdstore(), once per
+    // message. Anything else (MAINPID, RELOADING, ...) is not ours to act on.
 }
 
 } // namespace
