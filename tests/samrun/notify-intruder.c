@@ -31,25 +31,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "notify-socket.h"
+
 static void die(const char *what) {
     fprintf(stderr, "notify-intruder: %s: %s\n", what, strerror(errno));
     exit(2);
 }
 
 static socklen_t make_address(const char *name, struct sockaddr_un *addr) {
-    size_t len = strlen(name);
-    memset(addr, 0, sizeof *addr);
-    addr->sun_family = AF_UNIX;
-    if (len == 0 || len >= sizeof addr->sun_path) {
+    socklen_t len = notify_address(name, addr);
+    if (len == 0) {
         fprintf(stderr, "notify-intruder: bad socket name\n");
         exit(2);
     }
-    memcpy(addr->sun_path, name, len);
-    if (name[0] == '@') {
-        addr->sun_path[0] = '\0';
-        return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    }
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    return len;
 }
 
 /* Loopback of a fresh network namespace starts down. */
@@ -115,40 +110,7 @@ enum { kMaxAttempts = 10 };
 
 /* One datagram holding `text`, with `fd` attached unless it is -1. */
 static int send_text(int unix_fd, struct sockaddr_un *addr, socklen_t addr_len, char *text, size_t len, int fd) {
-    struct iovec iov = {text, len};
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_name = addr;
-    msg.msg_namelen = addr_len;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (fd >= 0) {
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof control.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    return sendmsg(unix_fd, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
-}
-
-static size_t unescape(const char *in, char *out) {
-    size_t n = 0;
-    for (; *in != '\0'; ++in) {
-        if (in[0] == '\\' && in[1] == 'n') {
-            out[n++] = '\n';
-            ++in;
-        } else {
-            out[n++] = *in;
-        }
-    }
-    return n;
+    return notify_send(unix_fd, addr, addr_len, text, len, &fd, fd >= 0 ? 1 : 0) < 0 ? -1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -185,7 +147,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "notify-intruder: text too long\n");
             return 2;
         }
-        size_t len = unescape(argv[i], text);
+        size_t len = notify_unescape(argv[i], text);
         /* The first text carries the socket. Whoever drops the last reference
          * pays for the close: if the receiver dropped its copy before ours,
          * our own close() waits for the FIN, and the receiver never felt a

@@ -17,20 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "notify-socket.h"
+
 static socklen_t make_address(const char *name, struct sockaddr_un *addr) {
-    size_t len = strlen(name);
-    memset(addr, 0, sizeof *addr);
-    addr->sun_family = AF_UNIX;
-    if (len == 0 || len >= sizeof addr->sun_path) {
+    socklen_t len = notify_address(name, addr);
+    if (len == 0) {
         fprintf(stderr, "notify-tool: bad socket name\n");
         exit(2);
     }
-    memcpy(addr->sun_path, name, len);
-    if (name[0] == '@') {
-        addr->sun_path[0] = '\0';
-        return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    }
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    return len;
 }
 
 static int send_raw(const void *data, size_t size) {
@@ -42,7 +37,7 @@ static int send_raw(const void *data, size_t size) {
     }
     socklen_t len = make_address(name, &addr);
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ssize_t n = sendto(fd, data, size, MSG_NOSIGNAL, (struct sockaddr *)&addr, len);
+    ssize_t n = notify_send(fd, &addr, len, data, size, NULL, 0);
     close(fd);
     return n == (ssize_t)size ? 0 : 1;
 }
@@ -84,16 +79,7 @@ static int listen_on(const char *name) {
 
 static int send_text(const char *escaped) {
     char *text = strdup(escaped);
-    char *out = text;
-    for (const char *in = escaped; *in != '\0'; ++in) {
-        if (in[0] == '\\' && in[1] == 'n') {
-            *out++ = '\n';
-            ++in;
-        } else {
-            *out++ = *in;
-        }
-    }
-    int failed = send_raw(text, (size_t)(out - text));
+    int failed = send_raw(text, notify_unescape(escaped, text));
     free(text);
     return failed;
 }

@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "notify-socket.h"
+
 static int passed_count(void) {
     const char *pid = getenv("LISTEN_PID");
     const char *fds = getenv("LISTEN_FDS");
@@ -231,49 +233,17 @@ static int client(const char *addr, const char *stopfile, int seconds) {
     return 0;
 }
 
-static socklen_t notify_address(struct sockaddr_un *addr) {
+/* One datagram with `count` descriptors to $NOTIFY_SOCKET. */
+static void notify(const char *text, const int *fds, int count) {
     const char *name = getenv("NOTIFY_SOCKET");
-    if (name == NULL || strlen(name) == 0 || strlen(name) >= sizeof addr->sun_path) {
+    struct sockaddr_un addr;
+    socklen_t alen = name != NULL ? notify_address(name, &addr) : 0;
+    if (alen == 0) {
         fprintf(stderr, "socket-tool: no usable NOTIFY_SOCKET\n");
         exit(2);
     }
-    memset(addr, 0, sizeof *addr);
-    addr->sun_family = AF_UNIX;
-    memcpy(addr->sun_path, name, strlen(name));
-    if (name[0] == '@') {
-        addr->sun_path[0] = '\0';
-        return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
-    }
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name) + 1);
-}
-
-/* One datagram with `count` descriptors to $NOTIFY_SOCKET. */
-static void notify(const char *text, const int *fds, int count) {
-    struct sockaddr_un addr;
-    socklen_t alen = notify_address(&addr);
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 64)];
-        struct cmsghdr align;
-    } control;
-    struct iovec iov = {(void *)text, strlen(text)};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    memset(&control, 0, sizeof control);
-    msg.msg_name = &addr;
-    msg.msg_namelen = alen;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (count > 0) {
-        msg.msg_control = control.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)count);
-    }
     int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
+    if (notify_send(sock, &addr, alen, text, strlen(text), fds, (size_t)count) < 0) {
         perror("socket-tool: sendmsg");
         exit(3);
     }
