@@ -24,6 +24,7 @@ enum LongOnly {
     OPT_CHECK_TIMEOUT,
     OPT_MAX_RESTARTS,
     OPT_RESTART_WINDOW,
+    OPT_QUORUM_LOSS,
     OPT_START_TIMEOUT,
     OPT_ON_EVENT,
     OPT_EVENT_TIMEOUT,
@@ -46,6 +47,7 @@ const struct option kLongOptions[] = {
     {"restart-reset", required_argument, nullptr, OPT_RESTART_RESET},
     {"max-restarts", required_argument, nullptr, OPT_MAX_RESTARTS},
     {"restart-window", required_argument, nullptr, OPT_RESTART_WINDOW},
+    {"quorum-loss", required_argument, nullptr, OPT_QUORUM_LOSS},
     {"start-timeout", required_argument, nullptr, OPT_START_TIMEOUT},
     {"on-event", required_argument, nullptr, OPT_ON_EVENT},
     {"event-timeout", required_argument, nullptr, OPT_EVENT_TIMEOUT},
@@ -91,6 +93,9 @@ void print_usage(FILE *out) {
           "                             0 = only watch that the program is alive)\n"
           "  -p, --policy POLICY        restart (default) or quit, on failure\n"
           "  -q, --quorum               run the program only while the cluster is quorate\n"
+          "      --quorum-loss ACTION   after a quorum loss stopped the program: wait\n"
+          "                             (default: start it again once quorate) or\n"
+          "                             give-up (exit 199; for a cluster manager)\n"
           "  -c, --cmap                 publish state in cmap resources.process.<pid>.*\n"
           "                             and the history in samrun.<pid>.*\n"
           "  -w, --warn-signal SIG      signal sent before the kill when a deadline is\n"
@@ -148,7 +153,7 @@ void print_usage(FILE *out) {
           "Exit status: the program's (its code, or 128+N when killed by signal N; sam-run\n"
           "dies by the same signal), 2 for usage errors, 125 if sam-run itself fails,\n"
           "126 if COMMAND cannot be executed, 127 if it is not found, 199 when\n"
-          "--max-restarts gave up.\n"
+          "--max-restarts or --quorum-loss give-up gave up.\n"
           "See sam-run(8).\n",
           out);
 }
@@ -159,6 +164,7 @@ ParseResult parse_options(int argc, char **argv) {
     bool help = false;
     bool version = false;
     bool event_timeout_given = false;
+    bool quorum_loss_given = false;
     bool fdstore_max_given = false;
     auto fail = [&result](std::string message) {
         result.outcome = ParseOutcome::Error;
@@ -193,6 +199,16 @@ ParseResult parse_options(int argc, char **argv) {
             break;
         case 'c':
             opts.cmap = true;
+            break;
+        case OPT_QUORUM_LOSS:
+            if (strcmp(optarg, "wait") == 0) {
+                opts.quorum_loss_gives_up = false;
+            } else if (strcmp(optarg, "give-up") == 0) {
+                opts.quorum_loss_gives_up = true;
+            } else {
+                return fail(bad_value("quorum-loss", optarg, "'wait' or 'give-up'"));
+            }
+            quorum_loss_given = true;
             break;
         case 'w': {
             int sig = parse_signal(optarg);
@@ -345,6 +361,9 @@ ParseResult parse_options(int argc, char **argv) {
     }
     if (event_timeout_given && !opts.on_event) {
         return fail("--event-timeout is only valid with --on-event");
+    }
+    if (quorum_loss_given && !opts.quorum) {
+        return fail("--quorum-loss is only valid with --quorum");
     }
     if (opts.restart_window_s != 0 && !opts.max_restarts) {
         return fail("--restart-window is only valid with --max-restarts");

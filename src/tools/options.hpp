@@ -44,6 +44,11 @@ struct Options {
     std::optional<unsigned long> restart_reset_ms;
     std::optional<unsigned long> max_restarts; // default: unlimited
     unsigned long restart_window_s = 0;        // 0: the whole run
+    // --quorum-loss give-up: after the program was stopped for a quorum loss,
+    // sam-run exits (kExitGaveUp) instead of waiting for quorum to start it
+    // again, so that a cluster manager that moved it elsewhere meanwhile
+    // never finds it started here again when the partition heals.
+    bool quorum_loss_gives_up = false;
     // Default: none. With --check the first check must then pass within the
     // interval; with --notify nothing is timed before READY=1.
     std::optional<int> start_timeout_ms;

@@ -87,6 +87,8 @@ class Relay {
     void end_program_group();
     void arm_start_timeout();
     [[noreturn]] void give_up();
+    [[noreturn]] void give_up_after_quorum_loss();
+    [[noreturn]] void leave_given_up(const std::string &reason, const std::string &status);
     void publish_history();
     using Facts = std::vector<std::pair<std::string, std::string>>;
     // `instance`: 0 for this one.
@@ -433,6 +435,9 @@ void Relay::run() {
         record_.over_restart_limit(*opts_.max_restarts, static_cast<uint64_t>(opts_.restart_window_s) * 1000u)) {
         give_up();
     }
+    if (opts_.quorum_loss_gives_up && record_.restarted() && record_.last_cause() == FailureCause::QuorumLoss) {
+        give_up_after_quorum_loss();
+    }
     if (record_.restarted()) {
         emit("restarting", {{"SAM_REASON", record_.last_failure().value_or("")}});
     }
@@ -523,6 +528,23 @@ void Relay::give_up() {
         log_line("giving up after %u restart%s (--max-restarts %lu); last failure: %s", record_.window_restarts(),
                  plural, max, last.c_str());
     }
+    leave_given_up("more than --max-restarts " + std::to_string(max) + " restarts" +
+                       (opts_.restart_window_s != 0 ? " within " + std::to_string(opts_.restart_window_s) + " s"
+                                                    : std::string()) +
+                       "; last failure: " + last,
+                   "gave up after " + std::to_string(record_.window_restarts()) + " restarts");
+}
+
+// --quorum-loss give-up: the previous program was stopped because the
+// cluster lost quorum. Waiting for quorum to start it again would start it
+// here when the partition heals, while a cluster manager may have started it
+// elsewhere meanwhile: leave, and let that manager decide where it runs.
+void Relay::give_up_after_quorum_loss() {
+    log_line("giving up: the program was stopped when the cluster lost quorum (--quorum-loss give-up)");
+    leave_given_up("quorum loss (--quorum-loss give-up)", "gave up after a quorum loss");
+}
+
+void Relay::leave_given_up(const std::string &reason, const std::string &status) {
     // sam_mark_failed() would leave libsam's own state "failed", but its
     // supervisor answers it with SIGKILL to this instance and then dies of
     // the same signal: sam-run would exit 137, like a killed program. The
@@ -530,12 +552,8 @@ void Relay::give_up() {
     // sam-run's prefix instead, for --status and the cluster to read.
     enter(Phase::GaveUp);
     publish_history();
-    emit("gave-up",
-         {{"SAM_REASON", "more than --max-restarts " + std::to_string(max) + " restarts" +
-                             (opts_.restart_window_s != 0 ? " within " + std::to_string(opts_.restart_window_s) + " s"
-                                                          : std::string()) +
-                             "; last failure: " + last}});
-    setup_.upstream->send("STATUS=gave up after " + std::to_string(record_.window_restarts()) + " restarts");
+    emit("gave-up", {{"SAM_REASON", reason}});
+    setup_.upstream->send("STATUS=" + status);
     fflush(stderr);
     _exit(kExitGaveUp);
 }

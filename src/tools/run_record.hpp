@@ -69,6 +69,8 @@ class RunRecord {
     [[nodiscard]] bool over_restart_limit(unsigned long max_restarts, uint64_t window_ms);
 
     [[nodiscard]] uint32_t failures() const { return data_.failures; }
+    // The cause of the last failure (None before the first).
+    [[nodiscard]] FailureCause last_cause() const { return static_cast<FailureCause>(data_.cause); }
     // Did an instance run before this one (is this a restart)?
     [[nodiscard]] bool restarted() const { return restarted_; }
     [[nodiscard]] uint32_t restarts() const { return data_.restarts; }

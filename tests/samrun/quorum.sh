@@ -83,3 +83,24 @@ printf '%s\n' "$dump" | grep -q "^\(resources.process\|samrun\).$pid\." && fail 
 pass "--quorum without --cmap: stopped on loss, started again on return, nothing in cmap"
 kill -s TERM "$pid"
 wait_bg "$pid"
+
+# --quorum-loss give-up: after the quorum loss stopped the program, sam-run
+# leaves with its give-up status instead of waiting, so quorum coming back
+# (a partition healing) never starts the program here again; the history
+# and the hook say why.
+"$COROSYNC_CTL" wait-quorate >/dev/null || fail "quorum did not return"
+start_bg g --quorum --quorum-loss give-up --cmap --interval 1000 \
+    --on-event 'echo "event=$SAM_EVENT reason=$SAM_REASON"' -- sh -c 'echo "run=$SAM_RUN_INSTANCE"; exec sleep 100'
+pid=$last_pid
+log=$work/g.log
+wait_line "$log" '^run=1'
+wait_until "$DEADLINE_S" cmap_is "$pid" state running || fail "give-up: not running in cmap"
+"$COROSYNC_CTL" expected-votes 2 >/dev/null || fail "cannot take quorum away"
+wait_bg "$pid"
+[ "$bg_status" -eq 199 ] || fail "--quorum-loss give-up: sam-run exited $bg_status, not 199"
+has_line "$log" 'giving up: the program was stopped when the cluster lost quorum' || fail "give-up: no log line saying why"
+wait_until 10 has_line "$log" '^event=gave-up reason=quorum loss' || fail "give-up: the gave-up hook did not say 'quorum loss'"
+has_line "$log" '^run=2' && fail "give-up: a second program ran"
+restore_quorum || fail "cannot give quorum back"
+"$COROSYNC_CTL" wait-quorate >/dev/null || fail "quorum did not return"
+pass "--quorum-loss give-up: program stopped on the loss, sam-run exited 199, nothing started when quorum returned"

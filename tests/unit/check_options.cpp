@@ -187,6 +187,8 @@ TEST(Options, EveryBadValueMessage) {
          "invalid value '0' for --check-timeout: expected milliseconds, at least 1"},
         {{"sam-run", "--notify-socket", "", "--", "x"},
          "invalid value '' for --notify-socket: expected a socket path or @name of 1 to 100 bytes"},
+        {{"sam-run", "-q", "--quorum-loss", "exit", "--", "x"},
+         "invalid value 'exit' for --quorum-loss: expected 'wait' or 'give-up'"},
     });
     const ParseResult r = parse({"sam-run", "--notify-socket", long_name.c_str(), "--", "x"});
     CHECK_TRUE(r.outcome == ParseOutcome::Error);
@@ -218,7 +220,16 @@ TEST(Options, EveryOtherRejection) {
         {{"sam-run", "-i", "0", "-n", "--start-timeout", "5", "--", "x"},
          "--start-timeout needs a health-check interval: --interval must be above 0"},
         {{"sam-run", "--check-timeout", "5", "--", "x"}, "--check-timeout is only valid with --check"},
+        {{"sam-run", "--quorum-loss", "give-up", "--", "x"}, "--quorum-loss is only valid with --quorum"},
     });
+}
+
+TEST(Options, QuorumLoss) {
+    CHECK_FALSE(parse({"sam-run", "-q", "--", "x"}).options.quorum_loss_gives_up);
+    CHECK_FALSE(parse({"sam-run", "-q", "--quorum-loss", "wait", "--", "x"}).options.quorum_loss_gives_up);
+    const ParseResult r = parse({"sam-run", "-q", "--quorum-loss", "give-up", "--", "x"});
+    CHECK_TRUE(r.outcome == ParseOutcome::Run);
+    CHECK_TRUE(r.options.quorum_loss_gives_up);
 }
 
 TEST(Options, ListenAndFdstore) {
