@@ -528,11 +528,11 @@ void Relay::give_up() {
         log_line("giving up after %u restart%s (--max-restarts %lu); last failure: %s", record_.window_restarts(),
                  plural, max, last.c_str());
     }
-    leave_given_up("more than --max-restarts " + std::to_string(max) + " restarts" +
-                       (opts_.restart_window_s != 0 ? " within " + std::to_string(opts_.restart_window_s) + " s"
-                                                    : std::string()) +
-                       "; last failure: " + last,
-                   "gave up after " + std::to_string(record_.window_restarts()) + " restarts");
+    leave_given_up(
+        "more than --max-restarts " + std::to_string(max) + " restarts" +
+            (opts_.restart_window_s != 0 ? " within " + std::to_string(opts_.restart_window_s) + " s" : std::string()) +
+            "; last failure: " + last,
+        "gave up after " + std::to_string(record_.window_restarts()) + " restarts");
 }
 
 // --quorum-loss give-up: the previous program was stopped because the
