@@ -587,7 +587,9 @@ void Supervisor::enter_instance(ChannelPair &pair, std::shared_ptr<HeartbeatPage
 
 Supervisor::Outcome Supervisor::loop() {
     for (;;) {
-        if (standby_due_ && fork_standby() == Outcome::BecameInstance)
+        // Not while a data request is being carried out: stopping the reader
+        // for the fork could take the answer of a read that has just ended.
+        if (standby_due_ && core_.pending != core::Pending::Data && fork_standby() == Outcome::BecameInstance)
             return Outcome::BecameInstance;
         epoll_event events[8];
         const int n = ::epoll_wait(epoll_.get(), events, 8, -1);
