@@ -21,8 +21,6 @@ using linkwire::State;
 using linkwire::Type;
 
 namespace {
-constexpr uint64_t kMinRefreshNs = 10ULL * 1000000ULL;        // never refresh more often than this
-constexpr uint64_t kLivenessRefreshNs = 1000ULL * 1000000ULL; // interval 0: refresh once a second
 // An awaited write that cmap cannot take is answered with cmap's error this
 // long before the supervisor stops waiting, so the caller hears the real
 // error rather than a time-out.
@@ -74,10 +72,7 @@ void LinkLoop::connect_at_start(uint64_t now) {
 }
 
 void LinkLoop::run() {
-    // With no interval only death is watched: a live instance is healthy, and
-    // last_updated still has to stay fresh for the watchdog service, whose own
-    // default period then applies.
-    refresh_ns_ = cfg_.interval_ms == 0 ? kLivenessRefreshNs : std::max(ms_to_ns(cfg_.interval_ms) / 4, kMinRefreshNs);
+    refresh_schedule_.period_ns = refresh_period_ns(cfg_.interval_ms);
     connect_at_start(monotonic_ns());
     for (;;) {
         uint64_t now = monotonic_ns();
@@ -111,7 +106,7 @@ int LinkLoop::poll_timeout_ms(uint64_t now) const {
             wake_at = t;
     };
     if (cmap_) {
-        earliest(next_refresh_);
+        earliest(refresh_schedule_.next_ns);
         earliest(cmap_retry_.at);
     }
     if (quorum_)
@@ -245,31 +240,27 @@ void LinkLoop::write_state(State s, uint64_t token, uint64_t deadline, uint64_t 
     send(a);
 }
 
-// last_updated follows the instance's heartbeats while it runs, and the
-// supervisor's clock while it waits for quorum; otherwise it stays.
+// The rule is last_updated_stamp()'s; this only feeds it and writes.
 void LinkLoop::refresh(uint64_t now, bool force) {
     if (!cmap_ || !cmap_->connected())
         return;
-    uint64_t value = 0;
-    if (state_ == State::Running && healthy_ && cfg_.interval_ms == 0) {
-        value = now;
-    } else if (state_ == State::Running && healthy_) {
-        value = life_ns_;
-        const uint64_t beat = page_ ? page_->last_beat() : 0;
-        if (beat > value && beat <= now)
-            value = beat;
-    } else if (state_ == State::WaitingForQuorum || (force && state_ == State::Running)) {
-        value = now;
-    }
-    if (value == 0 || (value <= published_ && !force))
+    RefreshInput in;
+    in.state = state_;
+    in.healthy = healthy_;
+    in.interval_ms = cfg_.interval_ms;
+    in.life_ns = life_ns_;
+    in.beat_ns = page_ ? page_->last_beat() : 0;
+    in.published_ns = published_;
+    in.now_ns = now;
+    in.force = force;
+    const std::optional<uint64_t> stamp = last_updated_stamp(in);
+    if (!stamp)
         return;
-    if (force && value < published_)
-        value = now;
-    const cs_error_t err = cmap_->set_last_updated(value);
+    const cs_error_t err = cmap_->set_last_updated(*stamp);
     if (err != CS_OK)
         cmap_lost(err, now);
     else
-        published_ = value;
+        published_ = *stamp;
 }
 
 void LinkLoop::cmap_lost(cs_error_t err, uint64_t now) {
@@ -356,16 +347,8 @@ void LinkLoop::answer_late_writes(uint64_t now) {
 }
 
 void LinkLoop::refresh_due(uint64_t now) {
-    if (!cmap_)
-        return;
-    if (next_refresh_ == 0) {
-        next_refresh_ = now + refresh_ns_;
-        return;
-    }
-    if (now < next_refresh_)
-        return;
-    refresh(now, false);
-    next_refresh_ = now + refresh_ns_;
+    if (cmap_ && refresh_schedule_.due(now))
+        refresh(now, /* force= */ false);
 }
 
 } // namespace sam

@@ -17,6 +17,7 @@
 #include "cmap_state.hpp"
 #include "health.hpp"
 #include "link_process.hpp"
+#include "link_refresh.hpp"
 #include "link_wire.hpp"
 #include "quorum_watch.hpp"
 
@@ -91,8 +92,7 @@ class LinkLoop {
     uint64_t life_ns_ = 0;
     std::optional<HeartbeatPage> page_;
     uint64_t published_ = 0; // last last_updated written
-    uint64_t refresh_ns_ = 0;
-    uint64_t next_refresh_ = 0;
+    RefreshSchedule refresh_schedule_;
 
     // Awaited writes that failed for want of cmap: answered when the
     // reconnect has republished the state, or with their error at `until`.
