@@ -26,6 +26,13 @@ namespace {
 // error rather than a time-out.
 constexpr uint64_t kAnswerMarginNs = 50ULL * 1000000ULL;
 constexpr int kMessagesPerWakeup = 64;
+
+// The earlier of two wake-up times, 0 standing for "none".
+uint64_t earlier(uint64_t a, uint64_t b) {
+    if (a == 0)
+        return b;
+    return b == 0 || a < b ? a : b;
+}
 } // namespace
 
 void LinkLoop::send(const Message &m) {
@@ -36,83 +43,92 @@ void LinkLoop::send(const Message &m) {
 }
 
 void LinkLoop::connect_at_start(uint64_t now) {
-    if (cfg_.cmap) {
-        if (cfg_.first) {
-            cs_error_t err = CS_OK;
-            cmap_ = CmapState::create(cfg_.supervisor_pid, cfg_.recovery, cfg_.interval_ms, err);
-            if (!cmap_) {
-                Message m = linkwire::make(linkwire::Direction::FromLink, Type::Ready);
-                m.error = err;
-                send(m);
-                ::_exit(0);
-            }
-        } else {
-            cmap_ = CmapState::offline(cfg_.supervisor_pid, cfg_.recovery, cfg_.interval_ms);
-            if (cmap_->reconnect() == CS_OK)
-                log_line(LOG_INFO, "corosync link restarted; keys of %s republished", cmap_->prefix().c_str());
-            else
-                cmap_retry_.lost(now);
-        }
-    }
-    if (cfg_.quorum) {
-        cs_error_t err = CS_OK;
-        quorum_ = QuorumWatch::create(err);
-        if (!quorum_) {
-            log_line(LOG_WARNING,
-                     "cannot connect to the quorum service (error %d); treating the cluster as not quorate",
-                     static_cast<int>(err));
-            quorum_ = QuorumWatch::offline();
-            quorum_retry_.lost(now);
-        }
-    }
+    if (cfg_.cmap)
+        connect_cmap_at_start(now);
+    if (cfg_.quorum)
+        connect_quorum_at_start(now);
     reported_quorate_ = quorum_ && quorum_->quorate();
     Message m = linkwire::make(linkwire::Direction::FromLink, Type::Ready);
     m.flag = reported_quorate_ ? 1 : 0;
     send(m);
 }
 
+// The first link must create the keys or say why it cannot; a restarted one
+// republishes them when it can.
+void LinkLoop::connect_cmap_at_start(uint64_t now) {
+    if (!cfg_.first) {
+        cmap_ = CmapState::offline(cfg_.supervisor_pid, cfg_.recovery, cfg_.interval_ms);
+        if (cmap_->reconnect() == CS_OK)
+            log_line(LOG_INFO, "corosync link restarted; keys of %s republished", cmap_->prefix().c_str());
+        else
+            cmap_conn_.lost(now);
+        return;
+    }
+    cs_error_t err = CS_OK;
+    cmap_ = CmapState::create(cfg_.supervisor_pid, cfg_.recovery, cfg_.interval_ms, err);
+    if (!cmap_) {
+        Message m = linkwire::make(linkwire::Direction::FromLink, Type::Ready);
+        m.error = err;
+        send(m);
+        ::_exit(0);
+    }
+}
+
+void LinkLoop::connect_quorum_at_start(uint64_t now) {
+    cs_error_t err = CS_OK;
+    quorum_ = QuorumWatch::create(err);
+    if (quorum_)
+        return;
+    log_line(LOG_WARNING, "cannot connect to the quorum service (error %d); treating the cluster as not quorate",
+             static_cast<int>(err));
+    quorum_ = QuorumWatch::offline();
+    quorum_conn_.lost(now);
+}
+
 void LinkLoop::run() {
     refresh_schedule_.period_ns = refresh_period_ns(cfg_.interval_ms);
     connect_at_start(monotonic_ns());
     for (;;) {
-        uint64_t now = monotonic_ns();
-        pollfd fds[3] = {{sock_, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
-        if (quorum_ && quorum_->connected())
-            fds[1].fd = quorum_->fd();
-        if (cmap_ && cmap_->connected())
-            fds[2].fd = cmap_->fd();
-        const int n = ::poll(fds, 3, poll_timeout_ms(now));
-        if (n < 0 && errno != EINTR) {
-            log_line(LOG_ERR, "corosync link: poll failed: %s", std::strerror(errno));
-            ::_exit(1);
-        }
-        now = monotonic_ns();
-        if (fds[0].revents != 0)
+        const Readable r = wait_for_work();
+        const uint64_t now = monotonic_ns();
+        if (r.requests)
             read_requests(now);
-        if (fds[1].fd >= 0 && fds[1].revents != 0)
+        if (r.quorum)
             on_quorum_readable(now);
-        if (fds[2].fd >= 0 && fds[2].revents != 0)
+        if (r.cmap)
             on_cmap_readable(now);
-        reconnect_due(now);
-        answer_late_writes(now);
+        reconnect_quorum_if_due(now);
+        reconnect_cmap_if_due(now);
+        expire_awaited_writes(now);
         refresh_due(now);
     }
 }
 
+LinkLoop::Readable LinkLoop::wait_for_work() {
+    pollfd fds[3] = {{sock_, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+    if (quorum_ && quorum_->connected())
+        fds[1].fd = quorum_->fd();
+    if (cmap_ && cmap_->connected())
+        fds[2].fd = cmap_->fd();
+    if (::poll(fds, 3, poll_timeout_ms(monotonic_ns())) < 0 && errno != EINTR) {
+        log_line(LOG_ERR, "corosync link: poll failed: %s", std::strerror(errno));
+        ::_exit(1);
+    }
+    Readable r;
+    r.requests = fds[0].revents != 0;
+    r.quorum = fds[1].fd >= 0 && fds[1].revents != 0;
+    r.cmap = fds[2].fd >= 0 && fds[2].revents != 0;
+    return r;
+}
+
 int LinkLoop::poll_timeout_ms(uint64_t now) const {
     uint64_t wake_at = 0;
-    auto earliest = [&wake_at](uint64_t t) {
-        if (t != 0 && (wake_at == 0 || t < wake_at))
-            wake_at = t;
-    };
-    if (cmap_) {
-        earliest(refresh_schedule_.next_ns);
-        earliest(cmap_retry_.at);
-    }
+    if (cmap_)
+        wake_at = earlier(refresh_schedule_.next_ns, cmap_conn_.wake_at());
     if (quorum_)
-        earliest(quorum_retry_.at);
+        wake_at = earlier(wake_at, quorum_conn_.wake_at());
     for (const Waiting &w : waiting_)
-        earliest(w.until);
+        wake_at = earlier(wake_at, w.until);
     if (wake_at == 0)
         return -1;
     return wake_at <= now ? 0 : static_cast<int>(std::min<uint64_t>((wake_at - now) / 1000000ULL + 1, 60000));
@@ -121,38 +137,37 @@ int LinkLoop::poll_timeout_ms(uint64_t now) const {
 void LinkLoop::read_requests(uint64_t now) {
     for (int handled = 0; handled < kMessagesPerWakeup; ++handled) {
         Received r = channel_receive(sock_, rx_, sizeof rx_);
-        switch (r.kind) {
-        case Received::Kind::Nothing:
+        if (r.kind == Received::Kind::Nothing)
             return;
-        case Received::Kind::Closed:
-        case Received::Kind::Error:
-            // The supervisor is gone (or going): leave cmap as it is, as
-            // corosync would see a supervisor that died.
+        // Closed or failed: the supervisor is gone (or going). Leave cmap as
+        // it is, as corosync would see a supervisor that died.
+        if (r.kind != Received::Kind::Message)
             ::_exit(0);
-        case Received::Kind::Message:
-            break;
-        }
         const std::optional<Message> m =
             r.truncated ? std::nullopt : linkwire::decode(linkwire::Direction::ToLink, rx_, r.len, r.fd_count);
         if (!m) {
             log_line(LOG_ERR, "corosync link: malformed message from the supervisor; exiting");
             ::_exit(1);
         }
-        switch (static_cast<Type>(m->type)) {
-        case Type::Update:
-            on_update(*m, now);
-            break;
-        case Type::Watch:
-            on_watch(r.fds[0].get()); // decode() saw exactly one
-            break;
-        case Type::QuorumQuery:
-            on_query(*m, now);
-            break;
-        case Type::Finish:
-            on_finish(m->flag != 0);
-        default:
-            break;
-        }
+        on_request(*m, r.fd_count > 0 ? r.fds[0].get() : -1, now);
+    }
+}
+
+void LinkLoop::on_request(const Message &m, int fd, uint64_t now) {
+    switch (static_cast<Type>(m.type)) {
+    case Type::Update:
+        on_update(m, now);
+        break;
+    case Type::Watch:
+        on_watch(fd); // decode() saw exactly one
+        break;
+    case Type::QuorumQuery:
+        on_query(m, now);
+        break;
+    case Type::Finish:
+        on_finish(m.flag != 0);
+    default:
+        break;
     }
 }
 
@@ -194,7 +209,7 @@ void LinkLoop::on_finish(bool failed) {
     if (cmap_) {
         if (!cmap_->connected())
             (void)cmap_->reconnect(); // one last try, so the outcome is visible
-        const cs_error_t err = failed ? cmap_->set_state("failed") : cmap_->delete_keys();
+        const cs_error_t err = failed ? cmap_->set_state(linkwire::state_name(State::Failed)) : cmap_->delete_keys();
         if (err != CS_OK)
             log_line(LOG_WARNING, "cannot %s in cmap (error %d)",
                      failed ? "record the failed state" : "delete the keys", static_cast<int>(err));
@@ -264,17 +279,17 @@ void LinkLoop::refresh(uint64_t now, bool force) {
 }
 
 void LinkLoop::cmap_lost(cs_error_t err, uint64_t now) {
-    if (cmap_retry_.at == 0)
+    if (!cmap_conn_.down())
         log_line(LOG_WARNING, "lost the cmap connection (error %d); reconnecting", static_cast<int>(err));
     cmap_->disconnect();
-    cmap_retry_.lost(now);
+    cmap_conn_.lost(now);
 }
 
 void LinkLoop::quorum_lost(cs_error_t err, uint64_t now) {
     log_line(LOG_WARNING, "lost the quorum connection (error %d); treating the cluster as not quorate",
              static_cast<int>(err));
     quorum_->disconnect();
-    quorum_retry_.lost(now);
+    quorum_conn_.lost(now);
 }
 
 void LinkLoop::report_quorum() {
@@ -302,37 +317,44 @@ void LinkLoop::on_cmap_readable(uint64_t now) {
         cmap_lost(err, now);
 }
 
-void LinkLoop::reconnect_due(uint64_t now) {
-    if (quorum_ && quorum_retry_.at != 0 && now >= quorum_retry_.at) {
-        if (quorum_->reconnect() == CS_OK) {
-            quorum_retry_.ok();
-            log_line(LOG_INFO, "reconnected to the quorum service (%s)",
-                     quorum_->quorate() ? "quorate" : "not quorate");
-            report_quorum();
-        } else {
-            quorum_retry_.failed(now);
-        }
+void LinkLoop::reconnect_quorum_if_due(uint64_t now) {
+    if (!quorum_ || !quorum_conn_.retry_due(now))
+        return;
+    if (quorum_->reconnect() != CS_OK) {
+        quorum_conn_.failed(now);
+        return;
     }
-    if (cmap_ && cmap_retry_.at != 0 && now >= cmap_retry_.at) {
-        if (cmap_->reconnect() == CS_OK) {
-            cmap_retry_.ok();
-            published_ = 0;
-            log_line(LOG_INFO, "reconnected to cmap; keys of %s republished", cmap_->prefix().c_str());
-            refresh(now, true);
-            // The republished state is the latest one asked for.
-            for (const Waiting &w : waiting_) {
-                Message a = linkwire::make(linkwire::Direction::FromLink, Type::Written);
-                a.token = w.token;
-                send(a);
-            }
-            waiting_.clear();
-        } else {
-            cmap_retry_.failed(now);
-        }
-    }
+    quorum_conn_.ok();
+    log_line(LOG_INFO, "reconnected to the quorum service (%s)", quorum_->quorate() ? "quorate" : "not quorate");
+    report_quorum();
 }
 
-void LinkLoop::answer_late_writes(uint64_t now) {
+void LinkLoop::reconnect_cmap_if_due(uint64_t now) {
+    if (!cmap_ || !cmap_conn_.retry_due(now))
+        return;
+    if (cmap_->reconnect() != CS_OK) {
+        cmap_conn_.failed(now);
+        return;
+    }
+    cmap_conn_.ok();
+    published_ = 0;
+    log_line(LOG_INFO, "reconnected to cmap; keys of %s republished", cmap_->prefix().c_str());
+    refresh(now, /* force= */ true);
+    answer_awaited_writes();
+}
+
+// The reconnect republished the latest state asked for: every write still
+// waiting is done.
+void LinkLoop::answer_awaited_writes() {
+    for (const Waiting &w : waiting_) {
+        Message a = linkwire::make(linkwire::Direction::FromLink, Type::Written);
+        a.token = w.token;
+        send(a);
+    }
+    waiting_.clear();
+}
+
+void LinkLoop::expire_awaited_writes(uint64_t now) {
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         if (now < it->until) {
             ++it;

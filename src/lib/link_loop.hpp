@@ -37,38 +37,62 @@ class LinkLoop {
     [[noreturn]] void run();
 
   private:
-    // Reconnect schedule: 0 = connected, else the time of the next attempt.
-    struct Retry {
+    // A corosync connection's state as the loop sees it, and while it is
+    // down, when to try again.
+    struct Connection {
+        enum class State { Up, Down };
         static constexpr uint64_t kFirstNs = 100ULL * 1000000ULL; // first retry after 100 ms,
         static constexpr uint64_t kMaxNs = 2000ULL * 1000000ULL;  // doubling up to 2 s
-        uint64_t at = 0;
+        State state = State::Up;
+        uint64_t retry_at = 0; // while Down
         uint64_t step = kFirstNs;
+
+        [[nodiscard]] bool down() const { return state == State::Down; }
+        [[nodiscard]] bool retry_due(uint64_t now) const { return down() && now >= retry_at; }
+        // When the loop must wake up for it; 0: never.
+        [[nodiscard]] uint64_t wake_at() const { return down() ? retry_at : 0; }
         void lost(uint64_t now) {
-            if (at == 0) {
-                step = kFirstNs;
-                at = now + step;
-            }
+            if (down())
+                return;
+            state = State::Down;
+            step = kFirstNs;
+            retry_at = now + step;
         }
         void failed(uint64_t now) {
             step = step * 2 < kMaxNs ? step * 2 : kMaxNs;
-            at = now + step;
+            retry_at = now + step;
         }
-        void ok() { at = 0; }
+        void ok() {
+            state = State::Up;
+            retry_at = 0;
+        }
+    };
+
+    // What one poll reported readable.
+    struct Readable {
+        bool requests = false;
+        bool quorum = false;
+        bool cmap = false;
     };
 
     void connect_at_start(uint64_t now);
+    void connect_cmap_at_start(uint64_t now);
+    void connect_quorum_at_start(uint64_t now);
     void send(const linkwire::Message &m);
     int poll_timeout_ms(uint64_t now) const;
 
     // Steps of one wake-up, in order.
+    Readable wait_for_work();
     void read_requests(uint64_t now);
     void on_quorum_readable(uint64_t now);
     void on_cmap_readable(uint64_t now);
-    void reconnect_due(uint64_t now);
-    void answer_late_writes(uint64_t now);
+    void reconnect_quorum_if_due(uint64_t now);
+    void reconnect_cmap_if_due(uint64_t now);
+    void expire_awaited_writes(uint64_t now);
     void refresh_due(uint64_t now);
 
     // Requests.
+    void on_request(const linkwire::Message &m, int fd, uint64_t now);
     void on_update(const linkwire::Message &m, uint64_t now);
     void on_watch(int fd);
     void on_query(const linkwire::Message &m, uint64_t now);
@@ -79,12 +103,13 @@ class LinkLoop {
     void cmap_lost(cs_error_t err, uint64_t now);
     void quorum_lost(cs_error_t err, uint64_t now);
     void report_quorum();
+    void answer_awaited_writes();
 
     const int sock_;
     const LinkConfig cfg_;
     std::unique_ptr<CmapState> cmap_;
     std::shared_ptr<QuorumWatch> quorum_;
-    Retry cmap_retry_, quorum_retry_;
+    Connection cmap_conn_, quorum_conn_;
     bool reported_quorate_ = false; // what the supervisor last heard from us
 
     linkwire::State state_ = linkwire::State::None; // what we last asked cmap to show
