@@ -219,40 +219,37 @@ void LinkLoop::on_finish(bool failed) {
 
 void LinkLoop::write_state(State s, uint64_t token, uint64_t deadline, uint64_t now) {
     state_ = s;
-    const char *name = linkwire::state_name(s);
-    cs_error_t err = CS_OK;
-    if (cmap_) {
-        if (!cmap_->connected()) {
-            err = CS_ERR_LIBRARY;
-            (void)cmap_->set_state(name); // remembered for the republish
-        } else {
-            // A fresh last_updated goes first: the watchdog service checks it
-            // as soon as a process is no longer "stopped".
-            if (s != State::Stopped)
-                refresh(now, true);
-            if (cmap_->connected()) {
-                err = cmap_->set_state(name);
-                if (err != CS_OK)
-                    cmap_lost(err, now);
-            } else {
-                err = CS_ERR_LIBRARY;
-            }
-        }
-    }
+    const cs_error_t err = cmap_ ? write_state_to_cmap(s, now) : CS_OK;
     if (token == 0)
         return;
-    if (err != CS_OK && cmap_) {
+    if (err != CS_OK) {
         // corosync is away (restarting, most likely): the caller waits a
         // while for the reconnect rather than failing now.
-        log_line(LOG_WARNING, "cmap unavailable: state \"%s\" will be written when it is back", name);
+        log_line(LOG_WARNING, "cmap unavailable: state \"%s\" will be written when it is back",
+                 linkwire::state_name(s));
         const uint64_t until = deadline > now + kAnswerMarginNs ? deadline - kAnswerMarginNs : now;
         waiting_.push_back(Waiting{token, err, until});
         return;
     }
     Message a = linkwire::make(linkwire::Direction::FromLink, Type::Written);
     a.token = token;
-    a.error = err;
     send(a);
+}
+
+cs_error_t LinkLoop::write_state_to_cmap(State s, uint64_t now) {
+    // A fresh last_updated goes first: the watchdog service checks it as
+    // soon as a process is no longer "stopped".
+    if (cmap_->connected() && s != State::Stopped)
+        refresh(now, /* force= */ true);
+    // Called even when that refresh has just found corosync gone:
+    // set_state() remembers the state for the republish, and an awaited
+    // write is answered as done once the reconnect has republished it.
+    const cs_error_t err = cmap_->set_state(linkwire::state_name(s));
+    if (!cmap_->connected())
+        return CS_ERR_LIBRARY;
+    if (err != CS_OK)
+        cmap_lost(err, now);
+    return err;
 }
 
 // The rule is last_updated_stamp()'s; this only feeds it and writes.

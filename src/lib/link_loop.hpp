@@ -99,6 +99,7 @@ class LinkLoop {
     [[noreturn]] void on_finish(bool failed);
 
     void write_state(linkwire::State s, uint64_t token, uint64_t deadline, uint64_t now);
+    [[nodiscard]] cs_error_t write_state_to_cmap(linkwire::State s, uint64_t now);
     void refresh(uint64_t now, bool force);
     void cmap_lost(cs_error_t err, uint64_t now);
     void quorum_lost(cs_error_t err, uint64_t now);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // test_isolation.cpp - what an instance inherits of corosync (nothing), what
 // a stopped corosync can do to a supervisor (not delay it), and that a
-// QUORUM instance never starts on an inquorate node (run inside
+// QUORUM instance never starts on an inquorate node, and that a state
+// asked for as corosync dies is the one republished (run inside
 // tests/corosync/with-corosync.sh).
 #include <atomic>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -196,6 +198,35 @@ pid_t wait_link(pid_t supervisor, pid_t not_this, int timeout_ms) {
             return -1;
         ::usleep(5000);
     }
+}
+
+// A duplicate of the link's end of its socket to the supervisor (the one
+// SOCK_SEQPACKET socket it holds; corosync's are of other types), so that a
+// test can see a request waiting for the link; -1 when there is none.
+int link_request_socket(pid_t link) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, link, 0));
+    if (pidfd < 0)
+        return -1;
+    int found = -1;
+    const std::string dir = "/proc/" + std::to_string(link) + "/fd";
+    DIR *d = ::opendir(dir.c_str());
+    for (dirent *e = d ? ::readdir(d) : nullptr; e != nullptr; e = ::readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        const int fd = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, std::atoi(e->d_name), 0));
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (fd >= 0 && found < 0 && ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET) {
+            found = fd;
+            continue;
+        }
+        if (fd >= 0)
+            ::close(fd);
+    }
+    if (d)
+        ::closedir(d);
+    ::close(pidfd);
+    return found;
 }
 
 uint64_t ms_since(uint64_t t) { return (it::now_ns() - t) / 1000000ULL; }
@@ -368,6 +399,60 @@ TEST(Isolation, LinkRestartedAfterItDies) {
     REQUIRE(!prog.wait_event("signal", 2500));
     REQUIRE(prog.events_of("reg").size() == 1);
     REQUIRE(!prog.wait_log("does not answer", 0));
+}
+
+// corosync dies while a start is on its way to the link, which has not
+// noticed yet: the link writes the state before it reads corosync's
+// hang-up. The state asked for must be the one republished when corosync
+// is back, since sam_start then reports success.
+TEST_GROUP(LinkRace) {
+    it::Program prog;
+    it::CmapView cmap;
+    pid_t link = -1;
+    int link_sock = -1;
+    void setup() override {
+        if (!it::inside_fixture())
+            FAIL("run inside tests/corosync/with-corosync.sh");
+    }
+    void teardown() override {
+        if (link > 0)
+            (void)::kill(link, SIGCONT);
+        if (link_sock >= 0)
+            ::close(link_sock);
+        const pid_t sup = prog.pid();
+        prog.cleanup();
+        if (it::ctl("is-running") != 0)
+            (void)it::ctl("start");
+        for (const char *leaf : kLeaves)
+            (void)cmap.remove(it::process_key(sup, leaf));
+        cmap.close();
+    }
+};
+
+TEST(LinkRace, StateAskedAsCorosyncDiesIsRepublished) {
+    it::Script s;
+    s.interval_ms = 500;
+    s.policy = kCmapRestart;
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("reg", 5000));
+    link = wait_link(prog.pid(), -1, 2000);
+    REQUIRE_MSG(link > 0, "no sam-link child of the supervisor");
+    link_sock = link_request_socket(link);
+    REQUIRE_MSG(link_sock >= 0, "cannot find the link's socket to the supervisor");
+    REQUIRE(::kill(link, SIGSTOP) == 0);
+    REQUIRE(it::ctl("kill 10") == 0);
+    prog.send("start");
+    pollfd p{link_sock, POLLIN, 0};
+    REQUIRE_MSG(::poll(&p, 1, 3000) == 1, "the start never reached the link");
+    REQUIRE(::kill(link, SIGCONT) == 0);
+    REQUIRE(prog.wait_log("will be written when it is back", 3000));
+    REQUIRE(it::ctl("start") == 0);
+    it::Event started;
+    REQUIRE(prog.wait_event("started", 8000, &started));
+    REQUIRE_MSG(started.num("err") == CS_OK, started.text);
+    std::string last;
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last),
+                "sam_start succeeded but cmap shows state \"" + last + "\"");
 }
 
 TEST_GROUP(Frozen) {
