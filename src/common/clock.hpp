@@ -29,6 +29,13 @@ constexpr uint64_t saturating_add(uint64_t a, uint64_t b) noexcept {
     return (a > std::numeric_limits<uint64_t>::max() - b) ? std::numeric_limits<uint64_t>::max() : a + b;
 }
 
+// The earlier of two deadlines, 0 standing for "none".
+constexpr uint64_t earlier_deadline(uint64_t a, uint64_t b) noexcept {
+    if (a == 0)
+        return b;
+    return (b == 0 || a < b) ? a : b;
+}
+
 constexpr uint64_t ms_to_ns(uint64_t ms) noexcept {
     return (ms > std::numeric_limits<uint64_t>::max() / 1000000ULL) ? std::numeric_limits<uint64_t>::max()
                                                                     : ms * 1000000ULL;

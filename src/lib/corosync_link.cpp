@@ -336,7 +336,7 @@ uint64_t CorosyncLink::check_quorum() {
     return token;
 }
 
-uint64_t CorosyncLink::publish_state(const char *state, bool awaited) {
+uint64_t CorosyncLink::publish_state(linkwire::State state, bool awaited) {
     const uint64_t now = monotonic_ns();
     if (update_pending_ && write_token_ != 0) {
         // Not sent yet, and a newer state replaces it: nobody waits for it.
@@ -344,7 +344,7 @@ uint64_t CorosyncLink::publish_state(const char *state, bool awaited) {
                                      [this](const Pending &p) { return p.token == write_token_; }),
                       writes_.end());
     }
-    state_ = linkwire::state_from_name(state);
+    state_ = state;
     const uint64_t token = awaited ? ++next_token_ : 0;
     if (awaited)
         writes_.push_back(Pending{token, saturating_add(now, kAwaitedWriteWaitNs), true});
@@ -433,20 +433,16 @@ void CorosyncLink::watch_output(bool on) noexcept {
 
 void CorosyncLink::arm_timer() {
     uint64_t at = 0;
-    auto earliest = [&at](uint64_t t) {
-        if (t != 0 && (at == 0 || t < at))
-            at = t;
-    };
     for (const Pending &p : writes_)
-        earliest(p.deadline);
+        at = earlier_deadline(at, p.deadline);
     for (const Pending &p : queries_)
-        earliest(p.deadline);
+        at = earlier_deadline(at, p.deadline);
     if (cfg_.quorum && sock_)
-        earliest(next_poll_at_);
+        at = earlier_deadline(at, next_poll_at_);
     if (!sock_)
-        earliest(restart_at_);
+        at = earlier_deadline(at, restart_at_);
     if (!unreaped_.empty())
-        earliest(saturating_add(monotonic_ns(), kRestartFirstNs));
+        at = earlier_deadline(at, saturating_add(monotonic_ns(), kRestartFirstNs));
     itimerspec spec{};
     if (at != 0) {
         spec.it_value.tv_sec = static_cast<time_t>(at / 1000000000ULL);

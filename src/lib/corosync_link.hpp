@@ -78,8 +78,8 @@ class CorosyncLink {
     // event carrying the returned token reports the result: CS_OK, cmap's
     // error, or CS_ERR_TIMEOUT after kAwaitedWriteWaitNs. The state also
     // decides what last_updated follows: the instance's heartbeats while
-    // "running", the link's clock while "waiting for quorum".
-    uint64_t publish_state(const char *state, bool awaited);
+    // running, the link's clock while waiting for quorum.
+    uint64_t publish_state(linkwire::State state, bool awaited);
     // Asks corosync, through the link, whether the cluster is quorate now
     // (after every queued notification). A QuorumChecked event with the
     // returned token answers; not quorate if no answer within

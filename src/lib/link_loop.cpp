@@ -26,13 +26,6 @@ namespace {
 // error rather than a time-out.
 constexpr uint64_t kAnswerMarginNs = 50ULL * 1000000ULL;
 constexpr int kMessagesPerWakeup = 64;
-
-// The earlier of two wake-up times, 0 standing for "none".
-uint64_t earlier(uint64_t a, uint64_t b) {
-    if (a == 0)
-        return b;
-    return b == 0 || a < b ? a : b;
-}
 } // namespace
 
 void LinkLoop::send(const Message &m) {
@@ -124,11 +117,11 @@ LinkLoop::Readable LinkLoop::wait_for_work() {
 int LinkLoop::poll_timeout_ms(uint64_t now) const {
     uint64_t wake_at = 0;
     if (cmap_)
-        wake_at = earlier(refresh_schedule_.next_ns, cmap_conn_.wake_at());
+        wake_at = earlier_deadline(refresh_schedule_.next_ns, cmap_conn_.wake_at());
     if (quorum_)
-        wake_at = earlier(wake_at, quorum_conn_.wake_at());
+        wake_at = earlier_deadline(wake_at, quorum_conn_.wake_at());
     for (const Waiting &w : waiting_)
-        wake_at = earlier(wake_at, w.until);
+        wake_at = earlier_deadline(wake_at, w.until);
     if (wake_at == 0)
         return -1;
     return wake_at <= now ? 0 : static_cast<int>(std::min<uint64_t>((wake_at - now) / 1000000ULL + 1, 60000));

@@ -34,10 +34,6 @@ namespace {
 
 enum Tag : uint64_t { kPidfd = 1, kChannel, kTimer, kSignal, kLink, kLog, kReader, kStandby };
 
-constexpr const char *kStateStopped = "stopped";
-constexpr const char *kStateRunning = "running";
-constexpr const char *kStateWaiting = "waiting for quorum";
-
 // How long a restart waits for the "stopped" state to reach cmap.
 constexpr uint64_t kStoppedWriteWaitNs = 500ULL * 1000000ULL;
 
@@ -86,16 +82,16 @@ void redirect_to_supervisor(int sig, siginfo_t *info, void *) {
     errno = saved_errno;
 }
 
-const char *cmap_state_name(core::CmapState st) noexcept {
+linkwire::State link_state(core::CmapState st) noexcept {
     switch (st) {
     case core::CmapState::Running:
-        return kStateRunning;
+        return linkwire::State::Running;
     case core::CmapState::Waiting:
-        return kStateWaiting;
+        return linkwire::State::WaitingForQuorum;
     case core::CmapState::Stopped:
         break;
     }
-    return kStateStopped;
+    return linkwire::State::Stopped;
 }
 
 core::Config core_config(const Library &lib) noexcept {
@@ -507,7 +503,7 @@ void Supervisor::exit_cannot_go_on() {
 // delays the fork by at most kStoppedWriteWaitNs (the write still happens,
 // in order, before any later state).
 void Supervisor::publish_stopped_before_fork() {
-    const uint64_t token = link_->publish_state(kStateStopped, true);
+    const uint64_t token = link_->publish_state(linkwire::State::Stopped, /* awaited= */ true);
     const uint64_t give_up = saturating_add(monotonic_ns(), kStoppedWriteWaitNs);
     for (;;) {
         const uint64_t now = monotonic_ns();
@@ -865,7 +861,7 @@ Supervisor::Outcome Supervisor::execute(const core::Action &a) {
         link_->set_healthy(a.flag);
         break;
     case K::PublishState: {
-        const uint64_t token = link_->publish_state(cmap_state_name(a.cmap_state), a.flag);
+        const uint64_t token = link_->publish_state(link_state(a.cmap_state), a.flag);
         if (a.flag) {
             write_token_ = token;
             write_ticket_ = a.ticket;

@@ -5,6 +5,7 @@
 
 #include <CppUTest/TestHarness.h>
 
+#include "common/clock.hpp"
 #include "link_refresh.hpp"
 
 using namespace sam;
@@ -207,4 +208,20 @@ TEST(LastUpdated, AfterAReconnectEverythingIsNew) {
     in.force = true;
     in.published_ns = 0;
     check_writes(in.life_ns, in);
+}
+
+// The link's poll timeout is the earliest of its timers, 0 meaning "none"
+// (earlier_deadline(), from src/common/clock.hpp).
+TEST_GROUP(EarlierDeadline){};
+
+TEST(EarlierDeadline, ZeroIsNone) {
+    UNSIGNED_LONGS_EQUAL(0, earlier_deadline(0, 0));
+    UNSIGNED_LONGS_EQUAL(7, earlier_deadline(0, 7));
+    UNSIGNED_LONGS_EQUAL(7, earlier_deadline(7, 0));
+}
+
+TEST(EarlierDeadline, TheEarlierWins) {
+    UNSIGNED_LONGS_EQUAL(3, earlier_deadline(3, 7));
+    UNSIGNED_LONGS_EQUAL(3, earlier_deadline(7, 3));
+    UNSIGNED_LONGS_EQUAL(5, earlier_deadline(5, 5));
 }
