@@ -126,23 +126,26 @@ inline pid_t wait_standby_settled(pid_t sup, int timeout_ms) {
             FAIL((std::string("failed: " #cond " -- ") + (msg) + prog.transcript()).c_str());                          \
     } while (0)
 // The program (or another it::Exit) ended with exit status `code` / was
-// killed by `sig`; on failure, what it really did.
-#define REQUIRE_EXIT(exit_expr, code)                                                                                  \
+// killed by `sig`; on failure, what it really did and the transcript of
+// `prog` (the _OF forms: of the it::Program `p`).
+#define REQUIRE_EXIT_OF(p, exit_expr, code)                                                                            \
     do {                                                                                                               \
         const it::Exit x_ = (exit_expr);                                                                               \
         if (!it::exited_with(x_, (code)))                                                                              \
             FAIL((std::string("expected exit ") + std::to_string(code) + " from " #exit_expr ", got " +                \
-                  it::describe_exit(x_) + prog.transcript())                                                           \
+                  it::describe_exit(x_) + (p).transcript())                                                            \
                      .c_str());                                                                                        \
     } while (0)
-#define REQUIRE_KILLED(exit_expr, sig)                                                                                 \
+#define REQUIRE_KILLED_OF(p, exit_expr, sig)                                                                           \
     do {                                                                                                               \
         const it::Exit x_ = (exit_expr);                                                                               \
         if (!it::killed_by(x_, (sig)))                                                                                 \
             FAIL((std::string("expected death by signal ") + std::to_string(sig) +                                     \
-                  " (" #sig ") from " #exit_expr ", got " + it::describe_exit(x_) + prog.transcript())                 \
+                  " (" #sig ") from " #exit_expr ", got " + it::describe_exit(x_) + (p).transcript())                  \
                      .c_str());                                                                                        \
     } while (0)
+#define REQUIRE_EXIT(exit_expr, code) REQUIRE_EXIT_OF(prog, exit_expr, code)
+#define REQUIRE_KILLED(exit_expr, sig) REQUIRE_KILLED_OF(prog, exit_expr, sig)
 #define REQUIRE_CHECKS(min)                                                                                            \
     do {                                                                                                               \
         const std::string bad_ = it::failed_checks(prog, (min));                                                       \

@@ -119,10 +119,6 @@ bool CmapView::wait_u64_above(const std::string &key, uint64_t than, int timeout
     }
 }
 
-std::string process_key(pid_t supervisor, const char *leaf) {
-    return "resources.process." + std::to_string(static_cast<long>(supervisor)) + "." + leaf;
-}
-
 int ctl(const std::string &args, std::string *out) {
     const char *c = std::getenv("COROSYNC_CTL");
     if (c == nullptr)

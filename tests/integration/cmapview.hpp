@@ -40,9 +40,6 @@ class CmapView {
     cmap_handle_t handle_ = 0;
 };
 
-// "resources.process.<pid>.<leaf>"
-std::string process_key(pid_t supervisor, const char *leaf);
-
 // Runs "$COROSYNC_CTL args" and returns its exit status (-1 on error);
 // its standard output goes to `out` when given.
 int ctl(const std::string &args, std::string *out = nullptr);

@@ -225,10 +225,10 @@ bool wait_gone(pid_t pid, int timeout_ms) noexcept {
     return true;
 }
 
-long long cpu_ms(pid_t pid) noexcept {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    FILE *f = std::fopen(path, "r");
+namespace {
+// utime + stime of a /proc/.../stat file in milliseconds, -1 if unreadable.
+long long stat_cpu_ms(const char *path) noexcept {
+    FILE *f = std::fopen(path, "re");
     if (f == nullptr)
         return -1;
     char buf[1024];
@@ -244,6 +244,19 @@ long long cpu_ms(pid_t pid) noexcept {
         return -1;
     const long hz = ::sysconf(_SC_CLK_TCK);
     return static_cast<long long>((utime + stime) * 1000ULL / static_cast<unsigned long long>(hz));
+}
+} // namespace
+
+long long cpu_ms(pid_t pid) noexcept {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    return stat_cpu_ms(path);
+}
+
+long long thread_cpu_ms(pid_t pid, pid_t tid) noexcept {
+    char path[96];
+    std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", static_cast<int>(pid), static_cast<int>(tid));
+    return stat_cpu_ms(path);
 }
 
 std::string describe_status(int status) {

@@ -127,6 +127,8 @@ inline int count_fds(pid_t pid) noexcept { return tp_count_fds(pid); }
 bool wait_gone(pid_t pid, int timeout_ms) noexcept;
 // CPU time (user + system, all threads) of a process in milliseconds, -1 if unknown.
 long long cpu_ms(pid_t pid) noexcept;
+// The same for one thread `tid` of the process.
+long long thread_cpu_ms(pid_t pid, pid_t tid) noexcept;
 std::string describe_status(int status);
 // "exit 3", "signal 9", or "still running at the deadline".
 std::string describe_exit(const Exit &x);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 
 using it::expect_rc;
 
@@ -108,10 +109,7 @@ void expect_warn_signal_rules(const char *state) {
 
 } // namespace
 
-TEST_GROUP(States) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(States){};
 
 // Before sam_initialize, after it, and after sam_finalize (no register).
 TEST(States, BeforeInitInitializedAndFinalized) {
@@ -223,10 +221,7 @@ TEST(States, IntervalZero) {
     REQUIRE_EXIT(x, 5);
 }
 
-TEST_GROUP(InstanceIds) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(InstanceIds){};
 
 // RESTART: ids 1, 2, 3 over two recoveries, each in a new process whose
 // parent is the supervisor (the program).

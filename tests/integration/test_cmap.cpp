@@ -9,35 +9,19 @@
 #include <unistd.h>
 
 #include "checks.hpp"
-#include "cmapview.hpp"
+#include "corosync_fixture.hpp"
 #include "script.hpp"
 
 namespace {
 
-constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
-constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
-constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
-
-const char *const kLeaves[] = {"recovery", "poll_period", "last_updated", "state"};
+using it::kCmapQuit;
+using it::kCmapRestart;
+using it::kQuorumCmapRestart;
 
 } // namespace
 
-TEST_GROUP(Cmap) {
-    it::Program prog;
-    it::CmapView cmap;
+COROSYNC_GROUP(Cmap) {
     pid_t sup = -1;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
-    void teardown() override {
-        prog.cleanup();
-        (void)it::ctl("expected-votes 1");
-        if (sup > 0)
-            for (const char *leaf : kLeaves)
-                (void)cmap.remove(it::process_key(sup, leaf));
-        cmap.close();
-    }
     std::string key(const char *leaf) const { return it::process_key(sup, leaf); }
     std::string str(const char *leaf) {
         std::string v;
@@ -60,7 +44,7 @@ TEST_GROUP(Cmap) {
     }
     // None of the supervisor's keys exists in cmap.
     void require_no_keys() {
-        for (const char *leaf : kLeaves) {
+        for (const char *leaf : it::kProcessLeaves) {
             std::string v;
             const cs_error_t e = cmap.get_string(key(leaf), v);
             REQUIRE_MSG(e == CS_ERR_NOT_EXIST, std::string(leaf) + ": " + (e == CS_OK ? v : std::to_string(e)));
@@ -85,7 +69,7 @@ TEST_GROUP(Cmap) {
             REQUIRE(
                 prog.wait_event([iid](const it::Event &e) { return e.is("starting") && e.num("iid") == iid; }, 5000));
             if (with_cmap)
-                REQUIRE_MSG(cmap.wait_string(key("state"), "waiting for quorum", 3000, &last), last);
+                REQUIRE_MSG(cmap.wait_string(key(it::kLeafState), "waiting for quorum", 3000, &last), last);
             // Still blocked a while later (the condition under test is absence).
             REQUIRE(!prog.wait_event("started", 300));
             REQUIRE(it::ctl("expected-votes 1") == 0);
@@ -93,7 +77,7 @@ TEST_GROUP(Cmap) {
             REQUIRE(prog.wait_event("started", 5000, &started));
             REQUIRE(started.num("iid") == iid && started.num("err") == CS_OK);
             if (with_cmap)
-                REQUIRE_MSG(str("state") == "running", str("state"));
+                REQUIRE_MSG(str(it::kLeafState) == "running", str(it::kLeafState));
             else
                 require_no_keys();
             if (iid == 2)
@@ -129,18 +113,18 @@ TEST(Cmap, KeysFollowTheStates) {
     s.interval_ms = 300;
     s.policy = kCmapRestart;
     start_script(s);
-    REQUIRE(str("recovery") == "restart");
+    REQUIRE(str(it::kLeafRecovery) == "restart");
     uint64_t period = 0;
-    REQUIRE(cmap.get_u64(key("poll_period"), period) == CS_OK && period == 300);
+    REQUIRE(cmap.get_u64(key(it::kLeafPollPeriod), period) == CS_OK && period == 300);
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 2000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(key(it::kLeafState), "stopped", 2000, &last), last);
     for (int round = 0; round < 2; ++round) {
         command("start", "started");
-        REQUIRE_MSG(str("state") == "running", "right after sam_start returned: " + str("state"));
+        REQUIRE_MSG(str(it::kLeafState) == "running", "right after sam_start returned: " + str(it::kLeafState));
         uint64_t stamp = 0;
-        REQUIRE(cmap.get_u64(key("last_updated"), stamp) == CS_OK && stamp > 0);
+        REQUIRE(cmap.get_u64(key(it::kLeafLastUpdated), stamp) == CS_OK && stamp > 0);
         command("stop", "stopped");
-        REQUIRE_MSG(str("state") == "stopped", "right after sam_stop returned: " + str("state"));
+        REQUIRE_MSG(str(it::kLeafState) == "stopped", "right after sam_stop returned: " + str(it::kLeafState));
     }
     prog.send("exit 0");
     REQUIRE_EXIT(prog.wait_exit(5000), 0);
@@ -155,7 +139,7 @@ TEST(Cmap, KilledBeforeStartDeletesKeys) {
     s.policy = kCmapRestart;
     start_script(s);
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 2000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(key(it::kLeafState), "stopped", 2000, &last), last);
     prog.send("crash " + std::to_string(SIGUSR2));
     const it::Exit x = prog.wait_exit(5000);
     REQUIRE_KILLED(x, SIGUSR2);
@@ -171,14 +155,14 @@ TEST(Cmap, NextInstanceStartsStopped) {
     s.policy = kCmapRestart;
     start_script(s);
     command("start", "started");
-    REQUIRE(str("state") == "running");
+    REQUIRE(str(it::kLeafState) == "running");
     prog.send("exit 1");
     it::Event reg2;
     REQUIRE(prog.wait_event("reg", 5000, &reg2));
     REQUIRE(reg2.num("iid") == 2);
-    REQUIRE_MSG(str("state") == "stopped", "when instance 2 registered: " + str("state"));
+    REQUIRE_MSG(str(it::kLeafState) == "stopped", "when instance 2 registered: " + str(it::kLeafState));
     command("start", "started");
-    REQUIRE(str("state") == "running");
+    REQUIRE(str(it::kLeafState) == "running");
     command("stop", "stopped");
     prog.send("exit 0");
     REQUIRE_EXIT(prog.wait_exit(5000), 0);
@@ -193,23 +177,23 @@ TEST(Cmap, RestartByTheStandbyStartsStopped) {
     s.policy = kCmapRestart;
     start_script(s);
     command("start", "started");
-    REQUIRE(str("state") == "running");
+    REQUIRE(str(it::kLeafState) == "running");
     const pid_t standby = it::wait_standby(sup, 2000);
     REQUIRE(standby > 0);
     std::string v;
-    REQUIRE(cmap.get_string(it::process_key(standby, "state"), v) == CS_ERR_NOT_EXIST);
+    REQUIRE(cmap.get_string(it::process_key(standby, it::kLeafState), v) == CS_ERR_NOT_EXIST);
     prog.send("exit 1");
     it::Event reg2;
     REQUIRE(prog.wait_event("reg", 5000, &reg2));
     REQUIRE(reg2.num("iid") == 2);
     REQUIRE_MSG(reg2.pid == standby, reg2.text);
-    REQUIRE_MSG(str("state") == "stopped", "when instance 2 registered: " + str("state"));
+    REQUIRE_MSG(str(it::kLeafState) == "stopped", "when instance 2 registered: " + str(it::kLeafState));
     command("start", "started");
-    REQUIRE(str("state") == "running");
-    REQUIRE(cmap.get_string(it::process_key(reg2.pid, "state"), v) == CS_ERR_NOT_EXIST);
+    REQUIRE(str(it::kLeafState) == "running");
+    REQUIRE(cmap.get_string(it::process_key(reg2.pid, it::kLeafState), v) == CS_ERR_NOT_EXIST);
     command("stop", "stopped");
     prog.send("exit 0");
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     require_no_keys();
 }
 
@@ -225,11 +209,11 @@ TEST(Cmap, FailureUnderQuitLeavesFailed) {
     s.auto_start = true;
     start_script(s);
     REQUIRE(prog.wait_event("started", 5000));
-    REQUIRE(str("recovery") == "quit");
+    REQUIRE(str(it::kLeafRecovery) == "quit");
     prog.send("exit 3");
     REQUIRE_EXIT(prog.wait_exit(5000), 3);
-    REQUIRE(str("state") == "failed");
-    REQUIRE(str("recovery") == "quit");
+    REQUIRE(str(it::kLeafState) == "failed");
+    REQUIRE(str(it::kLeafRecovery) == "quit");
 }
 
 // RESTART with a back-off delay: while no instance runs, cmap says
@@ -242,16 +226,16 @@ TEST(Cmap, BackOffShowsStopped) {
     s.auto_start = true;
     start_script(s, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "4000"}});
     REQUIRE(prog.wait_event("started", 5000));
-    REQUIRE(str("state") == "running");
+    REQUIRE(str(it::kLeafState) == "running");
     prog.send("exit 1");
     REQUIRE(prog.wait_log("restarting in 4000 ms", 3000));
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(key("state"), "stopped", 1500, &last), "during the back-off: " + last);
+    REQUIRE_MSG(cmap.wait_string(key(it::kLeafState), "stopped", 1500, &last), "during the back-off: " + last);
     it::Event reg2;
     REQUIRE(prog.wait_event("reg", 8000, &reg2));
     REQUIRE(reg2.num("iid") == 2);
     REQUIRE(prog.wait_event("started", 5000));
-    REQUIRE(str("state") == "running");
+    REQUIRE(str(it::kLeafState) == "running");
 }
 
 namespace {
@@ -265,7 +249,7 @@ void expect_marked_failed(it::Program &prog, it::CmapView &cmap, pid_t sup) {
     REQUIRE(prog.events_of("reg").size() == 1); // no restart
     REQUIRE(prog.wait_log("marked itself failed", 0));
     std::string state;
-    REQUIRE(cmap.get_string(it::process_key(sup, "state"), state) == CS_OK && state == "failed");
+    REQUIRE(cmap.get_string(it::process_key(sup, it::kLeafState), state) == CS_OK && state == "failed");
 }
 } // namespace
 
@@ -338,7 +322,7 @@ TEST(Cmap, WaitingForQuorumNotReportedByWd) {
     s.auto_start = true;
     start_script(s);
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(key("state"), "waiting for quorum", 3000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(key(it::kLeafState), "waiting for quorum", 3000, &last), last);
     const std::string pid = std::to_string(sup);
     REQUIRE(it::ctl("wait-log 'Fsm:" + pid + " event \"config_changed\", state \"stopped\" --> \"running\"' 5") == 0);
     // Three wd periods of waiting: the condition under test is absence.
@@ -376,6 +360,6 @@ TEST(Cmap, QuorumLossWithoutDeadlineUnderQuit) {
     const uint64_t ended = it::now_ns();
     REQUIRE_KILLED(x, SIGKILL);
     REQUIRE_MSG(ended - warn.t >= it::ms(900), std::to_string((ended - warn.t) / 1000000) + " ms after the warning");
-    REQUIRE(str("state") == "failed");
+    REQUIRE(str(it::kLeafState) == "failed");
     REQUIRE(prog.events_of("reg").size() == 1);
 }

@@ -20,6 +20,7 @@
 
 #include "checks.hpp"
 #include "data_slot.hpp"
+#include "fixture.hpp"
 
 namespace {
 
@@ -107,10 +108,7 @@ bool deny_process_vm_readv() {
 
 } // namespace
 
-TEST_GROUP(Data) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(Data){};
 
 // Stored before sam_register: instance 1 sees it. Stored by instance N:
 // instance N+1 sees it.
@@ -347,7 +345,7 @@ TEST(Data, MediumStoreReadFromTheInstanceOrSentAsMemfd) {
             it::emit("ev=seen restore=%d first_diff=%zu", static_cast<int>(r), first_mismatch(data.data(), kSize, 6));
             return 0;
         });
-        REQUIRE_MSG(it::exited_with(p.wait_exit(10000), 0), p.transcript());
+        REQUIRE_EXIT_OF(p, p.wait_exit(10000), 0);
         it::Event stored, seen;
         REQUIRE(p.wait_event("stored", 1000, &stored));
         REQUIRE(p.wait_event("seen", 1000, &seen));
@@ -490,7 +488,7 @@ TEST(Data, SmallStoreThenKilledIsRestored) {
                  static_cast<int>(r), first_mismatch(got, sizeof got, 64));
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     it::Event seen;
     REQUIRE(prog.wait_event("seen", 0, &seen));
     REQUIRE_MSG(seen.num("getsize") == CS_OK && seen.num("size") == 64 && seen.num("restore") == CS_OK &&
@@ -534,7 +532,7 @@ TEST(Data, KilledDuringSmallStoreStormLeavesOneWholeStore) {
     it::Event storm;
     REQUIRE_MSG(prog.wait_event("storm", 5000, &storm), prog.transcript());
     ::kill(storm.pid, SIGKILL);
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     it::Event seen;
     REQUIRE_MSG(prog.wait_event("seen", 0, &seen), prog.transcript());
     REQUIRE_MSG(seen.num("whole") == 1 && seen.num("i") >= 200, seen.text);
@@ -569,7 +567,7 @@ TEST(Data, ScribbledSlotIsRejected) {
             h.len = sam::kSlotDataMax + 1; // an impossible length
         fail_after_start();
     });
-    REQUIRE_MSG(exited_with(prog.wait_exit(5000), 0), prog.transcript());
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     const auto seen = prog.events_of("seen");
     REQUIRE_MSG(seen.size() == 4, prog.transcript());
     REQUIRE(seen[0].get("data") == "<none>");
@@ -619,7 +617,7 @@ TEST(Data, SmallAndLargeStoresKeepTheirOrder) {
             return 0;
         }
     });
-    REQUIRE_MSG(exited_with(prog.wait_exit(10000), 0), prog.transcript());
+    REQUIRE_EXIT(prog.wait_exit(10000), 0);
     const auto seen = prog.events_of("seen");
     REQUIRE_MSG(seen.size() == 5, prog.transcript());
     REQUIRE(seen[0].num("size") == 0);
@@ -652,7 +650,7 @@ TEST(Data, GetsizeSeesSmallStoreAtOnce) {
                  second.c_str(), restored_text().c_str());
         return 0;
     });
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
     it::Event sizes;
     REQUIRE(prog.wait_event("sizes", 0, &sizes));
     REQUIRE_MSG(sizes.num("a") == 10 && sizes.num("b") == 3 && sizes.num("c") == 100000 && sizes.num("d") == 2,

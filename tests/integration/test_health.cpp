@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 
 namespace {
 
@@ -34,10 +35,7 @@ namespace {
 int always_healthy() { return 0; }
 } // namespace
 
-TEST_GROUP(HealthDeadline) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(HealthDeadline){};
 
 // A started instance that stops calling sam_hc_send() gets its warn signal
 // (set from the instance) T after its last health check, SIGKILL T later,
@@ -217,10 +215,7 @@ TEST(HealthDeadline, WarnedInstanceThatResumesLivesOn) {
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
-TEST_GROUP(BeforeStart) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(BeforeStart){};
 
 // Nothing is timed before sam_start: 3*T without a health check is fine.
 // Exiting before start ends the supervisor with the same code, no restart.
@@ -417,10 +412,7 @@ TEST(HealthDeadline, HugeIntervalDoesNotOverflow) {
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
-TEST_GROUP(HcCallback) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(HcCallback){};
 
 namespace {
 std::atomic<int> g_cb_calls{0};
@@ -566,10 +558,7 @@ TEST(HcCallback, FinalizeFromInsideCallback) {
     REQUIRE_CHECKS(2);
 }
 
-TEST_GROUP(ThreadSafety) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(ThreadSafety){};
 
 // Threads beating, storing, reading the size and restoring while another
 // cycles sam_stop()/sam_start(): no deadlock, no torn data, and only the
@@ -666,10 +655,7 @@ TEST(ThreadSafety, ConcurrentCallsDuringStopStartCycles) {
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
-TEST_GROUP(FastPath) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(FastPath){};
 
 namespace {
 struct StrictBeats {
@@ -840,5 +826,5 @@ TEST(FastPath, SmallStoreMakesNoSystemCall) {
     REQUIRE_MSG(stores.num("ok") == 100000, stores.text + " (-2: the thread was killed for a system call)");
     REQUIRE_MSG(prog.wait_event("restored", 5000, &restored), prog.transcript());
     REQUIRE_MSG(restored.num("same") == 1, restored.text);
-    REQUIRE(exited_with(prog.wait_exit(5000), 0));
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }

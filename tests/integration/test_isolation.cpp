@@ -38,15 +38,14 @@
 #include <corosync/cmap.h>
 
 #include "checks.hpp"
-#include "cmapview.hpp"
+#include "corosync_fixture.hpp"
 #include "script.hpp"
 
 namespace {
 
-constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
-constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
-constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
-const char *const kLeaves[] = {"recovery", "poll_period", "last_updated", "state"};
+using it::kCmapQuit;
+using it::kCmapRestart;
+using it::kQuorumCmapRestart;
 
 // Inodes of the sockets among a process's descriptors.
 std::set<unsigned long> socket_inodes(pid_t pid) {
@@ -282,21 +281,7 @@ class CpuHog {
 
 } // namespace
 
-TEST_GROUP(Isolation) {
-    it::Program prog;
-    it::CmapView cmap;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
-    void teardown() override {
-        const pid_t sup = prog.pid();
-        prog.cleanup();
-        for (const char *leaf : kLeaves)
-            (void)cmap.remove(it::process_key(sup, leaf));
-        cmap.close();
-    }
-};
+COROSYNC_GROUP(Isolation){};
 
 // An instance under CMAP and QUORUM holds nothing of corosync: no libqb
 // shared-memory ring in its address space, no socket whose peer is
@@ -362,10 +347,10 @@ TEST(Isolation, ScribblingInstanceHarmsNobody) {
     REQUIRE(!it::process_gone(prog.pid()));
     REQUIRE_MSG(it::corosync_pid() == corosync && !it::process_gone(corosync), "corosync died");
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 3000, &last), last);
     uint64_t stamp = 0;
-    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
-    REQUIRE_MSG(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000),
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), it::kLeafLastUpdated), 0, 2000, &stamp));
+    REQUIRE_MSG(cmap.wait_u64_above(it::process_key(prog.pid(), it::kLeafLastUpdated), stamp, 2000),
                 "last_updated no longer advances");
 }
 
@@ -389,10 +374,10 @@ TEST(Isolation, LinkRestartedAfterItDies) {
     REQUIRE_MSG(successor > 0, "no new link 2 s after the first was killed");
     REQUIRE(prog.wait_log("ended; restarting it", 1000));
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 3000, &last), last);
     uint64_t stamp = 0;
-    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
-    REQUIRE_MSG(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000),
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), it::kLeafLastUpdated), 0, 2000, &stamp));
+    REQUIRE_MSG(cmap.wait_u64_above(it::process_key(prog.pid(), it::kLeafLastUpdated), stamp, 2000),
                 "last_updated no longer advances");
     // Longer than the 2 s a quorum question may stay unanswered: a
     // measurement window, not a wait.
@@ -405,27 +390,15 @@ TEST(Isolation, LinkRestartedAfterItDies) {
 // noticed yet: the link writes the state before it reads corosync's
 // hang-up. The state asked for must be the one republished when corosync
 // is back, since sam_start then reports success.
-TEST_GROUP(LinkRace) {
-    it::Program prog;
-    it::CmapView cmap;
+COROSYNC_GROUP(LinkRace) {
     pid_t link = -1;
     int link_sock = -1;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
     void teardown() override {
         if (link > 0)
             (void)::kill(link, SIGCONT);
         if (link_sock >= 0)
             ::close(link_sock);
-        const pid_t sup = prog.pid();
-        prog.cleanup();
-        if (it::ctl("is-running") != 0)
-            (void)it::ctl("start");
-        for (const char *leaf : kLeaves)
-            (void)cmap.remove(it::process_key(sup, leaf));
-        cmap.close();
+        it::CorosyncGroup::teardown();
     }
 };
 
@@ -451,28 +424,15 @@ TEST(LinkRace, StateAskedAsCorosyncDiesIsRepublished) {
     REQUIRE(prog.wait_event("started", 8000, &started));
     REQUIRE_MSG(started.num("err") == CS_OK, started.text);
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last),
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 3000, &last),
                 "sam_start succeeded but cmap shows state \"" + last + "\"");
 }
 
-TEST_GROUP(Frozen) {
-    it::Program prog, other;
-    it::CmapView cmap;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
+COROSYNC_GROUP(Frozen) {
+    it::Program other;
     void teardown() override {
-        const pid_t c = it::corosync_pid();
-        if (c > 0)
-            (void)::kill(c, SIGCONT);
-        for (it::Program *p : {&prog, &other}) {
-            const pid_t sup = p->pid();
-            p->cleanup();
-            for (const char *leaf : kLeaves)
-                (void)cmap.remove(it::process_key(sup, leaf));
-        }
-        cmap.close();
+        it::CorosyncGroup::teardown();
+        end_program(other);
     }
 };
 
@@ -491,7 +451,7 @@ TEST(Frozen, StopTimesOutAndDeadlinesHold) {
     prog.start([s] { return it::run_script(s); });
     REQUIRE(prog.wait_event("started", 5000));
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 3000, &last), last);
     cmap.close(); // a cmap call of ours would block too
 
     Frozen frozen;
@@ -525,12 +485,12 @@ TEST(Frozen, StopTimesOutAndDeadlinesHold) {
     it::Event started2;
     REQUIRE(prog.wait_event("started", 6000, &started2));
     REQUIRE_MSG(started2.num("err") == CS_OK && started2.num("iid") == 2, started2.text);
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last),
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 3000, &last),
                 "state after corosync continued: " + last);
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "recovery"), "restart", 1000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafRecovery), "restart", 1000, &last), last);
     uint64_t stamp = 0;
-    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), 0, 2000, &stamp));
-    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), "last_updated"), stamp, 2000));
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), it::kLeafLastUpdated), 0, 2000, &stamp));
+    REQUIRE(cmap.wait_u64_above(it::process_key(prog.pid(), it::kLeafLastUpdated), stamp, 2000));
 }
 
 // corosync stopped: the link's quorum questions go unanswered, so corosync
@@ -582,7 +542,7 @@ TEST(Frozen, ExitAndStopSignalWithinOneSecond) {
         FAIL(other.transcript().c_str());
     std::string last;
     for (pid_t sup : {prog.pid(), other.pid()})
-        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, "state"), "running", 3000, &last), last);
+        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, it::kLeafState), "running", 3000, &last), last);
     cmap.close();
 
     Frozen frozen;
@@ -592,36 +552,20 @@ TEST(Frozen, ExitAndStopSignalWithinOneSecond) {
     REQUIRE(prog.wait_event("exiting", 2000, &exiting));
     const it::Exit x = prog.wait_exit(3000);
     const uint64_t quit_ms = ms_since(exiting.t);
-    REQUIRE_MSG(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 3,
-                "QUIT supervisor: " + (x.exited ? it::describe_status(x.status) : std::string("still running")));
+    REQUIRE_EXIT(x, 3);
     REQUIRE_MSG(quit_ms < 1000, "QUIT supervisor ended " + std::to_string(quit_ms) + " ms after its instance");
 
     const uint64_t sent = it::now_ns();
     REQUIRE(::kill(other.pid(), SIGTERM) == 0);
     const it::Exit y = other.wait_exit(3000);
     const uint64_t term_ms = ms_since(sent);
-    if (!(y.exited && WIFSIGNALED(y.status) && WTERMSIG(y.status) == SIGTERM))
-        FAIL(("SIGTERM: " + (y.exited ? it::describe_status(y.status) : std::string("still running")) +
-              other.transcript())
-                 .c_str());
+    REQUIRE_KILLED_OF(other, y, SIGTERM);
     REQUIRE_MSG(term_ms < 1000, "supervisor ended " + std::to_string(term_ms) + " ms after SIGTERM");
     std::fprintf(stderr, "\nmeasured: QUIT supervisor ended %llu ms after its instance, SIGTERM one %llu ms\n",
                  static_cast<unsigned long long>(quit_ms), static_cast<unsigned long long>(term_ms));
 }
 
-TEST_GROUP(QuorumRace) {
-    it::Program prog;
-    it::CmapView cmap;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
-    void teardown() override {
-        prog.cleanup();
-        (void)cmap.set_u32("quorum.expected_votes", 1);
-        cmap.close();
-    }
-};
+COROSYNC_GROUP(QuorumRace){};
 
 namespace {
 
@@ -639,11 +583,11 @@ int inquorate_round(bool after_initialize) {
         return 90;
     cs_error_t set = CS_OK;
     if (!after_initialize)
-        set = cmap_set_uint32(h, "quorum.expected_votes", 2);
+        set = cmap_set_uint32(h, it::kExpectedVotesKey, 2);
     if (sam_initialize(500, SAM_RECOVERY_POLICY_QUORUM_RESTART) != CS_OK)
         return 92;
     if (after_initialize)
-        set = cmap_set_uint32(h, "quorum.expected_votes", 2);
+        set = cmap_set_uint32(h, it::kExpectedVotesKey, 2);
     (void)cmap_finalize(h);
     if (set != CS_OK)
         return 91;
@@ -680,7 +624,7 @@ TEST(QuorumRace, NoStartWhileInquorate) {
         it::Event started;
         const bool early = prog.wait_event("started", 20, &started);
         const uint64_t quorate_again = it::now_ns();
-        REQUIRE(cmap.set_u32("quorum.expected_votes", 1) == CS_OK);
+        REQUIRE(cmap.set_u32(it::kExpectedVotesKey, 1) == CS_OK);
         if (!early)
             REQUIRE(prog.wait_event("started", 5000, &started));
         REQUIRE_MSG(started.num("err") == CS_OK, started.text);
@@ -694,19 +638,7 @@ TEST(QuorumRace, NoStartWhileInquorate) {
     std::fprintf(stderr, "\nmeasured: %d rounds\n", rounds);
 }
 
-TEST_GROUP(QuorumLoss) {
-    it::Program prog;
-    it::CmapView cmap;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
-    void teardown() override {
-        prog.cleanup();
-        (void)cmap.set_u32("quorum.expected_votes", 1);
-        cmap.close();
-    }
-};
+COROSYNC_GROUP(QuorumLoss){};
 
 // Quorum lost: the instance is warned, with SIGKILL due an interval later.
 // It ends at once, and the restart waits out a back-off longer than that
@@ -720,7 +652,7 @@ TEST(QuorumLoss, BackOffAfterTheWarnIsIdle) {
     s.auto_start = true;
     prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "3000"}});
     REQUIRE(prog.wait_event("started", 5000));
-    REQUIRE(cmap.set_u32("quorum.expected_votes", 2) == CS_OK);
+    REQUIRE(cmap.set_u32(it::kExpectedVotesKey, 2) == CS_OK);
     REQUIRE_MSG(prog.wait_log("restarting in 3000 ms", 5000), prog.transcript());
     const long long cpu_before = it::cpu_ms(prog.pid());
     it::Event reg2;
@@ -758,18 +690,7 @@ int private_dev_log(const std::string &keep_dir, const std::string &log_path) {
 }
 } // namespace
 
-TEST_GROUP(ForkSafety) {
-    it::Program prog;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
-    void teardown() override {
-        prog.cleanup();
-        if (it::ctl("is-running") != 0)
-            (void)it::ctl("start");
-    }
-};
+COROSYNC_GROUP(ForkSafety){};
 
 // 1,000 restarts while corosync is killed and started again over and over
 // (a thread of the test does that meanwhile), with syslog's reader slow (a

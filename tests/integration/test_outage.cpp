@@ -11,16 +11,14 @@
 #include <corosync/quorum.h>
 
 #include "checks.hpp"
-#include "cmapview.hpp"
+#include "corosync_fixture.hpp"
 #include "script.hpp"
 
 namespace {
 
-constexpr int kCmapRestart = SAM_RECOVERY_POLICY_RESTART | SAM_RECOVERY_POLICY_CMAP;
-constexpr int kCmapQuit = SAM_RECOVERY_POLICY_QUIT | SAM_RECOVERY_POLICY_CMAP;
-constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | SAM_RECOVERY_POLICY_CMAP;
-
-const char *const kLeaves[] = {"recovery", "poll_period", "last_updated", "state"};
+using it::kCmapQuit;
+using it::kCmapRestart;
+using it::kQuorumCmapRestart;
 
 long long log_count(const std::string &pattern) {
     std::string out;
@@ -28,23 +26,20 @@ long long log_count(const std::string &pattern) {
     return std::atoll(out.c_str());
 }
 
+// Starts the scripted program and waits until its instance has started.
+void start_and_wait_started(it::Program &prog, const it::Script &s) {
+    prog.start([s] { return it::run_script(s); });
+    REQUIRE(prog.wait_event("started", 5000));
+}
+
 } // namespace
 
-TEST_GROUP(Outage) {
-    it::Program prog;  // CMAP + QUORUM
+// prog runs under CMAP + QUORUM.
+COROSYNC_GROUP(Outage) {
     it::Program other; // CMAP only
-    it::CmapView cmap;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
     void teardown() override {
-        prog.cleanup();
-        other.cleanup();
-        if (it::ctl("is-running") != 0)
-            (void)it::ctl("start");
-        (void)it::ctl("expected-votes 1");
-        cmap.close();
+        it::CorosyncGroup::teardown();
+        end_program(other);
     }
 };
 
@@ -67,8 +62,8 @@ TEST(Outage, CorosyncKilledAndRestarted) {
     if (!other.wait_event("started", 5000))
         FAIL(other.transcript().c_str());
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 2000, &last), last);
-    REQUIRE_MSG(cmap.wait_string(it::process_key(other.pid(), "state"), "running", 2000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 2000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(other.pid(), it::kLeafState), "running", 2000, &last), last);
     cmap.close();
     const int fds_before = it::count_fds(other.pid());
 
@@ -90,11 +85,11 @@ TEST(Outage, CorosyncKilledAndRestarted) {
     REQUIRE(prog.wait_event("started", 10000, &started2));
     REQUIRE(started2.num("iid") == 2 && started2.num("err") == CS_OK);
     for (pid_t sup : {prog.pid(), other.pid()}) {
-        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, "state"), "running", 5000, &last), last);
-        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, "recovery"), "restart", 1000, &last), last);
+        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, it::kLeafState), "running", 5000, &last), last);
+        REQUIRE_MSG(cmap.wait_string(it::process_key(sup, it::kLeafRecovery), "restart", 1000, &last), last);
         uint64_t period = 0;
-        REQUIRE(cmap.get_u64(it::process_key(sup, "poll_period"), period) == CS_OK && period == 500);
-        REQUIRE(cmap.wait_u64_above(it::process_key(sup, "last_updated"), 0, 2000));
+        REQUIRE(cmap.get_u64(it::process_key(sup, it::kLeafPollPeriod), period) == CS_OK && period == 500);
+        REQUIRE(cmap.wait_u64_above(it::process_key(sup, it::kLeafLastUpdated), 0, 2000));
     }
     // The CMAP-only instance never noticed.
     if (other.events_of("reg").size() != 1 || !other.events_of("signal").empty())
@@ -153,8 +148,7 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
                  static_cast<int>(direct), static_cast<int>(again), static_cast<int>(reg), static_cast<int>(fin));
         return 0;
     });
-    if (!it::exited_with(other.wait_exit(10000), 0))
-        FAIL(other.transcript().c_str());
+    REQUIRE_EXIT_OF(other, other.wait_exit(10000), 0);
     const auto down = other.events_of("down");
     if (down.size() != 1)
         FAIL(other.transcript().c_str());
@@ -169,14 +163,14 @@ TEST(Outage, CallsWhileCorosyncIsDown) {
     // The failed start left the instance registered: cmap must not say
     // "running" (wd would then judge a process that is not health checked).
     std::string republished;
-    REQUIRE(cmap.get_string(it::process_key(prog.pid(), "state"), republished) == CS_OK);
+    REQUIRE(cmap.get_string(it::process_key(prog.pid(), it::kLeafState), republished) == CS_OK);
     REQUIRE_MSG(republished == "stopped", "after a failed sam_start the republished state is '" + republished + "'");
     prog.send("start");
     it::Event ok_start;
     REQUIRE(prog.wait_event("started", 5000, &ok_start));
     REQUIRE(ok_start.num("err") == CS_OK);
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 0, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 0, &last), last);
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 5000));
     prog.send("exit 0");
@@ -202,7 +196,7 @@ TEST(Outage, StartWaitsForCorosyncToComeBack) {
     REQUIRE(prog.wait_event("started", 8000, &started));
     REQUIRE_MSG(started.num("err") == CS_OK, started.text);
     std::string last;
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 3000, &last), last);
     prog.send("stop");
     it::Event stopped;
     REQUIRE(prog.wait_event("stopped", 5000, &stopped));
@@ -242,41 +236,20 @@ TEST(Outage, GracefulStopDoesNotDisturbHealthChecks) {
     std::string last;
     // The failed stop left the instance started (and health checked): cmap
     // must say "running" again, not the "stopped" that could not be written.
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "running", 3000, &last),
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "running", 3000, &last),
                 "after a failed sam_stop the republished state is '" + last + "'");
     prog.send("stop");
     it::Event ok_stop;
     REQUIRE(prog.wait_event("stopped", 5000, &ok_stop));
     REQUIRE(ok_stop.num("err") == CS_OK);
-    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), "state"), "stopped", 0, &last), last);
+    REQUIRE_MSG(cmap.wait_string(it::process_key(prog.pid(), it::kLeafState), "stopped", 0, &last), last);
     REQUIRE(prog.events_of("signal").empty());
     REQUIRE(prog.events_of("reg").size() == 1);
     prog.send("exit 0");
     REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
 
-TEST_GROUP(Watchdog) {
-    it::Program prog;
-    it::CmapView cmap;
-    pid_t sup = -1;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
-    void teardown() override {
-        prog.cleanup();
-        // Keys left behind ("failed") would keep wd reporting them.
-        if (sup > 0)
-            for (const char *leaf : kLeaves)
-                (void)cmap.remove(it::process_key(sup, leaf));
-        cmap.close();
-    }
-    void start_script(const it::Script &s) {
-        prog.start([s] { return it::run_script(s); });
-        sup = prog.pid();
-        REQUIRE(prog.wait_event("started", 5000));
-    }
-};
+COROSYNC_GROUP(Watchdog){};
 
 // A healthy instance beating every T/2 (T = 1000) for 5 s: last_updated
 // keeps advancing and corosync's wd never calls it late or failed.
@@ -289,8 +262,8 @@ TEST(Watchdog, HealthyInstanceNeverLate) {
     // wd's "too late" line does not name the resource: count new ones only
     // (earlier tests' resources are deleted by their teardown).
     const long long late_before = log_count("too late");
-    start_script(s);
-    const std::string stamp_key = it::process_key(prog.pid(), "last_updated");
+    start_and_wait_started(prog, s);
+    const std::string stamp_key = it::process_key(prog.pid(), it::kLeafLastUpdated);
     uint64_t stamp = 0;
     REQUIRE(cmap.wait_u64_above(stamp_key, 0, 1000, &stamp));
     const uint64_t until = it::now_ns() + it::ms(5000);
@@ -321,12 +294,12 @@ TEST(Watchdog, HungInstanceReportedByWd) {
     s.auto_start = true;
     s.warn_signal = SIGUSR1;
     s.record = {SIGUSR1};
-    start_script(s);
+    start_and_wait_started(prog, s);
     prog.send("hang");
     const it::Exit x = prog.wait_exit(5000);
     REQUIRE_KILLED(x, SIGKILL);
     std::string state;
-    REQUIRE(cmap.get_string(it::process_key(prog.pid(), "state"), state) == CS_OK && state == "failed");
+    REQUIRE(cmap.get_string(it::process_key(prog.pid(), it::kLeafState), state) == CS_OK && state == "failed");
     const std::string pid = std::to_string(prog.pid());
     REQUIRE(it::ctl("wait-log 'resource \"" + pid + "\" failed' 10") == 0);
 }
@@ -338,7 +311,7 @@ TEST(Watchdog, HealthChecksAreCoalesced) {
     s.interval_ms = 1000;
     s.policy = kCmapRestart;
     s.auto_start = true;
-    start_script(s);
+    start_and_wait_started(prog, s);
     const pid_t corosync = it::corosync_pid();
     REQUIRE(corosync > 0);
     const long long before = it::cpu_ms(corosync);

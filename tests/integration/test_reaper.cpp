@@ -27,31 +27,12 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 
 namespace {
 
 constexpr int kT = 200;                // ms
 constexpr int kExitStatusUnknown = 70; // documented in sam_register(3)
-
-// CPU time of one thread (the supervisor's loop runs in the program's main
-// thread, whose tid is the pid), in milliseconds; -1 if unknown.
-long long thread_cpu_ms(pid_t pid) {
-    char path[96];
-    std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", static_cast<int>(pid), static_cast<int>(pid));
-    FILE *f = std::fopen(path, "re");
-    if (f == nullptr)
-        return -1;
-    char buf[1024];
-    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[n] = '\0';
-    const char *p = std::strrchr(buf, ')');
-    unsigned long long utime = 0, stime = 0;
-    if (p == nullptr ||
-        std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-        return -1;
-    return static_cast<long long>((utime + stime) * 1000ULL / static_cast<unsigned long long>(::sysconf(_SC_CLK_TCK)));
-}
 
 // Waits until the process has a child (the first instance), without reaping.
 void wait_for_a_child() {
@@ -185,10 +166,7 @@ extern "C" int sigqueue(pid_t pid, int sig, const union sigval value) {
     return next(pid, sig, value);
 }
 
-TEST_GROUP(Reaper) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(Reaper){};
 
 // A thread of the application reaps the instances with waitpid(-1): each
 // death still leads to a restart, the supervisor's thread stays idle, and
@@ -202,7 +180,8 @@ TEST(Reaper, WaitpidThreadInSupervisorRestartsIdly) {
                {{"SAM_RESTART_DELAY_MS", "0"}});
     it::Event reg;
     REQUIRE(saw(prog, "reg", 1, &reg));
-    const long long cpu_start = thread_cpu_ms(prog.pid());
+    // The supervisor's loop runs in the program's main thread (tid == pid).
+    const long long cpu_start = it::thread_cpu_ms(prog.pid(), prog.pid());
     const uint64_t t_start = it::now_ns();
     bool restarted_every_time = true;
     unsigned iid = 1;
@@ -215,7 +194,7 @@ TEST(Reaper, WaitpidThreadInSupervisorRestartsIdly) {
     }
     if (restarted_every_time)
         (void)prog.wait_event("never", 1000); // a window in which the supervisor has nothing to do
-    const long long cpu_used = thread_cpu_ms(prog.pid()) - cpu_start;
+    const long long cpu_used = it::thread_cpu_ms(prog.pid(), prog.pid()) - cpu_start;
     const long long window_ms = static_cast<long long>((it::now_ns() - t_start) / 1000000);
     std::printf("supervisor thread: %lld ms of CPU in %lld ms; %u instances\n", cpu_used, window_ms, iid);
     const std::vector<pid_t> reaped = reaped_by_application(prog);
@@ -240,7 +219,7 @@ TEST(Reaper, WaitpidThreadInSupervisorRestartsIdly) {
     // The last instance, never started, ends the supervisor: status 0 if the
     // supervisor reaped it, 70 (unknown) if the application's thread did.
     CHECK_TEXT(it::exited_with(x, kExitStatusUnknown) || it::exited_with(x, 0),
-               (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
+               ("got " + it::describe_exit(x) + prog.transcript()).c_str());
 }
 
 // SIGCHLD set to SIG_IGN by another thread after sam_register(): the kernel
@@ -252,7 +231,7 @@ TEST(Reaper, SigchldIgnoredByAnotherThreadRestartsIdly) {
     prog.start([] { return cycling_program(SAM_RECOVERY_POLICY_RESTART, ignore_sigchld); },
                {{"SAM_RESTART_DELAY_MS", "0"}});
     REQUIRE(saw(prog, "ignoring", 0));
-    const long long cpu_start = thread_cpu_ms(prog.pid());
+    const long long cpu_start = it::thread_cpu_ms(prog.pid(), prog.pid());
     const uint64_t t_start = it::now_ns();
     it::Event reg;
     bool reached_last = false;
@@ -269,7 +248,7 @@ TEST(Reaper, SigchldIgnoredByAnotherThreadRestartsIdly) {
     }
     if (reached_last)
         (void)prog.wait_event("never", 1000);
-    const long long cpu_used = thread_cpu_ms(prog.pid()) - cpu_start;
+    const long long cpu_used = it::thread_cpu_ms(prog.pid(), prog.pid()) - cpu_start;
     const long long window_ms = static_cast<long long>((it::now_ns() - t_start) / 1000000);
     std::printf("supervisor thread: %lld ms of CPU in %lld ms\n", cpu_used, window_ms);
     prog.send("exit");
@@ -280,8 +259,7 @@ TEST(Reaper, SigchldIgnoredByAnotherThreadRestartsIdly) {
                                                    " ms of CPU in " + std::to_string(window_ms) + " ms")
                                                       .c_str());
     CHECK_TEXT(reached_last, ("no restart after the kernel reaped the instance\n" + prog.transcript()).c_str());
-    CHECK_TEXT(it::exited_with(x, kExitStatusUnknown),
-               (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
+    CHECK_TEXT(it::exited_with(x, kExitStatusUnknown), ("got " + it::describe_exit(x) + prog.transcript()).c_str());
 }
 
 // QUIT: a failure whose status is unknown ends the supervisor with status
@@ -293,8 +271,7 @@ TEST(Reaper, QuitWithUnknownStatusExits70) {
     REQUIRE(saw(prog, "reg", 1, &reg));
     REQUIRE(end_instance(prog, 1, reg));
     const it::Exit x = prog.wait_exit(3000);
-    CHECK_TEXT(it::exited_with(x, kExitStatusUnknown),
-               (it::describe_status(x.status) + "\n" + prog.transcript()).c_str());
+    CHECK_TEXT(it::exited_with(x, kExitStatusUnknown), ("got " + it::describe_exit(x) + prog.transcript()).c_str());
     const std::string &log = prog.log();
     const size_t first = log.find("reaped elsewhere");
     CHECK_TEXT(first != std::string::npos && log.find("reaped elsewhere", first + 1) == std::string::npos,

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 #include "script.hpp"
 
 namespace {
@@ -39,21 +40,21 @@ it::Script quit_script() {
     return s;
 }
 
+// Starts the scripted program and waits until its instance has started.
+it::Event start_and_wait_started(it::Program &prog, const it::Script &s) {
+    prog.start([s] { return it::run_script(s); });
+    it::Event e;
+    REQUIRE(prog.wait_event("started", 3000, &e));
+    REQUIRE(e.num("err") == CS_OK);
+    return e;
+}
+
 } // namespace
 
-TEST_GROUP(QuitStatus) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-    void start_and_wait_started(const it::Script &s) {
-        prog.start([s] { return it::run_script(s); });
-        it::Event e;
-        REQUIRE(prog.wait_event("started", 3000, &e));
-        REQUIRE(e.num("err") == CS_OK);
-    }
-};
+PROGRAM_GROUP(QuitStatus){};
 
 TEST(QuitStatus, ExitCodeAfterStartIsMirrored) {
-    start_and_wait_started(quit_script());
+    start_and_wait_started(prog, quit_script());
     prog.send("exit 3");
     REQUIRE_EXIT(prog.wait_exit(3000), 3);
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -61,14 +62,14 @@ TEST(QuitStatus, ExitCodeAfterStartIsMirrored) {
 }
 
 TEST(QuitStatus, SegfaultIsMirrored) {
-    start_and_wait_started(quit_script());
+    start_and_wait_started(prog, quit_script());
     prog.send("crash " + std::to_string(SIGSEGV));
     REQUIRE_KILLED(prog.wait_exit(3000), SIGSEGV);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
 TEST(QuitStatus, SigkillIsMirrored) {
-    start_and_wait_started(quit_script());
+    start_and_wait_started(prog, quit_script());
     prog.send("crash " + std::to_string(SIGKILL));
     REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -80,17 +81,14 @@ TEST(QuitStatus, KilledForSilenceIsMirrored) {
     it::Script s = quit_script();
     s.warn_signal = SIGUSR1;
     s.record = {SIGUSR1};
-    start_and_wait_started(s);
+    start_and_wait_started(prog, s);
     prog.send("hang");
     REQUIRE_KILLED(prog.wait_exit(3000), SIGKILL);
     REQUIRE(prog.events_of("signal").size() == 1);
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
-TEST_GROUP(DeathSeenAtOnce) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(DeathSeenAtOnce){};
 
 // The instance forks a grandchild that inherits every descriptor (no exec)
 // and lives on; the instance's death must still be seen at once.
@@ -123,17 +121,7 @@ TEST(DeathSeenAtOnce, GrandchildHoldingDescriptors) {
     REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
-TEST_GROUP(Signals) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-    it::Event start_and_wait_started(const it::Script &s) {
-        prog.start([s] { return it::run_script(s); });
-        it::Event e;
-        REQUIRE(prog.wait_event("started", 3000, &e));
-        REQUIRE(e.num("err") == CS_OK);
-        return e;
-    }
-};
+PROGRAM_GROUP(Signals){};
 
 // SIGUSR1, SIGUSR2, SIGHUP and SIGQUIT sent to the supervisor reach the
 // instance, which goes on; the supervisor does not stop for them.
@@ -141,7 +129,7 @@ TEST(Signals, Usr1Usr2HupQuitForwarded) {
     it::Script s;
     s.record = {SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT};
     s.auto_start = true;
-    const it::Event started = start_and_wait_started(s);
+    const it::Event started = start_and_wait_started(prog, s);
     for (int sig : {SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT}) {
         ::kill(prog.pid(), sig);
         it::Event got;
@@ -161,7 +149,7 @@ TEST(Signals, TermHandledByInstanceNoRestart) {
     it::Script s;
     s.exit_on_term = true;
     s.auto_start = true;
-    const it::Event started = start_and_wait_started(s);
+    const it::Event started = start_and_wait_started(prog, s);
     ::kill(prog.pid(), SIGTERM);
     it::Event got;
     REQUIRE(prog.wait_event("signal", 2000, &got));
@@ -174,7 +162,7 @@ TEST(Signals, TermHandledByInstanceNoRestart) {
 TEST(Signals, TermKillsInstanceSupervisorDiesLikeIt) {
     it::Script s;
     s.auto_start = true;
-    start_and_wait_started(s);
+    start_and_wait_started(prog, s);
     ::kill(prog.pid(), SIGTERM);
     REQUIRE_KILLED(prog.wait_exit(3000), SIGTERM);
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -184,7 +172,7 @@ TEST(Signals, TermKillsInstanceSupervisorDiesLikeIt) {
 TEST(Signals, IntNoRestart) {
     it::Script s;
     s.auto_start = true;
-    start_and_wait_started(s);
+    start_and_wait_started(prog, s);
     ::kill(prog.pid(), SIGINT);
     REQUIRE_KILLED(prog.wait_exit(3000), SIGINT);
     REQUIRE(prog.events_of("reg").size() == 1);
@@ -221,10 +209,7 @@ TEST(Signals, ForwardedWhenTheApplicationHasOtherThreads) {
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
-TEST_GROUP(ParentDeath) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(ParentDeath){};
 
 // SIGKILL to the supervisor: the instance receives its warn signal at once.
 TEST(ParentDeath, InstanceGetsWarnSignal) {
@@ -327,32 +312,36 @@ TEST(ParentDeath, HcSendReportsDeadSupervisor) {
     REQUIRE_MSG(after.num("hc") == CS_ERR_LIBRARY, after.text);
 }
 
-TEST_GROUP(Backoff) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-    void crash_loop(int last_iid, const it::Program::Env &env) {
-        prog.start(
-            [last_iid] {
-                const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
-                if (!reg)
-                    return reg.exit_status;
-                const unsigned iid = reg.iid;
-                if (iid >= static_cast<unsigned>(last_iid))
-                    return 0;
-                if (sam_start() != CS_OK)
-                    return 92;
-                ::_exit(1);
-            },
-            env);
-        REQUIRE_EXIT(prog.wait_exit(5000), 0);
-        REQUIRE(prog.events_of("reg").size() == static_cast<size_t>(last_iid));
-    }
-};
+namespace {
+
+// Instances that register, start and fail until instance `last_iid`, which
+// ends the program with status 0.
+void crash_loop(it::Program &prog, int last_iid, const it::Program::Env &env) {
+    prog.start(
+        [last_iid] {
+            const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
+            if (!reg)
+                return reg.exit_status;
+            const unsigned iid = reg.iid;
+            if (iid >= static_cast<unsigned>(last_iid))
+                return 0;
+            if (sam_start() != CS_OK)
+                return 92;
+            ::_exit(1);
+        },
+        env);
+    REQUIRE_EXIT(prog.wait_exit(5000), 0);
+    REQUIRE(prog.events_of("reg").size() == static_cast<size_t>(last_iid));
+}
+
+} // namespace
+
+PROGRAM_GROUP(Backoff){};
 
 // SAM_RESTART_BURST=1, SAM_RESTART_DELAY_MS=200: the first restart is
 // immediate, then 200 ms, then 400 ms; every delay is logged.
 TEST(Backoff, DelaysDoubleAfterBurst) {
-    crash_loop(4, {{"SAM_RESTART_BURST", "1"}, {"SAM_RESTART_DELAY_MS", "200"}});
+    crash_loop(prog, 4, {{"SAM_RESTART_BURST", "1"}, {"SAM_RESTART_DELAY_MS", "200"}});
     const auto regs = prog.events_of("reg");
     const long long g1 = gap_ms(regs[0], regs[1]), g2 = gap_ms(regs[1], regs[2]), g3 = gap_ms(regs[2], regs[3]);
     const std::string gaps = "gaps " + std::to_string(g1) + ", " + std::to_string(g2) + ", " + std::to_string(g3);
@@ -366,7 +355,7 @@ TEST(Backoff, DelaysDoubleAfterBurst) {
 // An invalid value is ignored (with a log line): the defaults apply, three
 // immediate restarts, then 100 ms.
 TEST(Backoff, InvalidDelayIgnoredWithLogLine) {
-    crash_loop(5, {{"SAM_RESTART_DELAY_MS", "abc"}});
+    crash_loop(prog, 5, {{"SAM_RESTART_DELAY_MS", "abc"}});
     REQUIRE(prog.wait_log("SAM_RESTART_DELAY_MS", 0));
     REQUIRE(prog.log().find("abc") != std::string::npos);
     const auto regs = prog.events_of("reg");
@@ -410,7 +399,8 @@ TEST(Backoff, ResetAfterLongEnoughRun) {
 // SAM_RESTART_DELAY_MAX_MS caps the doubling; with SAM_RESTART_BURST=0 the
 // first failure is already delayed.
 TEST(Backoff, DelayCappedAtMax) {
-    crash_loop(4, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "100"}, {"SAM_RESTART_DELAY_MAX_MS", "150"}});
+    crash_loop(prog, 4,
+               {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "100"}, {"SAM_RESTART_DELAY_MAX_MS", "150"}});
     const auto regs = prog.events_of("reg");
     const long long g1 = gap_ms(regs[0], regs[1]), g2 = gap_ms(regs[1], regs[2]), g3 = gap_ms(regs[2], regs[3]);
     const std::string gaps = "gaps " + std::to_string(g1) + ", " + std::to_string(g2) + ", " + std::to_string(g3);
@@ -421,7 +411,7 @@ TEST(Backoff, DelayCappedAtMax) {
 
 // SAM_RESTART_DELAY_MS=0 turns the back-off off: every restart at once.
 TEST(Backoff, ZeroDelayTurnsItOff) {
-    crash_loop(6, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "0"}});
+    crash_loop(prog, 6, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "0"}});
     const auto regs = prog.events_of("reg");
     for (size_t i = 0; i + 1 < regs.size(); ++i)
         REQUIRE_MSG(gap_ms(regs[i], regs[i + 1]) < 90, "restart " + std::to_string(i + 1) + " was delayed");
@@ -448,73 +438,75 @@ TEST(Backoff, TermDuringDelayEndsSupervisor) {
     REQUIRE(prog.events_of("reg").size() == 1);
 }
 
-TEST_GROUP(Hostile) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-    // The instance sends `len` bytes of garbage on every socket it has.
-    void scribble(size_t len) {
-        prog.start([len] {
-            const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
-            if (!reg)
-                return reg.exit_status;
-            const unsigned iid = reg.iid;
-            if (iid >= 2)
-                return 0;
-            if (sam_start() != CS_OK)
-                return 92;
-            std::vector<unsigned char> junk(len);
-            unsigned x = 12345;
-            for (unsigned char &c : junk)
-                c = static_cast<unsigned char>((x = x * 1103515245 + 12345) >> 16);
-            int sent = 0;
-            DIR *d = ::opendir("/proc/self/fd");
-            if (d == nullptr)
-                return 93;
-            std::vector<int> fds;
-            while (dirent *e = ::readdir(d))
-                if (e->d_name[0] != '.')
-                    fds.push_back(std::atoi(e->d_name));
-            ::closedir(d);
-            std::vector<int> sockets;
-            for (int fd : fds) {
-                struct stat st;
-                if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
-                    sockets.push_back(fd);
-            }
-            // Announced first: the supervisor may kill us as soon as it reads.
-            it::emit("ev=scribbling sockets=%zu", sockets.size());
-            for (int fd : sockets)
-                if (::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
-                    ++sent;
-            it::emit("ev=scribbled sent=%d", sent);
-            for (;;) {
-                (void)sam_hc_send();
-                it::idle_ms(100);
-            }
-        });
-        it::Event sc;
-        REQUIRE(prog.wait_event("scribbling", 3000, &sc));
-        REQUIRE(sc.num("sockets") >= 1);
-        REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2000));
-        REQUIRE(it::wait_gone(sc.pid, 1000));
-        REQUIRE_EXIT(prog.wait_exit(3000), 0);
-    }
-};
+namespace {
+
+// The instance sends `len` bytes of garbage on every socket it has.
+void scribble(it::Program &prog, size_t len) {
+    prog.start([len] {
+        const it::Registration reg = it::register_instance(1000, SAM_RECOVERY_POLICY_RESTART);
+        if (!reg)
+            return reg.exit_status;
+        const unsigned iid = reg.iid;
+        if (iid >= 2)
+            return 0;
+        if (sam_start() != CS_OK)
+            return 92;
+        std::vector<unsigned char> junk(len);
+        unsigned x = 12345;
+        for (unsigned char &c : junk)
+            c = static_cast<unsigned char>((x = x * 1103515245 + 12345) >> 16);
+        int sent = 0;
+        DIR *d = ::opendir("/proc/self/fd");
+        if (d == nullptr)
+            return 93;
+        std::vector<int> fds;
+        while (dirent *e = ::readdir(d))
+            if (e->d_name[0] != '.')
+                fds.push_back(std::atoi(e->d_name));
+        ::closedir(d);
+        std::vector<int> sockets;
+        for (int fd : fds) {
+            struct stat st;
+            if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+                sockets.push_back(fd);
+        }
+        // Announced first: the supervisor may kill us as soon as it reads.
+        it::emit("ev=scribbling sockets=%zu", sockets.size());
+        for (int fd : sockets)
+            if (::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                ++sent;
+        it::emit("ev=scribbled sent=%d", sent);
+        for (;;) {
+            (void)sam_hc_send();
+            it::idle_ms(100);
+        }
+    });
+    it::Event sc;
+    REQUIRE(prog.wait_event("scribbling", 3000, &sc));
+    REQUIRE(sc.num("sockets") >= 1);
+    REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2000));
+    REQUIRE(it::wait_gone(sc.pid, 1000));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
+}
+
+} // namespace
+
+PROGRAM_GROUP(Hostile){};
 
 // Random bytes on the channel: logged as malformed, killed, restarted; the
 // supervisor lives on.
 TEST(Hostile, GarbageMessage) {
-    scribble(64);
+    scribble(prog, 64);
     REQUIRE(prog.wait_log("malformed", 0));
 }
 
 TEST(Hostile, ShortMessage) {
-    scribble(3);
+    scribble(prog, 3);
     REQUIRE(prog.wait_log("malformed", 0));
 }
 
 TEST(Hostile, OversizedMessage) {
-    scribble(100 * 1024);
+    scribble(prog, 100 * 1024);
     REQUIRE(prog.wait_log("oversized", 0));
 }
 
@@ -565,10 +557,7 @@ TEST(Hostile, FutureHeartbeatStamp) {
     REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
-TEST_GROUP(Descriptors) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(Descriptors){};
 
 // All internal descriptors are O_CLOEXEC: a program the instance executes
 // (after a large store went through the memfd path) inherits only the
@@ -650,10 +639,7 @@ TEST(Descriptors, NoLeakAcrossRestarts) {
     REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
-TEST_GROUP(Logging) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(Logging){};
 
 // Without SAM_LOG_STDERR the recovery lines go to syslog (facility daemon):
 // the program runs in a mount namespace whose /dev/log is a socket of this
@@ -800,7 +786,7 @@ TEST(Logging, FullSyslogSocketDelaysNothing) {
     REQUIRE(warn.num("sig") == SIGTERM);
     const long long warned_ms = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
     REQUIRE_MSG(warned_ms <= kT + 300, "warned " + std::to_string(warned_ms) + " ms after start");
-    REQUIRE_MSG(it::killed_by(x, SIGKILL), "supervisor: " + it::describe_status(x.status) + "\n" + prog.transcript());
+    REQUIRE_KILLED(x, SIGKILL);
     REQUIRE(it::process_gone(started.pid));
     REQUIRE_MSG(ended_ms <= 2 * kT + 1000, "supervisor ended " + std::to_string(ended_ms) + " ms after start");
     // <28>: facility daemon (3 << 3), priority warning (4).

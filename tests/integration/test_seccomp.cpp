@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 #include "service_filter.hpp"
 
 namespace {
@@ -106,10 +107,7 @@ bool can_filter() {
 
 } // namespace
 
-TEST_GROUP(Seccomp) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(Seccomp){};
 
 // Restarts after a failure and after a missed health check, the callback
 // thread, the three ways of storing data and their restore in the next

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
-#include "cmapview.hpp"
+#include "corosync_fixture.hpp"
 #include "service_filter.hpp"
 
 namespace {
@@ -28,26 +28,18 @@ int count_beat() { return 0; }
 
 } // namespace
 
-TEST_GROUP(SeccompCorosync) {
-    it::Program prog;
+COROSYNC_GROUP(SeccompCorosync) {
     it::Program status;
-    it::CmapView cmap;
-    void setup() override {
-        if (!it::inside_fixture())
-            FAIL("run inside tests/corosync/with-corosync.sh");
-    }
     void teardown() override {
-        prog.cleanup();
-        status.cleanup();
-        (void)it::ctl("expected-votes 1");
-        cmap.close();
+        it::CorosyncGroup::teardown();
+        end_program(status);
     }
     // Waits until the supervisor's cmap key `state` reads want.
     bool wait_state(pid_t sup, const std::string &want, int timeout_ms) {
         const uint64_t deadline = it::now_ns() + it::ms(static_cast<uint64_t>(timeout_ms));
         std::string v;
         do {
-            if (cmap.get_string(it::process_key(sup, "state"), v) == CS_OK && v == want)
+            if (cmap.get_string(it::process_key(sup, it::kLeafState), v) == CS_OK && v == want)
                 return true;
         } while (!it::wait_gone(sup, 20) && it::now_ns() < deadline);
         return false;

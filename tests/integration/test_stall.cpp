@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 
 namespace {
 
@@ -293,10 +294,7 @@ const char *name_of(Delivery how) { return how == Delivery::Received ? "received
 
 } // namespace
 
-TEST_GROUP(Stall) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(Stall){};
 
 // A started instance asks for a store out of a userfaultfd range and then
 // hangs: it is warned T after that request and killed T later, and the next
@@ -382,8 +380,7 @@ TEST(Stall, StalledReadOutlivingItsInstanceDoesNotStopRestarts) {
     REQUIRE(prog.wait_log("still blocked; starting instance 2 anyway", 1000));
     REQUIRE(prog.wait_event("stored", 2000, &stored));
     REQUIRE(stored.num("err") == CS_OK && stored.num("restore") == CS_OK && stored.num("same") == 1);
-    const it::Exit x = prog.wait_exit(3000);
-    REQUIRE_MSG(x.exited && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0, it::describe_status(x.status));
+    REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
 
 // While such a read waits, SIGTERM to the supervisor still reaches the

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 #include "script.hpp"
 
 namespace {
@@ -79,38 +80,35 @@ int data_program() {
     }
 }
 
+// Sends a command to the scripted instance and waits until it is done.
+void command(it::Program &prog, const std::string &cmd) {
+    prog.send(cmd);
+    it::Event e;
+    REQUIRE_MSG(prog.wait_event("done", 3000, &e), cmd);
+    REQUIRE_MSG(e.num("err") == CS_OK, cmd);
+}
+it::Event wait_started(it::Program &prog, unsigned iid) {
+    it::Event e;
+    REQUIRE(prog.wait_event([iid](const it::Event &x) { return x.is("started") && x.num("iid") == iid; }, 5000, &e));
+    REQUIRE(e.num("err") == CS_OK);
+    return e;
+}
+it::Event wait_reg(it::Program &prog, unsigned iid) {
+    it::Event e;
+    REQUIRE(prog.wait_event("reg", 5000, &e));
+    REQUIRE_MSG(e.num("iid") == iid, e.text); // ids go on one by one, standby or not
+    return e;
+}
+// The standby is there once sam_start() has returned.
+pid_t standby_now(it::Program &prog) {
+    const pid_t sb = it::wait_standby(prog.pid(), 2000);
+    REQUIRE_MSG(sb > 0, "no child named sam-standby once the instance has started");
+    return sb;
+}
+
 } // namespace
 
-TEST_GROUP(Standby) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-
-    void command(const std::string &cmd) {
-        prog.send(cmd);
-        it::Event e;
-        REQUIRE_MSG(prog.wait_event("done", 3000, &e), cmd);
-        REQUIRE_MSG(e.num("err") == CS_OK, cmd);
-    }
-    it::Event wait_started(unsigned iid) {
-        it::Event e;
-        REQUIRE(
-            prog.wait_event([iid](const it::Event &x) { return x.is("started") && x.num("iid") == iid; }, 5000, &e));
-        REQUIRE(e.num("err") == CS_OK);
-        return e;
-    }
-    it::Event wait_reg(unsigned iid) {
-        it::Event e;
-        REQUIRE(prog.wait_event("reg", 5000, &e));
-        REQUIRE_MSG(e.num("iid") == iid, e.text); // ids go on one by one, standby or not
-        return e;
-    }
-    // The standby is there once sam_start() has returned.
-    pid_t standby_now() {
-        const pid_t sb = it::wait_standby(prog.pid(), 2000);
-        REQUIRE_MSG(sb > 0, "no child named sam-standby once the instance has started");
-        return sb;
-    }
-};
+PROGRAM_GROUP(Standby){};
 
 // After a failure the next instance is the process that was waiting before
 // it: its pid existed before the death. It takes back the program's name,
@@ -120,15 +118,15 @@ TEST(Standby, RestartIsServedByTheStandby) {
     s.interval_ms = 1000;
     s.auto_start = true;
     prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_DELAY_MS", "0"}});
-    const it::Event reg1 = wait_reg(1);
+    const it::Event reg1 = wait_reg(prog, 1);
     const std::string name = it::comm_of(reg1.pid);
     pid_t standby = -1;
     for (unsigned iid = 1; iid <= 3; ++iid) {
-        wait_started(iid);
-        standby = standby_now();
+        wait_started(prog, iid);
+        standby = standby_now(prog);
         REQUIRE(standby != reg1.pid);
         prog.send("exit 1");
-        const it::Event reg = wait_reg(iid + 1);
+        const it::Event reg = wait_reg(prog, iid + 1);
         REQUIRE_MSG(reg.pid == standby, "instance " + std::to_string(iid + 1) + " is pid " + std::to_string(reg.pid) +
                                             ", the standby was " + std::to_string(standby));
         REQUIRE_MSG(it::comm_of(reg.pid) == name, it::comm_of(reg.pid) + " instead of " + name);
@@ -136,8 +134,8 @@ TEST(Standby, RestartIsServedByTheStandby) {
         REQUIRE(prog.wait_log("the standby (pid " + p + ") becomes instance " + n, 3000));
         REQUIRE(prog.wait_log("instance " + n + " started as pid " + p, 3000));
     }
-    wait_started(4);
-    standby = standby_now();
+    wait_started(prog, 4);
+    standby = standby_now(prog);
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
@@ -153,7 +151,7 @@ TEST(Standby, RestartIsServedByTheStandby) {
 // data too large for a standby (then it is killed and the restart forks).
 TEST(Standby, RestoresTheDataOfTheDeath) {
     prog.start(data_program, {{"SAM_RESTART_DELAY_MS", "0"}});
-    it::Event reg = wait_reg(1);
+    it::Event reg = wait_reg(prog, 1);
     REQUIRE(reg.get("data") == "-");
     const std::string name = reg.get("comm");
     struct Round {
@@ -169,36 +167,36 @@ TEST(Standby, RestoresTheDataOfTheDeath) {
     };
     unsigned iid = 1;
     for (const Round &r : rounds) {
-        wait_started(iid);
-        const pid_t standby = standby_now();
+        wait_started(prog, iid);
+        const pid_t standby = standby_now(prog);
         for (const std::string &c : r.commands)
-            command(c);
+            command(prog, c);
         prog.send("exit 1");
-        reg = wait_reg(++iid);
+        reg = wait_reg(prog, ++iid);
         REQUIRE_MSG(reg.pid == standby, reg.text);
         REQUIRE_MSG(reg.get("data") == r.data_after, reg.text + " instead of data=" + r.data_after);
         REQUIRE_MSG(reg.get("comm") == name, reg.text);
     }
-    wait_started(iid);
-    pid_t standby = standby_now();
-    command("bigstore 40000"); // above the 32 KiB a wake message holds: a memfd goes along
+    wait_started(prog, iid);
+    pid_t standby = standby_now(prog);
+    command(prog, "bigstore 40000"); // above the 32 KiB a wake message holds: a memfd goes along
     prog.send("exit 1");
-    reg = wait_reg(++iid);
+    reg = wait_reg(prog, ++iid);
     REQUIRE_MSG(reg.pid == standby, reg.text);
     REQUIRE_MSG(reg.num("size") == 40000 && reg.get("bytes") == "b", reg.text);
-    wait_started(iid);
-    standby = standby_now();
-    command("bigstore 300000"); // above the 256 KiB a standby is given
+    wait_started(prog, iid);
+    standby = standby_now(prog);
+    command(prog, "bigstore 300000"); // above the 256 KiB a standby is given
     prog.send("exit 1");
-    reg = wait_reg(++iid);
+    reg = wait_reg(prog, ++iid);
     REQUIRE_MSG(reg.pid != standby, "a standby was given 300000 bytes");
     REQUIRE_MSG(reg.num("size") == 300000 && reg.get("bytes") == "b", reg.text);
     // Killed on the restart path, reaped once it has ended.
     REQUIRE(reaped_within(standby, 2000));
     REQUIRE(prog.log().find("before use") == std::string::npos); // no complaint for that
-    wait_started(iid);
-    standby_now(); // and the next one is there again
-    command("stop");
+    wait_started(prog, iid);
+    standby_now(prog); // and the next one is there again
+    command(prog, "stop");
     prog.send("exit 0");
     REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }
@@ -222,8 +220,8 @@ TEST(Standby, NoStandbyWhileAnApplicationThreadRuns) {
         },
         {{"SAM_RESTART_DELAY_MS", "0"}});
     for (unsigned iid = 1; iid <= 2; ++iid) {
-        const it::Event reg = wait_reg(iid);
-        wait_started(iid);
+        const it::Event reg = wait_reg(prog, iid);
+        wait_started(prog, iid);
         // A standby would be a child by now (forked before sam_start returns).
         const std::vector<pid_t> children = it::children_of(prog.pid());
         REQUIRE_MSG(children.size() == 1 && children[0] == reg.pid, "children besides the instance");
@@ -246,13 +244,13 @@ TEST(Standby, OffWithSamStandby0) {
     s.interval_ms = 1000;
     s.auto_start = true;
     prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_DELAY_MS", "0"}, {"SAM_STANDBY", "0"}});
-    const it::Event reg1 = wait_reg(1);
-    wait_started(1);
+    const it::Event reg1 = wait_reg(prog, 1);
+    wait_started(prog, 1);
     const std::vector<pid_t> before = it::children_of(prog.pid());
     REQUIRE_MSG(before.size() == 1 && before[0] == reg1.pid, "children besides the instance");
     prog.send("exit 1");
-    const it::Event reg2 = wait_reg(2);
-    wait_started(2);
+    const it::Event reg2 = wait_reg(prog, 2);
+    wait_started(prog, 2);
     const std::vector<pid_t> after = it::children_of(prog.pid());
     REQUIRE_MSG(after.size() == 1 && after[0] == reg2.pid, "children besides the instance");
     REQUIRE(prog.log().find("becomes instance") == std::string::npos);
@@ -269,22 +267,22 @@ TEST(Standby, KilledStandbyIsReplacedByAFork) {
     s.interval_ms = 1000;
     s.auto_start = true;
     prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_DELAY_MS", "0"}});
-    wait_reg(1);
-    wait_started(1);
-    const pid_t standby = standby_now();
+    wait_reg(prog, 1);
+    wait_started(prog, 1);
+    const pid_t standby = standby_now(prog);
     REQUIRE(::kill(standby, SIGKILL) == 0);
     REQUIRE(prog.wait_log("the standby instance (pid " + std::to_string(standby) +
                               ") killed by SIGKILL before use; the next restart forks",
                           3000));
     REQUIRE(reaped(standby));
     prog.send("exit 1");
-    const it::Event reg2 = wait_reg(2);
+    const it::Event reg2 = wait_reg(prog, 2);
     REQUIRE(reg2.pid != standby);
-    wait_started(2);
-    const pid_t next = standby_now();
+    wait_started(prog, 2);
+    const pid_t next = standby_now(prog);
     prog.send("exit 1");
-    REQUIRE(wait_reg(3).pid == next);
-    wait_started(3);
+    REQUIRE(wait_reg(prog, 3).pid == next);
+    wait_started(prog, 3);
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
@@ -298,9 +296,9 @@ TEST(Standby, GoneWithItsSupervisor) {
     s.interval_ms = 1000;
     s.auto_start = true;
     prog.start([s] { return it::run_script(s); });
-    const it::Event reg1 = wait_reg(1);
-    wait_started(1);
-    const pid_t standby = standby_now();
+    const it::Event reg1 = wait_reg(prog, 1);
+    wait_started(prog, 1);
+    const pid_t standby = standby_now(prog);
     REQUIRE(::kill(prog.pid(), SIGKILL) == 0);
     REQUIRE(prog.wait_exit(3000).exited);
     // Orphans are reparented to this test process (a subreaper). The
@@ -322,9 +320,9 @@ TEST(Standby, SignalToTheGroupSparesTheStandby) {
     s.auto_start = true;
     s.record = {SIGUSR1};
     prog.start([s] { return it::run_script(s); }, {{"SAM_RESTART_DELAY_MS", "0"}});
-    wait_reg(1);
-    wait_started(1);
-    const pid_t standby = standby_now();
+    wait_reg(prog, 1);
+    wait_started(prog, 1);
+    const pid_t standby = standby_now(prog);
     REQUIRE(::kill(-prog.pid(), SIGUSR1) == 0);
     // Directly and passed on by the supervisor (the two may merge into one).
     it::Event sig;
@@ -333,8 +331,8 @@ TEST(Standby, SignalToTheGroupSparesTheStandby) {
     REQUIRE(prog.wait_log("forwarding SIGUSR1 to instance 1", 3000));
     REQUIRE(it::standby_of(prog.pid()) == standby);
     prog.send("exit 1");
-    REQUIRE(wait_reg(2).pid == standby);
-    wait_started(2);
+    REQUIRE(wait_reg(prog, 2).pid == standby);
+    wait_started(prog, 2);
     prog.send("stop");
     REQUIRE(prog.wait_event("stopped", 3000));
     prog.send("exit 0");
@@ -345,14 +343,14 @@ TEST(Standby, SignalToTheGroupSparesTheStandby) {
 // has: here, the signal it gets from the kernel when its supervisor dies.
 TEST(Standby, WarnSignalSetAfterTheForkReachesIt) {
     prog.start(data_program, {{"SAM_RESTART_DELAY_MS", "0"}});
-    wait_reg(1);
-    wait_started(1);
-    const pid_t standby = standby_now();
-    command("warn " + std::to_string(SIGUSR1));
+    wait_reg(prog, 1);
+    wait_started(prog, 1);
+    const pid_t standby = standby_now(prog);
+    command(prog, "warn " + std::to_string(SIGUSR1));
     prog.send("exit 1");
-    const it::Event reg2 = wait_reg(2);
+    const it::Event reg2 = wait_reg(prog, 2);
     REQUIRE(reg2.pid == standby);
-    wait_started(2);
+    wait_started(prog, 2);
     REQUIRE(::kill(prog.pid(), SIGKILL) == 0);
     it::Event sig;
     REQUIRE(prog.wait_event("signal", 3000, &sig));
@@ -365,18 +363,18 @@ TEST(Standby, WarnSignalSetAfterTheForkReachesIt) {
 // the back-off has passed.
 TEST(Standby, WokenAfterTheRestartDelay) {
     prog.start(data_program, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "300"}});
-    wait_reg(1);
-    wait_started(1);
-    const pid_t standby = standby_now();
+    wait_reg(prog, 1);
+    wait_started(prog, 1);
+    const pid_t standby = standby_now(prog);
     const uint64_t exit_at = it::now_ns();
     prog.send("exit 1");
-    const it::Event reg2 = wait_reg(2);
+    const it::Event reg2 = wait_reg(prog, 2);
     REQUIRE(reg2.pid == standby);
     const uint64_t waited_ms = (reg2.t - exit_at) / 1000000ULL;
     REQUIRE_MSG(waited_ms >= 300, std::to_string(waited_ms) + " ms from the exit to instance 2");
     REQUIRE(prog.wait_log("restarting in 300 ms", 1000));
-    wait_started(2);
-    command("stop");
+    wait_started(prog, 2);
+    command(prog, "stop");
     prog.send("exit 0");
     REQUIRE_EXIT(prog.wait_exit(5000), 0);
 }

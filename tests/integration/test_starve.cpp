@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "checks.hpp"
+#include "fixture.hpp"
 
 namespace {} // namespace
 
@@ -67,10 +68,7 @@ pid_t start_cpu_hog(int ms) {
 
 } // namespace
 
-TEST_GROUP(Stall) {
-    it::Program prog;
-    void teardown() override { prog.cleanup(); }
-};
+PROGRAM_GROUP(Stall){};
 
 // A healthy instance that beats every T/4 but cannot get a CPU for 1.5 T,
 // while its supervisor can, is not a hung instance: the supervisor sees in
