@@ -70,6 +70,13 @@ bool install_seccomp_filter(const struct sock_filter *body, size_t count, uint32
 // CLOCK_MONOTONIC in ns (tests/common/proc.h, shared with the fault tests).
 inline uint64_t now_ns() noexcept { return tp_now_ns(); }
 inline uint64_t ms(uint64_t n) noexcept { return n * 1000000ULL; }
+// Whole milliseconds from one now_ns() time (an Event's t) to another; negative
+// when `to` is earlier.
+inline long long ms_between(uint64_t from, uint64_t to) noexcept {
+    return (static_cast<long long>(to) - static_cast<long long>(from)) / 1000000;
+}
+// Whole milliseconds from a now_ns() time until now.
+inline long long ms_since(uint64_t from) noexcept { return ms_between(from, now_ns()); }
 
 // ---- program side (any process of the scenario) ----
 

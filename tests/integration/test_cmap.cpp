@@ -92,7 +92,7 @@ COROSYNC_GROUP(Cmap) {
             REQUIRE(prog.wait_event("reg", 3000, &reg2));
             REQUIRE(reg2.num("iid") == 2);
             REQUIRE_MSG(!by_standby || reg2.pid == standby, reg2.text);
-            const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
+            const long long gap = it::ms_between(warn.t, reg2.t);
             // Under TSan the handler (and so warn.t) runs late, at the instance's
             // next libc call, up to one beat period (T/3 here) after delivery.
             const long long floor = it::kUnderTsan ? 290 - 100 : 290;

@@ -135,10 +135,10 @@ TEST(HealthDeadline, FullStderrPipeDelaysNothing) {
     REQUIRE_MSG(prog.wait_event("started", 3000, &started), prog.transcript());
     REQUIRE_MSG(prog.wait_event("signal", 2 * kT + 1000, &warn), "no warn signal\n" + prog.transcript());
     REQUIRE(warn.num("sig") == SIGTERM);
-    const long long warned_ms = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
+    const long long warned_ms = it::ms_between(started.t, warn.t);
     REQUIRE_MSG(warned_ms <= kT + 300, "warned " + std::to_string(warned_ms) + " ms after start");
     const it::Exit x = prog.wait_exit(2 * kT + 2000);
-    const long long ended_ms = (static_cast<long long>(it::now_ns()) - static_cast<long long>(started.t)) / 1000000;
+    const long long ended_ms = it::ms_since(started.t);
     REQUIRE_KILLED(x, SIGKILL);
     REQUIRE(it::process_gone(started.pid));
     // SIGKILL at 2T; the supervisor then waits a moment for its last lines.

@@ -228,8 +228,6 @@ int link_request_socket(pid_t link) {
     return found;
 }
 
-uint64_t ms_since(uint64_t t) { return (it::now_ns() - t) / 1000000ULL; }
-
 // corosync stopped with SIGSTOP for the scope; SIGCONT whatever happens.
 class Frozen {
   public:
@@ -551,14 +549,14 @@ TEST(Frozen, ExitAndStopSignalWithinOneSecond) {
     it::Event exiting;
     REQUIRE(prog.wait_event("exiting", 2000, &exiting));
     const it::Exit x = prog.wait_exit(3000);
-    const uint64_t quit_ms = ms_since(exiting.t);
+    const long long quit_ms = it::ms_since(exiting.t);
     REQUIRE_EXIT(x, 3);
     REQUIRE_MSG(quit_ms < 1000, "QUIT supervisor ended " + std::to_string(quit_ms) + " ms after its instance");
 
     const uint64_t sent = it::now_ns();
     REQUIRE(::kill(other.pid(), SIGTERM) == 0);
     const it::Exit y = other.wait_exit(3000);
-    const uint64_t term_ms = ms_since(sent);
+    const long long term_ms = it::ms_since(sent);
     REQUIRE_KILLED_OF(other, y, SIGTERM);
     REQUIRE_MSG(term_ms < 1000, "supervisor ended " + std::to_string(term_ms) + " ms after SIGTERM");
     std::fprintf(stderr, "\nmeasured: QUIT supervisor ended %llu ms after its instance, SIGTERM one %llu ms\n",

@@ -28,10 +28,6 @@
 
 namespace {
 
-long long gap_ms(const it::Event &a, const it::Event &b) {
-    return (static_cast<long long>(b.t) - static_cast<long long>(a.t)) / 1000000;
-}
-
 it::Script quit_script() {
     it::Script s;
     s.policy = SAM_RECOVERY_POLICY_QUIT;
@@ -116,7 +112,8 @@ TEST(DeathSeenAtOnce, GrandchildHoldingDescriptors) {
     REQUIRE(prog.wait_event("grandchild", 3000, &gc));
     REQUIRE(prog.wait_event("exiting", 3000, &exiting));
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 5000, &reg2));
-    REQUIRE_MSG(gap_ms(exiting, reg2) < 100, std::to_string(gap_ms(exiting, reg2)) + " ms to see the death");
+    REQUIRE_MSG(it::ms_between(exiting.t, reg2.t) < 100,
+                std::to_string(it::ms_between(exiting.t, reg2.t)) + " ms to see the death");
     REQUIRE(!it::process_gone(static_cast<pid_t>(gc.num("pid2"))));
     REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
@@ -343,7 +340,8 @@ PROGRAM_GROUP(Backoff){};
 TEST(Backoff, DelaysDoubleAfterBurst) {
     crash_loop(prog, 4, {{"SAM_RESTART_BURST", "1"}, {"SAM_RESTART_DELAY_MS", "200"}});
     const auto regs = prog.events_of("reg");
-    const long long g1 = gap_ms(regs[0], regs[1]), g2 = gap_ms(regs[1], regs[2]), g3 = gap_ms(regs[2], regs[3]);
+    const long long g1 = it::ms_between(regs[0].t, regs[1].t), g2 = it::ms_between(regs[1].t, regs[2].t),
+                    g3 = it::ms_between(regs[2].t, regs[3].t);
     const std::string gaps = "gaps " + std::to_string(g1) + ", " + std::to_string(g2) + ", " + std::to_string(g3);
     REQUIRE_MSG(g1 < 100, gaps);
     REQUIRE_MSG(g2 >= 200 && g2 < 300, gaps);
@@ -360,8 +358,8 @@ TEST(Backoff, InvalidDelayIgnoredWithLogLine) {
     REQUIRE(prog.log().find("abc") != std::string::npos);
     const auto regs = prog.events_of("reg");
     for (int i = 0; i < 3; ++i)
-        REQUIRE_MSG(gap_ms(regs[i], regs[i + 1]) < 90, "restart " + std::to_string(i + 1) + " was delayed");
-    REQUIRE(gap_ms(regs[3], regs[4]) >= 100);
+        REQUIRE_MSG(it::ms_between(regs[i].t, regs[i + 1].t) < 90, "restart " + std::to_string(i + 1) + " was delayed");
+    REQUIRE(it::ms_between(regs[3].t, regs[4].t) >= 100);
 }
 
 // SAM_RESTART_RESET_MS: an instance that ran that long resets the count of
@@ -392,8 +390,9 @@ TEST(Backoff, ResetAfterLongEnoughRun) {
     REQUIRE(regs.size() == 4);
     it::Event crash;
     REQUIRE(prog.wait_event("crashing", 0, &crash));
-    REQUIRE_MSG(gap_ms(regs[1], regs[2]) >= 200, "the second quick failure was not delayed");
-    REQUIRE_MSG(gap_ms(crash, regs[3]) < 100, std::to_string(gap_ms(crash, regs[3])) + " ms after a long run");
+    REQUIRE_MSG(it::ms_between(regs[1].t, regs[2].t) >= 200, "the second quick failure was not delayed");
+    REQUIRE_MSG(it::ms_between(crash.t, regs[3].t) < 100,
+                std::to_string(it::ms_between(crash.t, regs[3].t)) + " ms after a long run");
 }
 
 // SAM_RESTART_DELAY_MAX_MS caps the doubling; with SAM_RESTART_BURST=0 the
@@ -402,7 +401,8 @@ TEST(Backoff, DelayCappedAtMax) {
     crash_loop(prog, 4,
                {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "100"}, {"SAM_RESTART_DELAY_MAX_MS", "150"}});
     const auto regs = prog.events_of("reg");
-    const long long g1 = gap_ms(regs[0], regs[1]), g2 = gap_ms(regs[1], regs[2]), g3 = gap_ms(regs[2], regs[3]);
+    const long long g1 = it::ms_between(regs[0].t, regs[1].t), g2 = it::ms_between(regs[1].t, regs[2].t),
+                    g3 = it::ms_between(regs[2].t, regs[3].t);
     const std::string gaps = "gaps " + std::to_string(g1) + ", " + std::to_string(g2) + ", " + std::to_string(g3);
     REQUIRE_MSG(g1 >= 100 && g1 < 150, gaps);
     REQUIRE_MSG(g2 >= 150 && g2 < 250, gaps);
@@ -414,7 +414,7 @@ TEST(Backoff, ZeroDelayTurnsItOff) {
     crash_loop(prog, 6, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "0"}});
     const auto regs = prog.events_of("reg");
     for (size_t i = 0; i + 1 < regs.size(); ++i)
-        REQUIRE_MSG(gap_ms(regs[i], regs[i + 1]) < 90, "restart " + std::to_string(i + 1) + " was delayed");
+        REQUIRE_MSG(it::ms_between(regs[i].t, regs[i + 1].t) < 90, "restart " + std::to_string(i + 1) + " was delayed");
 }
 
 // SIGTERM while a restart waits out its delay: no restart, the supervisor
@@ -552,7 +552,8 @@ TEST(Hostile, FutureHeartbeatStamp) {
     REQUIRE(prog.wait_event("scribbled", 3000, &sc));
     REQUIRE(sc.num("pages") == 1);
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 2000, &reg2));
-    REQUIRE_MSG(gap_ms(sc, reg2) < 300, std::to_string(gap_ms(sc, reg2)) + " ms until the instance was replaced");
+    REQUIRE_MSG(it::ms_between(sc.t, reg2.t) < 300,
+                std::to_string(it::ms_between(sc.t, reg2.t)) + " ms until the instance was replaced");
     REQUIRE(prog.wait_log("future", 0));
     REQUIRE_EXIT(prog.wait_exit(3000), 0);
 }
@@ -777,14 +778,14 @@ TEST(Logging, FullSyslogSocketDelaysNothing) {
             lines.append(buf, static_cast<size_t>(n)).append("\n");
     }
     const it::Exit x = prog.wait_exit(3000);
-    const long long ended_ms = (static_cast<long long>(it::now_ns()) - static_cast<long long>(started.t)) / 1000000;
+    const long long ended_ms = it::ms_since(started.t);
     ::close(sock);
     (void)::unlink(path.c_str());
     (void)::rmdir(dir);
     REQUIRE_MSG(got_started, prog.transcript());
     REQUIRE_MSG(got_warn, "no warn signal\n" + prog.transcript());
     REQUIRE(warn.num("sig") == SIGTERM);
-    const long long warned_ms = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
+    const long long warned_ms = it::ms_between(started.t, warn.t);
     REQUIRE_MSG(warned_ms <= kT + 300, "warned " + std::to_string(warned_ms) + " ms after start");
     REQUIRE_KILLED(x, SIGKILL);
     REQUIRE(it::process_gone(started.pid));

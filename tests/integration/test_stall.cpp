@@ -333,7 +333,7 @@ TEST(Stall, StalledRemoteReadKeepsTheHealthDeadline) {
     const long long late = (static_cast<long long>(warn.t) - sent.num("before")) / 1000000;
     REQUIRE_MSG(late >= kT && late <= kT + 100, "warned " + std::to_string(late) + " ms after the request");
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 3 * kT + 1000, &reg2));
-    const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(warn.t)) / 1000000;
+    const long long gap = it::ms_between(warn.t, reg2.t);
     REQUIRE_MSG(gap >= kT - 5 && gap <= kT + 200,
                 "instance 2 appeared " + std::to_string(gap) + " ms after the warning");
     REQUIRE(prog.wait_log("sending SIGKILL", 1000));
@@ -375,7 +375,7 @@ TEST(Stall, StalledReadOutlivingItsInstanceDoesNotStopRestarts) {
     REQUIRE(prog.wait_event("sent", 3000, &sent));
     REQUIRE(sent.num("ok") == 1);
     REQUIRE(prog.wait_event([](const it::Event &e) { return e.is("reg") && e.num("iid") == 2; }, 3 * kT + 1000, &reg2));
-    const long long gap = (static_cast<long long>(reg2.t) - static_cast<long long>(sent.t)) / 1000000;
+    const long long gap = it::ms_between(sent.t, reg2.t);
     REQUIRE_MSG(gap <= 2 * kT + 300, "instance 2 appeared " + std::to_string(gap) + " ms after the request");
     REQUIRE(prog.wait_log("still blocked; starting instance 2 anyway", 1000));
     REQUIRE(prog.wait_event("stored", 2000, &stored));
@@ -447,7 +447,7 @@ TEST(Stall, LingeringSocketKeepsTheHealthDeadline) {
         p.cleanup();
         REQUIRE_MSG(on_time,
                     std::string(name_of(how)) + ": the next instance was not started and warned in time" + seen);
-        const long long late = (static_cast<long long>(warn.t) - static_cast<long long>(started.t)) / 1000000;
+        const long long late = it::ms_between(started.t, warn.t);
         REQUIRE_MSG(warn.num("iid") == 2 && late >= kT - 5 && late <= kT + 100,
                     std::string(name_of(how)) + ": warned " + std::to_string(late) + " ms after the start" + seen);
         REQUIRE_MSG(seen.find("not a sealed memfd") != std::string::npos || seen.find("malformed") != std::string::npos,

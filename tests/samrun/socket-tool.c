@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/proc.h"
 #include "notify-socket.h"
 
 static int passed_count(void) {
@@ -161,12 +162,6 @@ static int serve(int count) {
     return 4;
 }
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int client(const char *addr, const char *stopfile, int seconds) {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -194,14 +189,14 @@ static int client(const char *addr, const char *stopfile, int seconds) {
     } else {
         return 2;
     }
-    long long end = now_ms() + seconds * 1000LL;
+    long long end = (long long)tp_now_ms() + seconds * 1000LL;
     unsigned long served = 0, refused = 0, other = 0;
     long long longest_wait = 0;
-    while (access(stopfile, F_OK) != 0 && now_ms() < end) {
+    while (access(stopfile, F_OK) != 0 && (long long)tp_now_ms() < end) {
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct timeval tv = {10, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        long long start = now_ms();
+        long long start = (long long)tp_now_ms();
         if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
             if (errno == ECONNREFUSED) {
                 ++refused;
@@ -224,8 +219,8 @@ static int client(const char *addr, const char *stopfile, int seconds) {
             }
             ++other;
         }
-        if (now_ms() - start > longest_wait) {
-            longest_wait = now_ms() - start;
+        if ((long long)tp_now_ms() - start > longest_wait) {
+            longest_wait = (long long)tp_now_ms() - start;
         }
         close(fd);
     }
