@@ -5,7 +5,8 @@
  * instance keeps running, stored data survives) and the keys under
  * resources.process.<pid>. must be published again with the right state.
  *
- * Runs inside tests/corosync/with-corosync.sh (see fault-corosync.test),
+ * Runs inside tests/corosync/with-corosync.sh (its name ends in -corosync:
+ * tests/common/corosync-env.am),
  * which provides COROSYNC_CTL; keys are read with corosync-cmapctl.
  */
 #define _GNU_SOURCE
