@@ -24,10 +24,11 @@ inline constexpr int kQuorumCmapRestart = SAM_RECOVERY_POLICY_QUORUM_RESTART | S
 // is undone (frozen: continued; killed: started again; quorum taken away:
 // given back), then the program is ended and the keys its supervisor
 // published are removed, since keys left behind (a "failed" state) would
-// keep corosync's watchdog reporting them in the tests after. A group with
-// another program ends it with end_program() after the base's teardown.
+// keep corosync's watchdog reporting them in the tests after. `other` is
+// there for the tests that run a second program beside `prog`.
 struct CorosyncGroup : Utest {
     Program prog;
+    Program other;
     CmapView cmap;
 
     void setup() override {
@@ -42,6 +43,7 @@ struct CorosyncGroup : Utest {
             (void)ctl("start");
         (void)cmap.set_u32(kExpectedVotesKey, 1);
         end_program(prog);
+        end_program(other);
         cmap.close();
     }
     // Ends p and removes the keys its supervisor published.

@@ -34,14 +34,8 @@ void start_and_wait_started(it::Program &prog, const it::Script &s) {
 
 } // namespace
 
-// prog runs under CMAP + QUORUM.
-COROSYNC_GROUP(Outage) {
-    it::Program other; // CMAP only
-    void teardown() override {
-        it::CorosyncGroup::teardown();
-        end_program(other);
-    }
-};
+// prog runs under CMAP + QUORUM, other under CMAP only.
+COROSYNC_GROUP(Outage){};
 
 // corosync SIGKILLed and started again: the QUORUM instance is warned and
 // killed, its successor waits and starts once quorum is back; the CMAP-only

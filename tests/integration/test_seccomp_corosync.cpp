@@ -26,25 +26,20 @@ bool can_filter() {
 
 int count_beat() { return 0; }
 
+// Waits until the supervisor's cmap key `state` reads want.
+bool wait_state(it::CmapView &cmap, pid_t sup, const std::string &want, int timeout_ms) {
+    const uint64_t deadline = it::now_ns() + it::ms(static_cast<uint64_t>(timeout_ms));
+    std::string v;
+    do {
+        if (cmap.get_string(it::process_key(sup, it::kLeafState), v) == CS_OK && v == want)
+            return true;
+    } while (!it::wait_gone(sup, 20) && it::now_ns() < deadline);
+    return false;
+}
+
 } // namespace
 
-COROSYNC_GROUP(SeccompCorosync) {
-    it::Program status;
-    void teardown() override {
-        it::CorosyncGroup::teardown();
-        end_program(status);
-    }
-    // Waits until the supervisor's cmap key `state` reads want.
-    bool wait_state(pid_t sup, const std::string &want, int timeout_ms) {
-        const uint64_t deadline = it::now_ns() + it::ms(static_cast<uint64_t>(timeout_ms));
-        std::string v;
-        do {
-            if (cmap.get_string(it::process_key(sup, it::kLeafState), v) == CS_OK && v == want)
-                return true;
-        } while (!it::wait_gone(sup, 20) && it::now_ns() < deadline);
-        return false;
-    }
-};
+COROSYNC_GROUP(SeccompCorosync){};
 
 // Keys published in cmap, an instance killed when quorum is lost and the
 // next one started once it is back: the supervisor, its corosync link and
@@ -74,7 +69,7 @@ TEST(SeccompCorosync, QuorumCmapPathsStayInsideSystemService) {
         return 93;
     });
     REQUIRE_MSG(prog.wait_event("started", 10000), it::outcome(prog.wait_exit(2000)));
-    REQUIRE_MSG(wait_state(prog.pid(), "running", 5000), prog.transcript());
+    REQUIRE_MSG(wait_state(cmap, prog.pid(), "running", 5000), prog.transcript());
     REQUIRE(it::ctl("expected-votes 2") == 0);
     REQUIRE_MSG(prog.wait_log("quorum lost", 10000), prog.transcript());
     REQUIRE(it::ctl("expected-votes 1") == 0);
@@ -97,17 +92,17 @@ TEST(SeccompCorosync, SamRunCmapQuorumStatusStayInsideSystemService) {
                                            "until [ -e " + done + " ]; do sleep 0.05; done"};
     prog.start([&args] { return it::exec_sam_run_filtered(args); });
     REQUIRE_MSG(prog.wait_log("started /bin/sh", 10000), it::outcome(prog.wait_exit(2000)));
-    REQUIRE_MSG(wait_state(prog.pid(), "running", 5000), prog.transcript());
-    status.start([] { return it::exec_sam_run_filtered({"--status"}); });
-    const it::Exit sx = status.wait_exit(10000);
-    const std::string listing = status.log();
+    REQUIRE_MSG(wait_state(cmap, prog.pid(), "running", 5000), prog.transcript());
+    other.start([] { return it::exec_sam_run_filtered({"--status"}); });
+    const it::Exit sx = other.wait_exit(10000);
+    const std::string listing = other.log();
     FILE *f = std::fopen(done.c_str(), "w");
     if (f != nullptr)
         std::fclose(f);
     const it::Exit x = prog.wait_exit(10000);
     (void)::unlink(done.c_str());
     (void)::rmdir(dir);
-    REQUIRE_MSG(it::exited_with(sx, 0), it::outcome(sx) + status.transcript());
+    REQUIRE_MSG(it::exited_with(sx, 0), it::outcome(sx) + other.transcript());
     REQUIRE_MSG(listing.find(std::to_string(prog.pid())) != std::string::npos, listing);
     REQUIRE_MSG(it::exited_with(x, 0), it::outcome(x));
 }
