@@ -114,7 +114,7 @@ inline pid_t wait_standby_settled(pid_t sup, int timeout_ms) {
 
 } // namespace it
 
-// In a TEST_GROUP with a member `it::Program prog`.
+// In a group with a member `it::Program prog` (PROGRAM_GROUP, COROSYNC_GROUP).
 #define REQUIRE(cond)                                                                                                  \
     do {                                                                                                               \
         if (!(cond))                                                                                                   \
