@@ -172,6 +172,8 @@ TEST(Cmap, NextInstanceStartsStopped) {
 // "stopped" when the new instance registers, "running" once it started,
 // under the supervisor's pid; nothing is ever published for the standby.
 TEST(Cmap, RestartByTheStandbyStartsStopped) {
+    if (!it::standby_possible())
+        return;
     it::Script s;
     s.interval_ms = 300;
     s.policy = kCmapRestart;
@@ -199,7 +201,10 @@ TEST(Cmap, RestartByTheStandbyStartsStopped) {
 
 // QUORUM with a standby: the restarted instance is the standby and still
 // waits for quorum in sam_start(), as any instance does.
-TEST(Cmap, QuorumRestartByTheStandbyStillWaits) { quorum_blocks_start_and_loss_kills(kQuorumCmapRestart, true); }
+TEST(Cmap, QuorumRestartByTheStandbyStillWaits) {
+    if (it::standby_possible())
+        quorum_blocks_start_and_loss_kills(kQuorumCmapRestart, true);
+}
 
 // QUIT: a failure after start leaves state "failed" behind.
 TEST(Cmap, FailureUnderQuitLeavesFailed) {

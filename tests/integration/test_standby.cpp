@@ -114,6 +114,8 @@ PROGRAM_GROUP(Standby){};
 // it: its pid existed before the death. It takes back the program's name,
 // gets the next instance id, and the supervisor says where it came from.
 TEST(Standby, RestartIsServedByTheStandby) {
+    if (!it::standby_possible())
+        return;
     it::Script s;
     s.interval_ms = 1000;
     s.auto_start = true;
@@ -150,6 +152,8 @@ TEST(Standby, RestartIsServedByTheStandby) {
 // deletion, data unchanged since the fork, data sent along in a memfd, and
 // data too large for a standby (then it is killed and the restart forks).
 TEST(Standby, RestoresTheDataOfTheDeath) {
+    if (!it::standby_possible())
+        return;
     prog.start(data_program, {{"SAM_RESTART_DELAY_MS", "0"}});
     it::Event reg = wait_reg(prog, 1);
     REQUIRE(reg.get("data") == "-");
@@ -263,6 +267,8 @@ TEST(Standby, OffWithSamStandby0) {
 // A standby killed before use is reaped and logged; the next restart forks,
 // and the instance it makes gets a standby of its own again.
 TEST(Standby, KilledStandbyIsReplacedByAFork) {
+    if (!it::standby_possible())
+        return;
     it::Script s;
     s.interval_ms = 1000;
     s.auto_start = true;
@@ -292,6 +298,8 @@ TEST(Standby, KilledStandbyIsReplacedByAFork) {
 // The standby dies with its supervisor, whatever killed it; so does the
 // instance (its warn signal), and nothing of the program is left.
 TEST(Standby, GoneWithItsSupervisor) {
+    if (!it::standby_possible())
+        return;
     it::Script s;
     s.interval_ms = 1000;
     s.auto_start = true;
@@ -315,6 +323,8 @@ TEST(Standby, GoneWithItsSupervisor) {
 // instance, never the standby: the supervisor passes it on to the instance,
 // and the standby still serves the restart that follows.
 TEST(Standby, SignalToTheGroupSparesTheStandby) {
+    if (!it::standby_possible())
+        return;
     it::Script s;
     s.interval_ms = 1000;
     s.auto_start = true;
@@ -342,6 +352,8 @@ TEST(Standby, SignalToTheGroupSparesTheStandby) {
 // A warn signal set after the standby's fork is the one the woken instance
 // has: here, the signal it gets from the kernel when its supervisor dies.
 TEST(Standby, WarnSignalSetAfterTheForkReachesIt) {
+    if (!it::standby_possible())
+        return;
     prog.start(data_program, {{"SAM_RESTART_DELAY_MS", "0"}});
     wait_reg(prog, 1);
     wait_started(prog, 1);
@@ -362,6 +374,8 @@ TEST(Standby, WarnSignalSetAfterTheForkReachesIt) {
 // The restart delay applies as without a standby: it is woken only when
 // the back-off has passed.
 TEST(Standby, WokenAfterTheRestartDelay) {
+    if (!it::standby_possible())
+        return;
     prog.start(data_program, {{"SAM_RESTART_BURST", "0"}, {"SAM_RESTART_DELAY_MS", "300"}});
     wait_reg(prog, 1);
     wait_started(prog, 1);
