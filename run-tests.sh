@@ -34,11 +34,20 @@ build_and_check() { # dir configure-args...
     (cd "$dir" && "$top/configure" -q "$@" && make -j2 -s >build.log 2>&1) || {
         tail -30 "$dir/build.log" 2>/dev/null; return 1; }
     (cd "$dir" && make -j2 -k check >check.log 2>&1)
+    st=$?
     # What failed, and why: the end of each failing test's own log.
     grep -h '^FAIL\|^ERROR\|^XPASS' "$dir/check.log" | while read -r _ name _; do
         echo "FAIL: $name"
         find "$dir" -path "*/${name%.*}.log" -exec tail -n 25 {} \; | sed 's/^/    /'
     done
+    # make check failed, but no test did: something the tests need was not
+    # built, and its tests never ran (they would count as neither passed nor
+    # failed): a failure of the build.
+    if [ $st -ne 0 ] && ! grep -q '^FAIL\|^ERROR\|^XPASS' "$dir/check.log"; then
+        echo "make check in $dir failed outside any test:"
+        grep -h 'error\|Error [0-9]' "$dir/check.log" | head -15 | sed 's/^/    /'
+        return 1
+    fi
     return 0
 }
 
