@@ -40,7 +40,7 @@ ours=""
 upstream=/usr/lib/x86_64-linux-gnu
 bench=./sam-bench
 pairs=3
-all_metrics="hc hc-cmap store-64 store-64k store-1m store-64m restore-1m restore-64m first-restore-1m first-restore-64m fork-floor restart restart-cmap hang supervisor supmem supmem-cmap"
+all_metrics="hc hc-cmap store-64 store-64k store-1m store-64m restore-1m restore-64m first-restore-1m first-restore-64m fork-floor restart restart-cmap restart-warm restart-warm-cmap hang supervisor supmem supmem-cmap"
 metrics=$all_metrics
 pin=1
 cpu=0
@@ -113,7 +113,7 @@ if [ "$quick" = 1 ]; then
         [hc]="-t 0.2" [hc-cmap]="-t 0.3" [store-64]="-t 0.2" [store-64k]="-t 0.2" [store-1m]="-t 0.2"
         [store-64m]="-t 0.2" [restore-1m]="-t 0.2" [restore-64m]="-t 0.2"
         [first-restore-1m]="-n 5" [first-restore-64m]="-n 5"
-        [fork-floor]="-n 30" [restart]="-n 30" [restart-cmap]="-n 30" [hang]="-n 5" [supervisor]="-t 0.5"
+        [fork-floor]="-n 30" [restart]="-n 30" [restart-cmap]="-n 30" [restart-warm]="-n 30" [restart-warm-cmap]="-n 30" [hang]="-n 5" [supervisor]="-t 0.5"
         [supmem]="-n 100" [supmem-cmap]="-n 100")
 else
     declare -A extra=()
@@ -243,6 +243,8 @@ restart latency, min (us);restart;min_us;median;lower;
 restart latency CMAP, median (us);restart-cmap;median_us;median;lower;ratio<=1
 restart latency CMAP, p99 (us);restart-cmap;p99_us;median;lower;
 restart latency CMAP, min (us);restart-cmap;min_us;median;lower;
+restart latency, instance failing 1 ms after its start, median (us);restart-warm;median_us;median;lower;ratio<=1
+restart latency, instance failing 1 ms after its start, CMAP, median (us);restart-warm-cmap;median_us;median;lower;ratio<=1
 hang detection error, median (ms);hang;median_ms;median;lower;ours<1
 hang detection error, max (ms);hang;max_ms;max;lower;ours<5
 supervisor RSS, idle (KiB);supervisor;idle_rss_kib;median;lower;

@@ -472,9 +472,12 @@ static void instance_supervisor_memory(unsigned int iid) {
  * Restart latency: instance k stamps the time and exits (after sam_start, so
  * it is a failure to recover from); instance k+1 measures how long after that
  * stamp it got back from sam_register. The last one exits before sam_start,
- * which ends the supervisor.
+ * which ends the supervisor. With `life_us`, each instance runs that long
+ * after sam_start before it fails (the stamp is taken after it): an instance
+ * that fails the moment it has started is the worst case, one that has run
+ * for a millisecond the usual one.
  */
-static void instance_restart(unsigned int iid) {
+static void instance_restart(unsigned int iid, size_t life_us) {
     const uint64_t t = now_ns();
     const long n = count_or(300);
 
@@ -490,6 +493,10 @@ static void instance_restart(unsigned int iid) {
         exit(0);
     }
     CHECK(sam_start());
+    if (life_us > 0) {
+        const struct timespec life = {0, (long)life_us * 1000L};
+        nanosleep(&life, NULL);
+    }
     sh->t_exit_ns = now_ns();
     _exit(1);
 }
@@ -643,6 +650,8 @@ static const struct metric_def metrics[] = {
      "first sam_data_restore of 64 MiB in each fresh instance after a restart"},
     {"restart", RESTART, 0, 0, 0, "instance exit -> next instance back from sam_register"},
     {"restart-cmap", RESTART, 1, 0, 0, "same, RESTART|CMAP"},
+    {"restart-warm", RESTART, 0, 1000, 0, "same, each instance failing 1 ms after sam_start"},
+    {"restart-warm-cmap", RESTART, 1, 1000, 0, "same, RESTART|CMAP"},
     {"hang", HANG, 0, 0, 100, "warn signal lateness after the last health check, 100 ms interval"},
     {"supervisor", SUPERVISOR, 0, 0, 1000, "supervisor RSS and CPU, idle and 1 kHz heartbeats"},
     {"supmem", SUPERVISOR_MEMORY, 0, 0, 0,
@@ -921,7 +930,7 @@ int main(int argc, char **argv) {
             instance_supervisor_memory(iid);
             break;
         case RESTART:
-            instance_restart(iid);
+            instance_restart(iid, m->size);
             break;
         case HANG:
             instance_hang(iid, m->interval_ms);
