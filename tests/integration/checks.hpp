@@ -114,7 +114,8 @@ inline bool standby_possible() {
 inline bool wait_standby_settled(pid_t sup, int timeout_ms) {
     const uint64_t until = now_ns() + ms(static_cast<uint64_t>(timeout_ms));
     for (;;) {
-        if ((kUnderTsan || standby_of(sup) > 0) && wchan_of(sup) == "do_epoll_wait")
+        const std::string w = wchan_of(sup); // the name differs between kernel versions
+        if ((kUnderTsan || standby_of(sup) > 0) && (w == "do_epoll_wait" || w == "ep_poll"))
             return true;
         if (now_ns() >= until)
             return false;
